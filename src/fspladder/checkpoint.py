@@ -1,0 +1,112 @@
+"""Checkpoints: atomic writes and safe loading (``weights_only=True``).
+
+A checkpoint is a dict ``{"format", "model": {"name", "kwargs"}, "state_dict", "meta"}``
+so that it can rebuild its network from the registry without pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .models import create_model
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "atomic_write_bytes",
+           "atomic_write_json", "load_model"]
+
+FORMAT = "fspladder-checkpoint-v1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, spec: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+    """Save ``model``'s weights with the spec (``{"name", "kwargs"}``) that rebuilds it."""
+    import io
+
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # JSON round trip: only plain types, so loading with weights_only=True accepts them.
+    plain = json.loads(json.dumps({"model": spec, "meta": meta or {}}, default=str))
+    torch.save({"format": FORMAT, **plain, "state_dict": state}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def resolve_checkpoint(ref: str) -> Path:
+    """``builtin:NAME`` -> the file shipped in ``fspladder/pretrained``; anything else is a path."""
+    if ref.startswith("builtin:"):
+        name = ref.split(":", 1)[1]
+        path = Path(str(resources.files("fspladder") / "pretrained" / f"{name}.pt"))
+        if not path.is_file():
+            shipped = sorted(p.stem for p in path.parent.glob("*.pt"))
+            raise CheckpointError(f"no built-in checkpoint {name!r}; shipped: {', '.join(shipped) or 'none'}")
+        return path
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; train a teacher with `fspladder train` or fix the path")
+    return path
+
+
+def load_checkpoint(ref: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint written by :func:`save_checkpoint` (no pickled code runs)."""
+    path = resolve_checkpoint(str(ref))
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}. Is it a complete fspladder checkpoint?") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an fspladder checkpoint (expected format {FORMAT!r})")
+    return ckpt
+
+
+def load_model(ref: str | Path, expect: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network stored in a checkpoint and load its weights.
+
+    Returns the model and ``{"model": spec, "meta": meta}`` from the checkpoint.
+
+    ``expect`` (``{"name", "kwargs"}``) is the architecture the caller asked
+    for (``name`` None = any); a checkpoint of another architecture is refused
+    with both named.
+    """
+    ckpt = load_checkpoint(ref)
+    spec = ckpt["model"]
+    if expect is not None and ((expect.get("name") not in (None, spec["name"])) or
+                               {**spec["kwargs"], **expect.get("kwargs", {})} != spec["kwargs"]):
+        raise CheckpointError(
+            f"checkpoint {ref} holds {spec['name']} {spec['kwargs']} but the config asks for "
+            f"{expect['name']} {expect['kwargs']}; make the config's model match the checkpoint"
+        )
+    model = create_model(spec["name"], **spec["kwargs"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {ref} does not fit {spec['name']}: {e}") from e
+    return model, {"model": spec, "meta": ckpt["meta"]}

@@ -1,0 +1,124 @@
+"""Command-line interface: ``fspladder run | train | layers | models``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config; omitted = the built-in default (Fashion-MNIST ladder)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set stage2.epochs=5 --set rungs.1.model=resnet32")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _load(args: argparse.Namespace):
+    from .config import load_config
+
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("progress=false")
+    return load_config(args.config, overrides)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import format_table, run_ladder
+
+    cfg = _load(args)
+    out = Path(args.out or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
+    print(f"fspladder run -> {out}", file=sys.stderr)
+    summary = run_ladder(cfg, out)
+    print(format_table(summary))
+    print(f"outputs in {out}/ (summary.json, metrics.jsonl, config.yaml, checkpoints)")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import ModelConfig
+    from .runner import train_network
+
+    cfg = _load(args)
+    mc = ModelConfig(model=args.model)
+    command = "fspladder " + " ".join(shlex.quote(a) for a in args.argv)
+    meta = train_network(cfg, mc, args.save, command)
+    print(f"{args.model}: val acc {meta['val_acc']:.4f}, test acc {meta['test_acc']:.4f}, "
+          f"{meta['seconds']:.0f} s -> {args.save}")
+    return 0
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from .inspect import layer_table
+
+    try:
+        shape = tuple(int(s) for s in args.input_shape.split(","))
+    except ValueError:
+        raise SystemExit(f"--input-shape must be C,H,W integers like 1,28,28, got {args.input_shape!r}") from None
+    print(layer_table(args.model, shape, num_classes=args.num_classes))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    print("\n".join(list_models()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fspladder", description=(
+        "Train a large network faster by transferring the information flow (FSP matrices) of a small "
+        "trained network through networks of growing size (Yim et al. CVPR 2017; KR 10-2063377)."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a ladder: teacher -> intermediates -> target")
+    _add_config_args(p)
+    p.add_argument("--out", help="output directory (default runs/DATE-TIME)")
+    p.set_defaults(fn=_cmd_run)
+
+    p = sub.add_parser("train", help="train one network from scratch with cross-entropy (e.g. a teacher)")
+    _add_config_args(p)
+    p.add_argument("--model", required=True, help="registered model name, e.g. resnet8")
+    p.add_argument("--save", required=True, help="checkpoint file to write")
+    p.set_defaults(fn=_cmd_train)
+
+    p = sub.add_parser("layers", help="list a model's tap-able modules with their output shapes")
+    p.add_argument("model", help="registered model name, e.g. resnet20")
+    p.add_argument("--input-shape", default="3,32,32", help="C,H,W of one input (default 3,32,32)")
+    p.add_argument("--num-classes", type=int, default=10)
+    p.set_defaults(fn=_cmd_layers)
+
+    p = sub.add_parser("models", help="list registered models")
+    p.set_defaults(fn=_cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataFileError
+    from .engine import DivergenceError
+    from .flow import TapError
+    from .ladder import LadderError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return args.fn(args)
+    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"fspladder {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fspladder {args.command}: interrupted; finished rungs' checkpoints are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""Run configuration: dataclasses parsed strictly from YAML (unknown keys are errors).
+
+Every problem in a config is collected and reported at once, each naming its
+key path (``stage1.lr``) and what would fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "Stage1Config", "Stage2Config", "RungConfig",
+    "RunConfig", "load_config", "parse_config", "apply_overrides", "config_to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """One or more problems in a configuration; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass
+class DataConfig:
+    name: Literal["fashion-mnist", "idx"] = "fashion-mnist"
+    root: str | None = None  # folder of the data files; None = the data set's default location
+    val_size: int = 5000  # training images held out for validation
+    classes: list[int] | None = None  # keep only these labels, renumbered 0..k-1
+    train_subset: int | None = None  # use only the first N training images (smoke tests)
+    test_subset: int | None = None  # evaluate on only the first N test images (smoke tests)
+    crop_pad: int = 2  # random-crop padding in pixels; 0 disables
+    flip: bool = True  # random horizontal flips
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if self.val_size < 1:
+            err.append(f"{p}.val_size must be >= 1, got {self.val_size}")
+        for k in ("train_subset", "test_subset"):
+            v = getattr(self, k)
+            if v is not None and v < 1:
+                err.append(f"{p}.{k} must be >= 1 or null, got {v}")
+        if self.crop_pad < 0:
+            err.append(f"{p}.crop_pad must be >= 0, got {self.crop_pad}")
+        if self.name == "idx" and self.root is None:
+            err.append(f"{p}.root is required when {p}.name is 'idx': set it to the folder with the IDX files")
+        if self.root is not None and not Path(self.root).is_dir():
+            err.append(f"{p}.root: folder {self.root!r} does not exist")
+        if self.classes is not None and (len(set(self.classes)) != len(self.classes) or len(self.classes) < 2):
+            err.append(f"{p}.classes must list at least two distinct labels, got {self.classes}")
+
+
+@dataclass
+class ModelConfig:
+    """A network of the ladder: a registered model name plus its keyword arguments."""
+
+    model: str = "resnet20"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    # FSP pairs as [first_tap, second_tap]; None = the model's default_fsp_pairs.
+    pairs: list[list[str]] | None = None
+
+    def _check(self, p: str, err: list[str]) -> None:
+        from .models import is_model, list_models
+
+        if not is_model(self.model):
+            close = difflib.get_close_matches(self.model, list_models(), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            err.append(f"{p}.model: unknown model {self.model!r}{hint}; see `fspladder models`")
+        if self.pairs is not None:
+            for i, pair in enumerate(self.pairs):
+                if len(pair) != 2:
+                    err.append(f"{p}.pairs[{i}] must be two tap names like [stem, layer1], got {pair}")
+
+
+@dataclass
+class TeacherConfig:
+    """The trained first network. Its architecture comes from its checkpoint."""
+
+    checkpoint: str = "builtin:resnet8_fmnist"  # a path or 'builtin:NAME' (shipped in the package)
+    model: str | None = None  # if set, the checkpoint must hold this model
+    kwargs: dict[str, Any] = field(default_factory=dict)  # if set, must match the checkpoint's
+    pairs: list[list[str]] | None = None  # FSP pairs; None = the model's default_fsp_pairs
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if self.model is not None:
+            ModelConfig(model=self.model, pairs=self.pairs)._check(p, err)
+
+
+@dataclass
+class Stage1Config:
+    """Stage 1: match the previous network's FSP matrices (patent eq. 3)."""
+
+    epochs: float = 1.0  # passes over the training set; fractions allowed
+    batch_size: int = 128
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-3  # the paper's 1e-3, cosine-decayed to min_lr (1e-5)
+    min_lr: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    grad_clip: float | None = 5.0  # max global gradient norm; None disables
+    pair_weights: list[float] | None = None  # lambda_i; None = all 1.0 [patent 0098]
+    augment: bool = True
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if self.epochs < 0:
+            err.append(f"{p}.epochs must be >= 0 (0 skips stage 1), got {self.epochs}")
+        _positive(p, self, ("batch_size", "lr"), err)
+        if self.min_lr < 0 or self.min_lr > self.lr:
+            err.append(f"{p}.min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            err.append(f"{p}.grad_clip must be > 0 or null, got {self.grad_clip}")
+
+
+@dataclass
+class Stage2Config:
+    """Stage 2: train the main task with softmax cross-entropy (patent eq. 4)."""
+
+    epochs: int = 3
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.05
+    min_lr: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if self.epochs < 1:
+            err.append(f"{p}.epochs must be >= 1, got {self.epochs}")
+        _positive(p, self, ("batch_size", "lr"), err)
+        if self.min_lr < 0 or self.min_lr > self.lr:
+            err.append(f"{p}.min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            err.append(f"{p}.warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs}")
+        if not 0 <= self.label_smoothing < 1:
+            err.append(f"{p}.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass
+class RungConfig(ModelConfig):
+    """One student of the chain; ``stage1``/``stage2`` override the run-wide settings key by key."""
+
+    name: str = ""
+    stage1: dict[str, Any] = field(default_factory=dict)
+    stage2: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    channels_last: bool = True
+    eval_batch_size: int = 1000
+    progress: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    rungs: list[RungConfig] = field(
+        default_factory=lambda: [RungConfig(model="resnet14", name="student1"),
+                                 RungConfig(model="resnet20", name="target")]
+    )
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if not self.rungs:
+            err.append("rungs must list at least one student (the last one is the target)")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            err.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.eval_batch_size < 1:
+            err.append(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        names = [r.name for r in self.rungs]
+        if len(set(names)) != len(names):
+            err.append(f"rungs: names must be unique, got {names}")
+        for i, r in enumerate(self.rungs):
+            for stage, cls in (("stage1", Stage1Config), ("stage2", Stage2Config)):
+                merged = {**config_to_dict(getattr(self, stage)), **getattr(r, stage)}
+                _build(cls, merged, f"rungs[{i}].{stage}", err)
+
+    def stage_for(self, rung: RungConfig, stage: str) -> Any:
+        """The run-wide stage settings with the rung's overrides applied."""
+        cls = Stage1Config if stage == "stage1" else Stage2Config
+        merged = {**config_to_dict(getattr(self, stage)), **getattr(rung, stage)}
+        err: list[str] = []
+        out = _build(cls, merged, stage, err)
+        if err:
+            raise ConfigError(err)
+        return out
+
+
+def _positive(p: str, obj: Any, keys: tuple[str, ...], err: list[str]) -> None:
+    for k in keys:
+        if getattr(obj, k) <= 0:
+            err.append(f"{p}.{k} must be > 0, got {getattr(obj, k)}")
+
+
+# ---------------------------------------------------------------- strict parsing
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check ``value`` against annotation ``tp``; returns (ok, converted value)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, v = _type_ok(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if origin is Literal:
+        return value in typing.get_args(tp), value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        (arg,) = typing.get_args(tp)
+        out = []
+        for v in value:
+            ok, c = _type_ok(v, arg)
+            if not ok:
+                return False, value
+            out.append(c)
+        return True, out
+    if origin is dict:
+        return isinstance(value, dict), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-3 without a dot as a string
+            try:
+                return True, float(value)
+            except ValueError:
+                pass
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    return isinstance(value, tp), value
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp)).replace("list", "a list")
+
+
+def _build(cls: type, data: Any, path: str, err: list[str]) -> Any:
+    """Build dataclass ``cls`` from ``data``, appending every problem to ``err``."""
+    where = path or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        err.append(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
+            err.append(f"{key_path}: unknown key{hint}")
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, key_path, err)
+        elif typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            if not isinstance(value, list):
+                err.append(f"{key_path} must be a list, got {type(value).__name__}")
+                continue
+            item = typing.get_args(tp)[0]
+            kwargs[key] = [_build(item, v, f"{key_path}[{i}]", err) for i, v in enumerate(value)]
+        else:
+            ok, conv = _type_ok(value, tp)
+            if not ok:
+                err.append(f"{key_path} must be {_describe(tp)}, got {value!r}")
+                continue
+            kwargs[key] = conv
+    obj = cls(**kwargs)
+    if isinstance(obj, RungConfig) and not obj.name:
+        obj.name = obj.model
+    # Fields with a type error kept their defaults, so range checks stay meaningful.
+    check = getattr(obj, "_check", None)
+    if check is not None:
+        check(path, err)
+    return obj
+
+
+def parse_config(data: dict[str, Any] | None) -> RunConfig:
+    """Build a :class:`RunConfig` from a plain mapping; raises :class:`ConfigError` listing all problems."""
+    err: list[str] = []
+    cfg = _build(RunConfig, data or {}, "", err)
+    if err:
+        raise ConfigError(err)
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> Any:
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (value parsed as YAML) to a raw config mapping.
+
+    List items are addressed by index: ``rungs.1.model=resnet32``.
+    """
+    data = dict(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError([f"--set {item!r}: expected key=value, e.g. --set stage2.epochs=5"])
+        value = yaml.safe_load(raw) if raw else None
+        parts = key.split(".")
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            node = _child(node, part, parts[: i + 1], data)
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, key)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _child(node: Any, part: str, walked: list[str], root: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, ".".join(walked))]
+    nxt = node.get(part)
+    if nxt is None:
+        if part in ("rungs",) and node is root:
+            nxt = [config_to_dict(r) for r in RunConfig().rungs]
+        else:
+            nxt = {}
+        node[part] = nxt
+    elif isinstance(nxt, dict):
+        nxt = dict(nxt)
+        node[part] = nxt
+    elif isinstance(nxt, list):
+        nxt = [dict(x) if isinstance(x, dict) else x for x in nxt]
+        node[part] = nxt
+    return nxt
+
+
+def _index(node: list[Any], part: str, key: str) -> int:
+    try:
+        i = int(part)
+    except ValueError:
+        raise ConfigError([f"--set {key}: {part!r} must be a list index (0..{len(node) - 1})"]) from None
+    if not 0 <= i < len(node):
+        raise ConfigError([f"--set {key}: index {i} is out of range (the list has {len(node)} items)"])
+    return i
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the built-in default when ``path`` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError([f"config file {path} does not exist"])
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError([f"{path} is not valid YAML: {e}"]) from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([f"{path} must hold a mapping at top level, got {type(loaded).__name__}"])
+        data = loaded or {}
+    return parse_config(apply_overrides(data, overrides or []))

@@ -1,0 +1,9 @@
+"""Data: IDX reader, tensor data sets, batched augmentation."""
+
+from .augment import normalize, random_crop, random_flip
+from .datasets import (FASHION_MNIST_DIR, DataSplits, ImageSet, load_fashion_mnist, load_idx_folder,
+                       split_train_val)
+from .idx import DataFileError, read_idx
+
+__all__ = ["read_idx", "DataFileError", "ImageSet", "DataSplits", "load_fashion_mnist", "load_idx_folder",
+           "split_train_val", "random_crop", "random_flip", "normalize", "FASHION_MNIST_DIR"]

@@ -1,0 +1,142 @@
+"""Image classification data held as tensors, and the built-in data sets.
+
+A :class:`ImageSet` keeps the whole data set as one uint8 tensor ``(N, C, H, W)``
+plus int64 labels, so it can live on the training device (airbench-style) and
+be batched with index tensors instead of a DataLoader.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .idx import DataFileError, read_idx
+
+__all__ = ["ImageSet", "DataSplits", "load_fashion_mnist", "load_idx_folder", "split_train_val",
+           "FASHION_MNIST_DIR"]
+
+FASHION_MNIST_DIR = Path(os.environ.get("FSPLADDER_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+
+
+@dataclass
+class ImageSet:
+    """Images ``x`` (uint8, ``(N, C, H, W)``) and labels ``y`` (int64, ``(N,)``)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.dim() != 4 or self.x.dtype != torch.uint8:
+            raise ValueError(f"ImageSet.x must be a uint8 (N, C, H, W) tensor, got {self.x.dtype} {tuple(self.x.shape)}")
+        if self.y.shape != (self.x.shape[0],):
+            raise ValueError(f"ImageSet: {self.x.shape[0]} images but labels of shape {tuple(self.y.shape)}")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def subset(self, idx: torch.Tensor) -> "ImageSet":
+        return ImageSet(self.x[idx], self.y[idx])
+
+    def to(self, device: torch.device | str) -> "ImageSet":
+        return ImageSet(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class DataSplits:
+    """Train / validation / test sets plus what a model needs to know about them."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = ""
+
+    @property
+    def in_chans(self) -> int:
+        return self.train.x.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train.x.shape[2:])  # type: ignore[return-value]
+
+    def to(self, device: torch.device | str) -> "DataSplits":
+        return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device),
+                          self.num_classes, self.mean, self.std, self.name)
+
+
+def split_train_val(full: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Hold out ``val_size`` random training images for validation (never tune on test)."""
+    if not 0 < val_size < len(full):
+        raise ValueError(f"val_size must be between 1 and {len(full) - 1}, got {val_size}")
+    perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
+    return full.subset(perm[val_size:]), full.subset(perm[:val_size])
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
+    xf = x.float().div_(255)
+    return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist())
+
+
+def _idx_pair(folder: Path, prefix: str) -> ImageSet:
+    def find(stem: str) -> Path:
+        for name in (f"{stem}.gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+        raise DataFileError(
+            f"missing {stem}(.gz) in {folder}; expected MNIST-format IDX files "
+            f"({prefix}-images-idx3-ubyte.gz, {prefix}-labels-idx1-ubyte.gz). "
+            "For Fashion-MNIST on Debian: apt-get install dataset-fashion-mnist"
+        )
+
+    ipath, lpath = find(f"{prefix}-images-idx3-ubyte"), find(f"{prefix}-labels-idx1-ubyte")
+    images, labels = read_idx(ipath), read_idx(lpath)
+    if images.ndim != 3:
+        raise DataFileError(f"{ipath}: expected a 3-d image array (N, H, W), got shape {images.shape}")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataFileError(f"{lpath}: expected {images.shape[0]} labels, got shape {labels.shape}")
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1)  # copy: frombuffer is read-only
+    return ImageSet(x, torch.from_numpy(labels.astype(np.int64)))
+
+
+def load_idx_folder(
+    folder: str | Path, val_size: int = 5000, seed: int = 0, name: str = "idx",
+    classes: list[int] | None = None,
+) -> DataSplits:
+    """MNIST-format data: ``train-*`` and ``t10k-*`` IDX files (gzip or plain) in ``folder``.
+
+    ``classes`` keeps only those labels, renumbered 0..k-1 in the given order
+    (used for the transfer-learning split).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataFileError(f"data folder {folder} does not exist; set data.root to the folder holding the IDX files")
+    train, test = _idx_pair(folder, "train"), _idx_pair(folder, "t10k")
+    num_classes = int(max(train.y.max(), test.y.max())) + 1
+    if classes is not None:
+        train, test = _keep_classes(train, classes), _keep_classes(test, classes)
+        num_classes = len(classes)
+    train, val = split_train_val(train, val_size, seed)
+    mean, std = channel_stats(train.x)
+    return DataSplits(train, val, test, num_classes, mean, std, name)
+
+
+def _keep_classes(s: ImageSet, classes: list[int]) -> ImageSet:
+    lut = torch.full((int(s.y.max()) + 1,), -1, dtype=torch.int64)
+    for new, old in enumerate(classes):
+        if old <= int(s.y.max()):
+            lut[old] = new
+    keep = lut[s.y] >= 0
+    return ImageSet(s.x[keep], lut[s.y[keep]])
+
+
+def load_fashion_mnist(root: str | Path | None = None, val_size: int = 5000, seed: int = 0,
+                       classes: list[int] | None = None) -> DataSplits:
+    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (or any folder of its IDX files)."""
+    return load_idx_folder(root or FASHION_MNIST_DIR, val_size, seed, "fashion-mnist", classes)

@@ -1,0 +1,293 @@
+"""Training engine: the two stages of the transfer and evaluation.
+
+Stage 1 (patent eq. 3, [0058-0064]): the student minimises the FSP loss
+against the frozen previous network. Only the layers up to the student's last
+tap receive gradients: the forward pass stops there (:class:`FlowRecorder`
+with ``stop_early``) and optimisers skip parameters without a gradient.
+
+Stage 2 (patent eq. 4): the whole student trains on softmax cross-entropy from
+the stage-1 weights.
+
+Data stays on the training device as tensors; each step indexes a batch,
+augments it in one batched op and normalises it (airbench-style).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import Stage1Config, Stage2Config
+from .data import DataSplits, ImageSet, normalize, random_crop, random_flip
+from .flow import FlowRecorder, FsPair, flow_of
+from .losses import fsp_loss
+
+__all__ = ["TrainContext", "DivergenceError", "train_stage1", "train_stage2", "evaluate",
+           "fsp_eval_loss", "count_params"]
+
+MetricsSink = Callable[[dict[str, Any]], None]
+
+
+class DivergenceError(RuntimeError):
+    """Training produced non-finite losses too many steps in a row."""
+
+
+@dataclass
+class TrainContext:
+    """What every stage needs besides its own settings."""
+
+    device: torch.device
+    data: DataSplits
+    seed: int = 0
+    channels_last: bool = True
+    eval_batch_size: int = 1000
+    progress: bool = True
+    crop_pad: int = 2
+    flip: bool = True
+    log: MetricsSink = field(default=lambda rec: None)
+    max_bad_steps: int = 20  # consecutive non-finite steps before giving up
+
+    def prepare(self, x_uint8: torch.Tensor, augment: bool, gen: torch.Generator | None) -> torch.Tensor:
+        """uint8 batch -> augmented, normalised float batch in the right memory format."""
+        if augment:
+            if self.crop_pad:
+                x_uint8 = random_crop(x_uint8, self.crop_pad, gen)
+            if self.flip:
+                x_uint8 = random_flip(x_uint8, gen)
+        x = normalize(x_uint8, self.data.mean, self.data.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches over one shuffled epoch; the last short batch is dropped when another exists."""
+    perm = torch.randperm(n, generator=gen)
+    stop = n - n % batch_size if n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield perm[i : i + batch_size]
+
+
+def _schedule(opt: torch.optim.Optimizer, total: int, warmup: int, lr: float, min_lr: float):
+    """Linear warm-up for ``warmup`` steps, then cosine decay from ``lr`` to ``min_lr``."""
+    floor = min_lr / lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _optimizer(params, cfg: Stage1Config | Stage2Config) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=getattr(cfg, "nesterov", False) and cfg.momentum > 0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageSet, ctx: TrainContext) -> float:
+    """Top-1 accuracy of ``model`` (in eval mode) on ``data``."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
+    for i in range(0, len(data), ctx.eval_batch_size):
+        x = ctx.prepare(data.x[i : i + ctx.eval_batch_size], False, None)
+        correct += (model(x).argmax(1) == data.y[i : i + ctx.eval_batch_size]).sum()
+    model.train(was_training)
+    return correct.item() / max(1, len(data))
+
+
+@torch.no_grad()
+def fsp_eval_loss(
+    student: nn.Module, student_pairs: Sequence[FsPair], prev: nn.Module, prev_pairs: Sequence[FsPair],
+    data: ImageSet, ctx: TrainContext, weights: Sequence[float] | None = None, limit: int = 1000,
+) -> float:
+    """FSP loss on up to ``limit`` held-out images, the student as it trains.
+
+    The student runs in train mode (batch statistics, as in stage 1) with its
+    BatchNorm running statistics restored afterwards, so measuring changes
+    nothing; the previous network runs in eval mode.
+    """
+    saved = {k: v.clone() for k, v in student.state_dict().items() if "running" in k or "num_batches" in k}
+    was_training = student.training
+    student.train()
+    prev.eval()
+    total, n = 0.0, 0
+    taps_s = [t for p in student_pairs for t in (p.first, p.second)]
+    taps_p = [t for p in prev_pairs for t in (p.first, p.second)]
+    with FlowRecorder(student, taps_s, stop_early=True) as rs, FlowRecorder(prev, taps_p, stop_early=True) as rp:
+        for i in range(0, min(limit, len(data)), 250):
+            x = ctx.prepare(data.x[i : min(i + 250, limit)], False, None)
+            gs, gp = flow_of(rs.run(x), student_pairs), flow_of(rp.run(x), prev_pairs)
+            total += fsp_loss(gs, gp, weights).item() * x.shape[0]
+            n += x.shape[0]
+    student.load_state_dict(saved, strict=False)
+    student.train(was_training)
+    return total / max(1, n)
+
+
+def _check_finite(loss: torch.Tensor, bad: int, ctx: TrainContext, where: str) -> int:
+    """Count consecutive non-finite losses; raise after ``ctx.max_bad_steps``."""
+    if torch.isfinite(loss):
+        return 0
+    bad += 1
+    ctx.log({"event": "nonfinite_loss", "where": where, "consecutive": bad})
+    if bad >= ctx.max_bad_steps:
+        raise DivergenceError(
+            f"{where}: the loss was not finite for {bad} steps in a row. Lower the learning rate "
+            "(stage1.lr / stage2.lr) or set stage1.grad_clip; finished rungs' checkpoints are kept."
+        )
+    return bad
+
+
+def train_stage1(
+    student: nn.Module, student_pairs: Sequence[FsPair], prev: nn.Module, prev_pairs: Sequence[FsPair],
+    cfg: Stage1Config, ctx: TrainContext, name: str = "student",
+) -> dict[str, Any]:
+    """Stage 1: minimise the FSP loss against the frozen previous network.
+
+    Returns a record with epochs, seconds and the held-out FSP loss before and after.
+    """
+    train = ctx.data.train
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total = math.ceil(cfg.epochs * steps_per_epoch)
+    start_loss = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx, cfg.pair_weights)
+    result: dict[str, Any] = {"epochs": cfg.epochs, "steps": total, "fsp_loss_start": start_loss,
+                              "fsp_loss_end": start_loss, "seconds": 0.0, "train_seconds": 0.0,
+                              "skipped_steps": 0, "history": []}
+    if total == 0:
+        return result
+    prev.eval()
+    for p in prev.parameters():
+        p.requires_grad_(False)
+    student.train()
+    opt = _optimizer([p for p in student.parameters() if p.requires_grad], cfg)
+    sched = _schedule(opt, total, 0, cfg.lr, cfg.min_lr)
+    gen = torch.Generator().manual_seed(ctx.seed * 1000 + 1)
+    taps_s = [t for p in student_pairs for t in (p.first, p.second)]
+    taps_p = [t for p in prev_pairs for t in (p.first, p.second)]
+    t0 = time.perf_counter()
+    train_time = 0.0
+    step, bad, skipped = 0, 0, 0
+    bar = tqdm(total=total, desc=f"{name} stage 1 (FSP)", disable=not ctx.progress, leave=False)
+    with FlowRecorder(student, taps_s, stop_early=True) as rs, FlowRecorder(prev, taps_p, stop_early=True) as rp:
+        epoch = 0
+        while step < total:
+            epoch += 1
+            te = time.perf_counter()
+            loss_sum = torch.zeros((), device=ctx.device)
+            n = 0
+            for idx in _batches(len(train), cfg.batch_size, gen):
+                if step >= total:
+                    break
+                idx = idx.to(ctx.device)
+                x = ctx.prepare(train.x[idx], cfg.augment, gen)
+                with torch.no_grad():
+                    g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
+                g_student = flow_of(rs.run(x), student_pairs)
+                loss = fsp_loss(g_student, g_prev, cfg.pair_weights)
+                bad = _check_finite(loss, bad, ctx, f"{name} stage 1")
+                if bad:
+                    skipped += 1
+                    opt.zero_grad(set_to_none=True)
+                else:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+                    opt.step()
+                    loss_sum += loss.detach()
+                    n += 1
+                sched.step()
+                step += 1
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(fsp=f"{loss.item():.3g}")
+            train_time += time.perf_counter() - te
+            rec = {"rung": name, "stage": 1, "epoch": epoch, "steps": step,
+                   "fsp_loss_train": (loss_sum / max(1, n)).item(), "lr": sched.get_last_lr()[0],
+                   "seconds": time.perf_counter() - t0}
+            ctx.log(rec)
+            result["history"].append(rec)
+    bar.close()
+    result["fsp_loss_end"] = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx,
+                                           cfg.pair_weights)
+    result["seconds"] = time.perf_counter() - t0
+    result["train_seconds"] = train_time
+    result["skipped_steps"] = skipped
+    return result
+
+
+def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: str = "student",
+                 eval_test: bool = True) -> dict[str, Any]:
+    """Stage 2: train on softmax cross-entropy, evaluating after every epoch.
+
+    Returns per-epoch validation and test accuracy, the final train accuracy
+    (un-augmented, on up to 10k training images) and the seconds spent.
+    """
+    train = ctx.data.train
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    model.train()
+    opt = _optimizer(model.parameters(), cfg)
+    sched = _schedule(opt, total, round(cfg.warmup_epochs * steps_per_epoch), cfg.lr, cfg.min_lr)
+    gen = torch.Generator().manual_seed(ctx.seed * 1000 + 2)
+    result: dict[str, Any] = {"epochs": cfg.epochs, "val_acc": [], "test_acc": [], "train_loss": [],
+                              "epoch_seconds": [], "skipped_steps": 0}
+    t0 = time.perf_counter()
+    train_time = 0.0
+    bad = skipped = 0
+    bar = tqdm(total=total, desc=f"{name} stage 2 (CE)", disable=not ctx.progress, leave=False)
+    for epoch in range(1, cfg.epochs + 1):
+        te = time.perf_counter()
+        loss_sum = torch.zeros((), device=ctx.device)
+        n = 0
+        for idx in _batches(len(train), cfg.batch_size, gen):
+            idx = idx.to(ctx.device)
+            x = ctx.prepare(train.x[idx], True, gen)
+            loss = F.cross_entropy(model(x), train.y[idx], label_smoothing=cfg.label_smoothing)
+            bad = _check_finite(loss, bad, ctx, f"{name} stage 2")
+            opt.zero_grad(set_to_none=True)
+            if bad:
+                skipped += 1
+            else:
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach()
+                n += 1
+            sched.step()
+            bar.update(1)
+            if bar.n % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
+        train_time += time.perf_counter() - te
+        val_acc = evaluate(model, ctx.data.val, ctx)
+        test_acc = evaluate(model, ctx.data.test, ctx) if eval_test else None
+        rec = {"rung": name, "stage": 2, "epoch": epoch, "train_loss": (loss_sum / max(1, n)).item(),
+               "val_acc": val_acc, "test_acc": test_acc, "lr": sched.get_last_lr()[0],
+               "seconds": time.perf_counter() - t0}
+        ctx.log(rec)
+        result["val_acc"].append(val_acc)
+        result["test_acc"].append(test_acc)
+        result["train_loss"].append(rec["train_loss"])
+        result["epoch_seconds"].append(rec["seconds"])
+        bar.set_postfix(val=f"{val_acc:.4f}", epoch=epoch)
+    bar.close()
+    result["train_acc"] = evaluate(model, ctx.data.train.subset(torch.arange(min(10000, len(train)))), ctx)
+    result["seconds"] = time.perf_counter() - t0
+    result["train_seconds"] = train_time
+    result["skipped_steps"] = skipped
+    return result

@@ -1,0 +1,113 @@
+"""The ladder: teacher -> student 1 -> ... -> target, and its validation.
+
+Claim 3 of the patent: every network is larger than the one before it. Every
+consecutive pair of networks must also produce FSP matrices of equal shapes,
+pair by pair, since stage 1 compares them element-wise (patent eq. 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .flow import FlowRecorder, FsPair, TapError, check_taps, flow_of
+
+__all__ = ["Rung", "LadderError", "validate_ladder", "default_pairs", "flow_shapes"]
+
+
+class LadderError(ValueError):
+    """The chain of networks cannot run; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid ladder:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass
+class Rung:
+    """One network of the chain (the teacher is rung 0) and the FSP pairs it is compared on."""
+
+    name: str
+    model: nn.Module
+    pairs: list[FsPair]
+    spec: dict = field(default_factory=dict)  # how it was built (model name, kwargs), for records
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def taps(self) -> list:
+        return list(dict.fromkeys(t for p in self.pairs for t in (p.first, p.second)))
+
+
+def default_pairs(model: nn.Module) -> list[FsPair]:
+    """The model's declared ``default_fsp_pairs``; an error says how to declare them otherwise."""
+    pairs = getattr(model, "default_fsp_pairs", None)
+    if not pairs:
+        raise TapError(
+            f"{type(model).__name__} declares no default_fsp_pairs; list its FSP pairs in the config "
+            "(pairs: [[first_tap, second_tap], ...]); `fspladder layers MODEL` shows tap names"
+        )
+    return [FsPair.parse(p) for p in pairs]
+
+
+@torch.no_grad()
+def flow_shapes(rung: Rung, input_shape: Sequence[int]) -> list[tuple[int, int]]:
+    """``(m, n)`` of each FSP matrix of ``rung`` for one input of ``input_shape`` ``(C, H, W)``."""
+    model = rung.model
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        x = torch.zeros(2, *input_shape, device=device)
+        with FlowRecorder(model, rung.taps, stop_early=True) as rec:
+            mats = flow_of(rec.run(x), rung.pairs)
+    finally:
+        model.train(was_training)
+    return [tuple(g.shape[1:]) for g in mats]  # type: ignore[misc]
+
+
+def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int]) -> list[list[tuple[int, int]]]:
+    """Check a chain before any training; raise :class:`LadderError` listing every problem.
+
+    Checks: at least a teacher and one student; every tap exists; parameter
+    counts strictly increase along the chain (patent claim 3); each network
+    has as many FSP pairs as the one before it, with equal ``(m, n)`` shapes.
+    Returns the FSP shapes of every rung.
+    """
+    problems: list[str] = []
+    if len(rungs) < 2:
+        raise LadderError(["a ladder needs a trained teacher and at least one student (the target)"])
+    for r in rungs:
+        try:
+            check_taps(r.model, r.taps)
+        except TapError as e:
+            problems.append(f"{r.name}: {e}")
+    if problems:
+        raise LadderError(problems)
+    for prev, cur in zip(rungs, rungs[1:]):
+        if cur.num_params <= prev.num_params:
+            problems.append(
+                f"{cur.name} ({cur.num_params:,} parameters) is not larger than {prev.name} "
+                f"({prev.num_params:,}); each network of the chain must be larger than the one before it "
+                "(patent claim 3): reorder the rungs or pick a larger model"
+            )
+    shapes = [flow_shapes(r, input_shape) for r in rungs]
+    for (prev, ps), (cur, cs) in zip(zip(rungs, shapes), zip(rungs[1:], shapes[1:])):
+        if len(ps) != len(cs):
+            problems.append(f"{cur.name} has {len(cs)} FSP pairs but {prev.name} has {len(ps)}; use the same number")
+            continue
+        for i, (a, b, pa, pb) in enumerate(zip(ps, cs, prev.pairs, cur.pairs)):
+            if a != b:
+                problems.append(
+                    f"FSP pair {i}: {cur.name} {pb} gives a {b[0]}x{b[1]} matrix but {prev.name} {pa} gives "
+                    f"{a[0]}x{a[1]}; tapped channel counts must match pair by pair and in the same order "
+                    "(grow depth at equal width, or tap layers of equal width)"
+                )
+    if problems:
+        raise LadderError(problems)
+    return shapes

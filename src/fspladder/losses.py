@@ -1,0 +1,49 @@
+"""The FSP loss (patent eq. 2, [0092-0098]; Yim et al., CVPR 2017, eq. 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["fsp_loss"]
+
+
+def fsp_loss(
+    student: Sequence[torch.Tensor],
+    teacher: Sequence[torch.Tensor],
+    weights: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """Weighted squared Euclidean distance between two networks' FSP matrices.
+
+    ``L = (1/B) * sum_x sum_i lambda_i * || G_i^T(x) - G_i^S(x) ||_F^2``
+
+    Args:
+        student: ``n`` tensors of shape ``(B, m_i, n_i)`` (the student's FSP matrices).
+        teacher: ``n`` tensors of the same shapes (the previous network's; detached by the caller).
+        weights: ``lambda_i``, one per pair; all 1.0 by default (the patent's choice [0098]).
+
+    Returns:
+        A scalar tensor: the batch mean of the weighted sum of squared Frobenius norms.
+    """
+    if len(student) != len(teacher):
+        raise ValueError(
+            f"fsp_loss: the student has {len(student)} FSP matrices and the teacher {len(teacher)}; "
+            "both networks need the same number of FSP pairs"
+        )
+    if not student:
+        raise ValueError("fsp_loss: no FSP matrices given")
+    if weights is None:
+        weights = [1.0] * len(student)
+    elif len(weights) != len(student):
+        raise ValueError(f"fsp_loss: {len(weights)} weights for {len(student)} FSP pairs; give one weight per pair")
+    total = student[0].new_zeros((), dtype=torch.float32)
+    for i, (gs, gt, lam) in enumerate(zip(student, teacher, weights)):
+        if gs.shape != gt.shape:
+            raise ValueError(
+                f"fsp_loss: FSP pair {i} has student shape {tuple(gs.shape)} but teacher shape "
+                f"{tuple(gt.shape)}; the tapped channel counts must match (or align them with projections)"
+            )
+        diff = gs.float() - gt.float()  # (B, m, n)
+        total = total + lam * diff.pow(2).sum(dim=(1, 2)).mean()
+    return total

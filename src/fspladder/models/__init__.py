@@ -1,0 +1,15 @@
+"""Built-in models and the registry."""
+
+from . import resnet as _resnet  # noqa: F401  (registers the ResNets)
+from .registry import FeatureInfo, create_model, is_model, list_models, register_model
+from .resnet import BasicBlock, CifarResNet
+
+__all__ = [
+    "FeatureInfo",
+    "register_model",
+    "create_model",
+    "list_models",
+    "is_model",
+    "CifarResNet",
+    "BasicBlock",
+]

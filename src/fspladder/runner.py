@@ -1,0 +1,201 @@
+"""Run a whole ladder from a :class:`RunConfig` and write its outputs.
+
+Out directory layout::
+
+    config.yaml        the resolved config (every default filled in)
+    metrics.jsonl      one line per epoch per stage per rung (plus events)
+    rung-K-NAME.pt     checkpoint of each finished rung
+    summary.json       teacher and rungs: sizes, stage-1 and stage-2 records; totals
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .checkpoint import atomic_write_bytes, atomic_write_json, load_model, save_checkpoint
+from .config import ModelConfig, RunConfig, TeacherConfig, config_to_dict
+from .data import DataSplits, load_fashion_mnist, load_idx_folder
+from .engine import TrainContext, evaluate, train_stage1, train_stage2
+from .flow import FsPair
+from .ladder import Rung, default_pairs, validate_ladder
+from .models import create_model
+
+__all__ = ["run_ladder", "train_network", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available here; use device: cpu or auto")
+    return dev
+
+
+def load_data(cfg: RunConfig) -> DataSplits:
+    d = cfg.data
+    if d.name == "fashion-mnist":
+        splits = load_fashion_mnist(d.root, d.val_size, cfg.seed, d.classes)
+    else:
+        splits = load_idx_folder(d.root, d.val_size, cfg.seed, "idx", d.classes)  # type: ignore[arg-type]
+    if d.train_subset:
+        splits.train = splits.train.subset(torch.arange(min(d.train_subset, len(splits.train))))
+    if d.test_subset:
+        splits.test = splits.test.subset(torch.arange(min(d.test_subset, len(splits.test))))
+    return splits
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``metrics.jsonl`` and flushes each line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = open(path, "a", buffering=1)
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        self._f.write(json.dumps({"time": round(time.time(), 3), **rec}) + "\n")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _pairs(mc: ModelConfig | TeacherConfig, model: torch.nn.Module) -> list[FsPair]:
+    return [FsPair.parse(p) for p in mc.pairs] if mc.pairs is not None else default_pairs(model)
+
+
+def build_student(mc: ModelConfig, data: DataSplits, seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A freshly initialised student sized for ``data`` (seeded, so reruns match)."""
+    kwargs = {"in_chans": data.in_chans, "num_classes": data.num_classes, **mc.kwargs}
+    torch.manual_seed(seed)
+    return create_model(mc.model, **kwargs), {"name": mc.model, "kwargs": kwargs}
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "device": str(device), "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+@torch.no_grad()
+def _num_outputs(model: torch.nn.Module, ctx: TrainContext) -> int:
+    model.eval()
+    return model(ctx.prepare(ctx.data.val.x[:2], False, None)).shape[-1]
+
+
+def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: str = "") -> dict[str, Any]:
+    """Train one network from scratch with cross-entropy (stage 2 alone) and save it.
+
+    This is how a teacher is made; the checkpoint records what it was trained
+    on and how well it does, so a ladder can report it.
+    """
+    device = resolve_device(cfg.device)
+    data = load_data(cfg).to(device)
+    ctx = TrainContext(device=device, data=data, seed=cfg.seed, channels_last=cfg.channels_last,
+                       eval_batch_size=cfg.eval_batch_size, progress=cfg.progress,
+                       crop_pad=cfg.data.crop_pad, flip=cfg.data.flip)
+    model, spec = build_student(mc, data, cfg.seed)
+    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    result = train_stage2(model, cfg.stage2, ctx, mc.model)
+    meta = {"data": data.name, "classes": cfg.data.classes, "train_images": len(data.train),
+            "val_size": cfg.data.val_size, "seed": cfg.seed, "stage2": config_to_dict(cfg.stage2),
+            "val_acc": result["val_acc"][-1], "test_acc": result["test_acc"][-1],
+            "train_acc": result["train_acc"], "seconds": result["seconds"], "command": command,
+            "machine": machine_info(device), "torch": torch.__version__}
+    save_checkpoint(save, model, spec, meta)
+    return meta
+
+
+def run_ladder(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
+    """Validate the chain, then train every rung (stage 1, then stage 2) in order."""
+    t_run = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+    device = resolve_device(cfg.device)
+    data = load_data(cfg).to(device)
+    log = MetricsLog(out / "metrics.jsonl")
+    ctx = TrainContext(device=device, data=data, seed=cfg.seed, channels_last=cfg.channels_last,
+                       eval_batch_size=cfg.eval_batch_size, progress=cfg.progress,
+                       crop_pad=cfg.data.crop_pad, flip=cfg.data.flip, log=log)
+    mf = torch.channels_last if cfg.channels_last else torch.preserve_format
+
+    # The chain: the trained teacher, then fresh students. Validate before any training.
+    teacher_model, teacher_ckpt = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model,
+                                                                      "kwargs": cfg.teacher.kwargs})
+    teacher_spec, teacher_meta = teacher_ckpt["model"], teacher_ckpt["meta"]
+    chain = [Rung("teacher", teacher_model, _pairs(cfg.teacher, teacher_model),
+                  {**teacher_spec, "checkpoint": cfg.teacher.checkpoint})]
+    for k, rc in enumerate(cfg.rungs, start=1):
+        model, spec = build_student(rc, data, cfg.seed + k)
+        chain.append(Rung(rc.name, model, _pairs(rc, model), spec))
+    shapes = validate_ladder(chain, (data.in_chans, *data.image_size))
+    for r in chain:
+        r.model.to(device, memory_format=mf)
+
+    summary: dict[str, Any] = {
+        "config": config_to_dict(cfg), "machine": machine_info(device), "data": {
+            "name": data.name, "train": len(data.train), "val": len(data.val), "test": len(data.test),
+            "num_classes": data.num_classes},
+        "teacher": {"name": "teacher", "model": teacher_spec["name"], "kwargs": teacher_spec["kwargs"],
+                    "params": chain[0].num_params,
+                    "checkpoint": cfg.teacher.checkpoint, "trained": teacher_meta,
+                    "fsp_shapes": shapes[0]},
+        "rungs": [],
+    }
+    if _num_outputs(teacher_model, ctx) == data.num_classes:  # else trained on other classes (transfer)
+        summary["teacher"]["val_acc"] = evaluate(teacher_model, data.val, ctx)
+        summary["teacher"]["test_acc"] = evaluate(teacher_model, data.test, ctx)
+    try:
+        for k, (prev, cur) in enumerate(zip(chain, chain[1:]), start=1):
+            rc = cfg.rungs[k - 1]
+            s1 = cfg.stage_for(rc, "stage1")
+            s2 = cfg.stage_for(rc, "stage2")
+            log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params})
+            ctx.seed = cfg.seed + k
+            r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, cur.name)
+            r2 = train_stage2(cur.model, s2, ctx, cur.name)
+            cur.model.eval()
+            entry = {"name": cur.name, "model": cur.spec["name"], "kwargs": cur.spec["kwargs"],
+                     "params": cur.num_params, "learns_from": prev.name, "fsp_shapes": shapes[k],
+                     "stage1": {k_: v for k_, v in r1.items() if k_ != "history"},
+                     "stage2": r2, "checkpoint": f"rung-{k}-{cur.name}.pt"}
+            save_checkpoint(out / entry["checkpoint"], cur.model, cur.spec,
+                            {"rung": cur.name, "val_acc": r2["val_acc"][-1], "test_acc": r2["test_acc"][-1]})
+            summary["rungs"].append(entry)
+            summary["total_seconds"] = time.perf_counter() - t_run
+            atomic_write_json(out / "summary.json", summary)
+    finally:
+        log.close()
+    target = summary["rungs"][-1]
+    summary["target"] = {"name": target["name"], "test_acc": target["stage2"]["test_acc"][-1],
+                         "val_acc": target["stage2"]["val_acc"][-1]}
+    summary["total_seconds"] = time.perf_counter() - t_run
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A short text table of the teacher and every rung."""
+    t = summary["teacher"]
+    rows = [("network", "model", "params", "stage1 s", "FSP loss start->end", "stage2 s", "epochs", "val acc", "test acc")]
+    rows.append(("teacher", t["model"], f"{t['params']:,}", "-", "-", "-", "-",
+                 f"{t['val_acc']:.4f}" if "val_acc" in t else "-", f"{t['test_acc']:.4f}" if "test_acc" in t else "-"))
+    for r in summary["rungs"]:
+        s1, s2 = r["stage1"], r["stage2"]
+        rows.append((r["name"], r["model"], f"{r['params']:,}", f"{s1['seconds']:.1f}",
+                     f"{s1['fsp_loss_start']:.4g} -> {s1['fsp_loss_end']:.4g}", f"{s2['seconds']:.1f}",
+                     str(s2["epochs"]), f"{s2['val_acc'][-1]:.4f}", f"{s2['test_acc'][-1]:.4f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"target test accuracy {summary['target']['test_acc']:.4f}; total {summary['total_seconds']:.1f} s")
+    return "\n".join(lines)

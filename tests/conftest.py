@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> Path:
+    """Write ``arr`` (uint8) as an IDX file, gzip-compressed when ``compress``."""
+    header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    raw = header + np.ascontiguousarray(arr, dtype=np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+@pytest.fixture
+def idx_folder(tmp_path: Path) -> Path:
+    """A tiny learnable MNIST-format data set: class k is a bright bar at row band k."""
+    rng = np.random.default_rng(0)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 4, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, 12, 12)).astype(np.uint8)
+        for i, k in enumerate(y):
+            x[i, 3 * k : 3 * k + 3, :] = 220
+        return x, y
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    xtr, ytr = make(600)
+    xte, yte = make(200)
+    write_idx(folder / "train-images-idx3-ubyte", xtr)
+    write_idx(folder / "train-labels-idx1-ubyte", ytr)
+    write_idx(folder / "t10k-images-idx3-ubyte", xte, compress=False)
+    write_idx(folder / "t10k-labels-idx1-ubyte", yte, compress=False)
+    return folder

@@ -1,0 +1,83 @@
+"""End-to-end: train a tiny teacher, then a two-rung ladder, through the CLI and the API."""
+
+import json
+
+import pytest
+import torch
+
+from fspladder import FsPair, create_model, parse_config, train_stage1
+from fspladder.cli import main
+from fspladder.engine import TrainContext
+from fspladder.runner import load_data
+
+SMALL = ["--set", "data.name=idx", "--set", "data.val_size=100", "--set", "eval_batch_size=200",
+         "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50", "--no-progress"]
+
+
+def _root(idx_folder):
+    return ["--set", f"data.root={idx_folder}"]
+
+
+@pytest.fixture
+def teacher(tmp_path, idx_folder):
+    path = tmp_path / "teacher.pt"
+    assert main(["train", "--model", "resnet8", "--save", str(path), "--set", "stage2.epochs=2",
+                 *SMALL, *_root(idx_folder)]) == 0
+    return path
+
+
+def test_two_rung_ladder_end_to_end(tmp_path, idx_folder, teacher, capsys):
+    out = tmp_path / "run"
+    rc = main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}",
+               "--set", "stage1.epochs=2", "--set", "stage2.epochs=2", *SMALL, *_root(idx_folder)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "target test accuracy" in printed and "student1" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    params = [summary["teacher"]["params"]] + [r["params"] for r in summary["rungs"]]
+    assert params == sorted(params) and len(set(params)) == 3
+    for r in summary["rungs"]:
+        assert r["stage1"]["fsp_loss_end"] < r["stage1"]["fsp_loss_start"], r["name"]
+        assert len(r["stage2"]["val_acc"]) == 2 and len(r["stage2"]["test_acc"]) == 2
+        assert (out / r["checkpoint"]).is_file()
+    assert 0.0 <= summary["target"]["test_acc"] <= 1.0 and summary["total_seconds"] > 0
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [(x["rung"], x["stage"], x["epoch"]) for x in lines if "stage" in x]
+    assert ("student1", 1, 1) in epochs and ("target", 2, 2) in epochs
+    assert (out / "config.yaml").is_file()
+    # The summary records what the teacher was trained with.
+    assert summary["teacher"]["trained"]["command"].startswith("fspladder train")
+
+
+def test_stage1_lowers_fsp_loss_and_touches_only_layers_up_to_last_tap(idx_folder, teacher):
+    from fspladder.checkpoint import load_model
+
+    cfg = parse_config({"data": {"name": "idx", "root": str(idx_folder), "val_size": 100}})
+    data = load_data(cfg)
+    ctx = TrainContext(device=torch.device("cpu"), data=data, progress=False, eval_batch_size=200)
+    prev, _ = load_model(teacher)
+    student = create_model("resnet14", in_chans=1, num_classes=4)
+    fc_before = student.fc.weight.clone()
+    pairs = [FsPair.parse(p) for p in [("stem", "layer1"), ("layer1", "layer2")]]
+    s1 = cfg.stage1
+    s1.epochs, s1.batch_size = 3.0, 50
+    rec = train_stage1(student, pairs, prev, pairs, s1, ctx, "s")
+    assert rec["fsp_loss_end"] < 0.5 * rec["fsp_loss_start"]
+    assert torch.equal(student.fc.weight, fc_before)  # the head is after the last tap
+    assert len(rec["history"]) == 3
+
+
+def test_bad_teacher_path_is_a_clear_cli_error(tmp_path, idx_folder, capsys):
+    rc = main(["run", "--out", str(tmp_path / "r"), "--set", "teacher.checkpoint=/no/such.pt", *SMALL,
+               *_root(idx_folder)])
+    assert rc == 2
+    assert "checkpoint /no/such.pt does not exist" in capsys.readouterr().err
+
+
+def test_non_increasing_ladder_is_refused_before_training(tmp_path, idx_folder, teacher, capsys):
+    out = tmp_path / "r"
+    rc = main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}",
+               "--set", "rungs.0.model=resnet20", "--set", "rungs.1.model=resnet14", *SMALL, *_root(idx_folder)])
+    assert rc == 2
+    assert "not larger" in capsys.readouterr().err
+    assert not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text()
