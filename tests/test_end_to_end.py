@@ -47,6 +47,27 @@ def test_two_rung_ladder_end_to_end(tmp_path, idx_folder, teacher, capsys):
     assert (out / "config.yaml").is_file()
     # The summary records what the teacher was trained with.
     assert summary["teacher"]["trained"]["command"].startswith("fspladder train")
+    _check_report(out)
+
+
+def _check_report(out):
+    """report.html exists, every image is embedded, and each one's PNG file is in the run directory."""
+    import re
+
+    page = (out / "report.html").read_text()
+    imgs = re.findall(r"<img [^>]*>", page)
+    names = re.findall(r"data-file='([^']+)'", page)
+    assert len(imgs) == len(names) >= 4  # 2 heatmap figures, curves, time bars
+    assert all("src='data:image/png;base64," in i for i in imgs)
+    for n in names:
+        assert (out / n).is_file() and (out / n).stat().st_size > 1000, n
+    assert "report-fsp-1-student1.png" in names and "report-curves.png" in names
+    assert "Config</h2>" in page and "Summary</h2>" in page
+
+
+def test_report_on_a_wrong_directory_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "neither summary.json" in capsys.readouterr().err
 
 
 def test_stage1_lowers_fsp_loss_and_touches_only_layers_up_to_last_tap(idx_folder, teacher):

@@ -34,3 +34,18 @@ def test_unknown_model_and_bad_depth():
     with pytest.raises(TypeError, match="resnet8"):
         create_model("resnet8", colour=True)
     assert "resnet20" in list_models()
+
+
+def test_grow_resnet_preserves_the_function():
+    from fspladder.baselines import can_grow, grow_resnet
+
+    torch.manual_seed(0)
+    teacher = create_model("resnet8", in_chans=1, num_classes=5)
+    for m in teacher.modules():  # non-trivial BN statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    student = grow_resnet(teacher, create_model("resnet20", in_chans=1, num_classes=5))
+    x = torch.randn(4, 1, 16, 16)
+    torch.testing.assert_close(student.eval()(x), teacher.eval()(x), rtol=1e-5, atol=1e-5)
+    assert not can_grow(teacher, create_model("resnet20", width=2, in_chans=1, num_classes=5))

@@ -1,4 +1,4 @@
-"""Command-line interface: ``fspladder run | train | layers | models``."""
+"""Command-line interface: ``fspladder run | bench | report | train | layers | models``."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, pre: list[str] | None = None):
     from .config import load_config
 
-    overrides = list(args.overrides)
+    overrides = list(pre or []) + list(args.overrides)
     if args.no_progress:
         overrides.append("progress=false")
     return load_config(args.config, overrides)
@@ -36,6 +36,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_ladder(cfg, out)
     print(format_table(summary))
     print(f"outputs in {out}/ (summary.json, metrics.jsonl, config.yaml, checkpoints)")
+    if not args.no_report:
+        from .report import write_report
+
+        print(f"report: {write_report(out)}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import PRESETS, format_bench_md, run_bench
+
+    pre = list(PRESETS[args.preset]) if args.preset else []
+    if args.seeds is not None:
+        pre.append(f"bench.seeds={args.seeds}")
+    if args.budgets:
+        pre.append(f"bench.budgets=[{args.budgets}]")
+    if args.arms:
+        pre.append(f"bench.arms=[{args.arms}]")
+    if args.target_accuracy is not None:
+        pre.append(f"bench.target_accuracy={args.target_accuracy}")
+    cfg = _load(args, pre)
+    out = Path(args.out or f"runs/bench-{datetime.now():%Y%m%d-%H%M%S}")
+    print(f"fspladder bench -> {out}", file=sys.stderr)
+    if args.micro:
+        from .micro import run_micro
+
+        run_micro(out, cfg)
+    bench = run_bench(cfg, out)
+    print(format_bench_md(bench))
+    print(f"outputs in {out}/ (bench.json, bench.md, curves.png)")
+    if not args.no_report:
+        from .report import write_report
+
+        print(f"report: {write_report(out)}")
     return 0
 
 
@@ -79,7 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a ladder: teacher -> intermediates -> target")
     _add_config_args(p)
     p.add_argument("--out", help="output directory (default runs/DATE-TIME)")
+    p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_run)
+
+    p = sub.add_parser("report", help="write report.html (FSP heatmaps, curves, timings) for a run or bench dir")
+    p.add_argument("run_dir", help="the --out directory of `fspladder run` or `fspladder bench`")
+    p.set_defaults(fn=_cmd_report)
+
+    p = sub.add_parser("bench", help="accuracy vs training seconds: ladder, direct, scratch, soft targets, growth")
+    _add_config_args(p)
+    p.add_argument("--preset", choices=["quick", "full"], help="quick: ~1 h on 2 CPU cores; full: whole data set")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
+    p.add_argument("--budgets", help="stage-2 budgets as fractions of the full epochs, e.g. 0.25,0.5,1")
+    p.add_argument("--arms", help="comma-separated subset of scratch,direct,ladder,soft,grow")
+    p.add_argument("--target-accuracy", type=float, help="accuracy for time-to-target (default: scratch at full budget)")
+    p.add_argument("--micro", action="store_true", help="also time one stage-1 step vs one CE step, and fsp_matrix")
+    p.add_argument("--out", help="output directory (default runs/bench-DATE-TIME)")
+    p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
+    p.set_defaults(fn=_cmd_bench)
 
     p = sub.add_parser("train", help="train one network from scratch with cross-entropy (e.g. a teacher)")
     _add_config_args(p)
@@ -105,13 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     from .engine import DivergenceError
     from .flow import TapError
     from .ladder import LadderError
+    from .report import ReportError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
         return args.fn(args)
-    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, KeyError) as e:
+    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, ReportError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"fspladder {args.command}: error: {msg}", file=sys.stderr)
         return 2

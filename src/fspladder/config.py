@@ -18,7 +18,7 @@ import yaml
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "Stage1Config", "Stage2Config", "RungConfig",
-    "RunConfig", "load_config", "parse_config", "apply_overrides", "config_to_dict",
+    "RunConfig", "BenchConfig", "load_config", "parse_config", "apply_overrides", "config_to_dict",
 ]
 
 
@@ -155,6 +155,34 @@ class RungConfig(ModelConfig):
     stage2: dict[str, Any] = field(default_factory=dict)
 
 
+ARMS = ("scratch", "direct", "ladder", "soft", "grow")
+
+
+@dataclass
+class BenchConfig:
+    """``fspladder bench``: arms trained at several stage-2 budgets over several seeds."""
+
+    budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of stage2.epochs
+    seeds: int = 3
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    target_accuracy: float | None = None  # None = scratch's mean final val accuracy at the full budget
+    kd_temperature: float = 4.0  # soft-target arm (Hinton et al. 2015)
+    kd_alpha: float = 0.9
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if not self.budgets or any(not 0 < b <= 1 for b in self.budgets):
+            err.append(f"{p}.budgets must be fractions in (0, 1], got {self.budgets}")
+        if self.seeds < 1:
+            err.append(f"{p}.seeds must be >= 1, got {self.seeds}")
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad or not self.arms:
+            err.append(f"{p}.arms: unknown arms {bad}; choose from {', '.join(ARMS)}")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            err.append(f"{p}.target_accuracy must be in (0, 1], got {self.target_accuracy}")
+        if self.kd_temperature <= 0 or not 0 <= self.kd_alpha <= 1:
+            err.append(f"{p}: kd_temperature must be > 0 and kd_alpha in [0, 1]")
+
+
 @dataclass
 class RunConfig:
     seed: int = 0
@@ -170,6 +198,7 @@ class RunConfig:
     )
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
     def _check(self, p: str, err: list[str]) -> None:
         if not self.rungs:

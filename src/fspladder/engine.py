@@ -31,7 +31,7 @@ from .flow import FlowRecorder, FsPair, flow_of
 from .losses import fsp_loss
 
 __all__ = ["TrainContext", "DivergenceError", "train_stage1", "train_stage2", "evaluate",
-           "fsp_eval_loss", "count_params"]
+           "fsp_eval_loss", "mean_flows", "count_params"]
 
 MetricsSink = Callable[[dict[str, Any]], None]
 
@@ -111,6 +111,43 @@ def evaluate(model: nn.Module, data: ImageSet, ctx: TrainContext) -> float:
     return correct.item() / max(1, len(data))
 
 
+class _BatchStats:
+    """Run a model in train mode (batch statistics) and restore its BN running stats on exit."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> nn.Module:
+        self.saved = {k: v.clone() for k, v in self.model.state_dict().items()
+                      if "running" in k or "num_batches" in k}
+        self.was_training = self.model.training
+        self.model.train()
+        return self.model
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.load_state_dict(self.saved, strict=False)
+        self.model.train(self.was_training)
+
+
+@torch.no_grad()
+def mean_flows(model: nn.Module, pairs: Sequence[FsPair], x: torch.Tensor, batch_stats: bool) -> list[torch.Tensor]:
+    """Mean FSP matrix per pair over the batch ``x``: ``n`` tensors ``(m_i, n_i)`` on the CPU.
+
+    ``batch_stats`` runs the model as stage 1 sees a student (train-mode
+    BatchNorm, running stats left untouched); otherwise in eval mode.
+    """
+    taps = [t for p in pairs for t in (p.first, p.second)]
+    if batch_stats:
+        with _BatchStats(model), FlowRecorder(model, taps, stop_early=True) as rec:
+            return [g.mean(0).cpu() for g in flow_of(rec.run(x), pairs)]
+    was_training = model.training
+    model.eval()
+    with FlowRecorder(model, taps, stop_early=True) as rec:
+        out = [g.mean(0).cpu() for g in flow_of(rec.run(x), pairs)]
+    model.train(was_training)
+    return out
+
+
 @torch.no_grad()
 def fsp_eval_loss(
     student: nn.Module, student_pairs: Sequence[FsPair], prev: nn.Module, prev_pairs: Sequence[FsPair],
@@ -122,21 +159,17 @@ def fsp_eval_loss(
     BatchNorm running statistics restored afterwards, so measuring changes
     nothing; the previous network runs in eval mode.
     """
-    saved = {k: v.clone() for k, v in student.state_dict().items() if "running" in k or "num_batches" in k}
-    was_training = student.training
-    student.train()
     prev.eval()
     total, n = 0.0, 0
     taps_s = [t for p in student_pairs for t in (p.first, p.second)]
     taps_p = [t for p in prev_pairs for t in (p.first, p.second)]
-    with FlowRecorder(student, taps_s, stop_early=True) as rs, FlowRecorder(prev, taps_p, stop_early=True) as rp:
+    with _BatchStats(student), FlowRecorder(student, taps_s, stop_early=True) as rs, \
+            FlowRecorder(prev, taps_p, stop_early=True) as rp:
         for i in range(0, min(limit, len(data)), 250):
             x = ctx.prepare(data.x[i : min(i + 250, limit)], False, None)
             gs, gp = flow_of(rs.run(x), student_pairs), flow_of(rp.run(x), prev_pairs)
             total += fsp_loss(gs, gp, weights).item() * x.shape[0]
             n += x.shape[0]
-    student.load_state_dict(saved, strict=False)
-    student.train(was_training)
     return total / max(1, n)
 
 
@@ -183,6 +216,7 @@ def train_stage1(
     t0 = time.perf_counter()
     train_time = 0.0
     step, bad, skipped = 0, 0, 0
+    log_every = max(1, total // 25)
     bar = tqdm(total=total, desc=f"{name} stage 1 (FSP)", disable=not ctx.progress, leave=False)
     with FlowRecorder(student, taps_s, stop_early=True) as rs, FlowRecorder(prev, taps_p, stop_early=True) as rp:
         epoch = 0
@@ -215,8 +249,12 @@ def train_stage1(
                 sched.step()
                 step += 1
                 bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix(fsp=f"{loss.item():.3g}")
+                if step % log_every == 0 or step == total:
+                    # One host sync every log_every steps, for the curve in the report.
+                    lv = loss.item()
+                    bar.set_postfix(fsp=f"{lv:.3g}")
+                    ctx.log({"event": "stage1_step", "rung": name, "step": step, "fsp_loss": lv,
+                             "seconds": train_time + time.perf_counter() - te})
             train_time += time.perf_counter() - te
             rec = {"rung": name, "stage": 1, "epoch": epoch, "steps": step,
                    "fsp_loss_train": (loss_sum / max(1, n)).item(), "lr": sched.get_last_lr()[0],
@@ -232,12 +270,16 @@ def train_stage1(
     return result
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, x, y) -> loss
+
+
 def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: str = "student",
-                 eval_test: bool = True) -> dict[str, Any]:
+                 eval_test: bool = True, loss_fn: LossFn | None = None) -> dict[str, Any]:
     """Stage 2: train on softmax cross-entropy, evaluating after every epoch.
 
-    Returns per-epoch validation and test accuracy, the final train accuracy
-    (un-augmented, on up to 10k training images) and the seconds spent.
+    ``loss_fn`` replaces the cross-entropy (the bench's soft-target baseline
+    uses it). Returns per-epoch validation and test accuracy, the final train
+    accuracy (un-augmented, on up to 10k training images) and the seconds spent.
     """
     train = ctx.data.train
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
@@ -259,7 +301,12 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
         for idx in _batches(len(train), cfg.batch_size, gen):
             idx = idx.to(ctx.device)
             x = ctx.prepare(train.x[idx], True, gen)
-            loss = F.cross_entropy(model(x), train.y[idx], label_smoothing=cfg.label_smoothing)
+            y = train.y[idx]
+            logits = model(x)
+            if loss_fn is None:
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            else:
+                loss = loss_fn(logits, x, y)
             bad = _check_finite(loss, bad, ctx, f"{name} stage 2")
             opt.zero_grad(set_to_none=True)
             if bad:

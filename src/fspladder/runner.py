@@ -5,6 +5,7 @@ Out directory layout::
     config.yaml        the resolved config (every default filled in)
     metrics.jsonl      one line per epoch per stage per rung (plus events)
     rung-K-NAME.pt     checkpoint of each finished rung
+    flow-K-NAME.npz    mean FSP matrices of the previous network and the student before/after stage 1
     summary.json       teacher and rungs: sizes, stage-1 and stage-2 records; totals
 """
 
@@ -16,13 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model, save_checkpoint
 from .config import ModelConfig, RunConfig, TeacherConfig, config_to_dict
 from .data import DataSplits, load_fashion_mnist, load_idx_folder
-from .engine import TrainContext, evaluate, train_stage1, train_stage2
+from .engine import TrainContext, evaluate, mean_flows, train_stage1, train_stage2
 from .flow import FsPair
 from .ladder import Rung, default_pairs, validate_ladder
 from .models import create_model
@@ -83,6 +85,21 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+FLOW_BATCH = 256  # held-out images averaged for the saved FSP matrices
+
+
+def _save_flows(path: Path, flows: dict[str, list[torch.Tensor]], pairs, prev_pairs) -> None:
+    """``previous_i``, ``before_i``, ``after_i``: mean FSP matrices of pair ``i``, plus pair names."""
+    import io
+
+    arrays = {f"{k}_{i}": g.numpy() for k, gs in flows.items() for i, g in enumerate(gs)}
+    arrays["pairs"] = np.array([str(p) for p in pairs])
+    arrays["previous_pairs"] = np.array([str(p) for p in prev_pairs])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 @torch.no_grad()
@@ -161,7 +178,13 @@ def run_ladder(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             s2 = cfg.stage_for(rc, "stage2")
             log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params})
             ctx.seed = cfg.seed + k
+            # Mean FSP matrices on a fixed held-out batch, for the report's heatmaps.
+            x_fixed = ctx.prepare(data.val.x[:FLOW_BATCH], False, None)
+            flows = {"previous": mean_flows(prev.model, prev.pairs, x_fixed, batch_stats=False),
+                     "before": mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True)}
             r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, cur.name)
+            flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True)
+            _save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
             r2 = train_stage2(cur.model, s2, ctx, cur.name)
             cur.model.eval()
             entry = {"name": cur.name, "model": cur.spec["name"], "kwargs": cur.spec["kwargs"],

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from fspladder.bench import summarize, time_to_target
+from fspladder.cli import main
+
+
+def test_time_to_target_interpolates_bounds_and_misses():
+    t = time_to_target([(10, 0.5), (20, 0.7), (40, 0.9)], 0.8)
+    assert t["seconds"] == pytest.approx(30.0) and t["how"] == "interpolated"
+    assert time_to_target([(20, 0.7), (10, 0.85)], 0.8) == {"seconds": 10, "how": "at_most"}
+    assert time_to_target([(10, 0.5), (20, 0.6)], 0.8) == {"seconds": None, "how": "not reached"}
+
+
+def _run(arm, seed, budget, acc, sec, pre=0.0):
+    return {"arm": arm, "seed": seed, "budget": budget, "epochs": 1, "val_acc": [acc], "test_acc": [acc - 0.01],
+            "train_acc": acc + 0.02, "target_seconds": sec, "pipeline_seconds": sec + pre}
+
+
+def test_summarize_uses_scratch_full_budget_as_default_target():
+    runs = [_run("scratch", s, b, a, t) for s in (0, 1) for b, a, t in ((0.5, 0.80, 50), (1.0, 0.90, 100))]
+    runs += [_run("direct", s, b, a, t, pre=20) for s in (0, 1) for b, a, t in ((0.5, 0.88, 50), (1.0, 0.92, 100))]
+    s = summarize(runs, ["scratch", "direct"], [0.5, 1.0])
+    assert s["target_accuracy"] == pytest.approx(0.90)
+    d = s["arms"]["direct"]
+    assert d["budgets"]["1.0"]["gap"][0] == pytest.approx(0.03)
+    # direct: 0.88 at 50 s, 0.92 at 100 s -> 0.90 at 75 s on the target clock, 95 s on the pipeline clock
+    assert d["time_to_target"]["target_seconds"]["seconds"] == pytest.approx(75.0)
+    assert d["time_to_target"]["pipeline_seconds"]["seconds"] == pytest.approx(95.0)
+    assert d["time_to_target"]["target_seconds"]["ratio_to_scratch_full"] == pytest.approx(0.75)
+
+
+def test_bench_end_to_end_small(tmp_path, idx_folder):
+    teacher = tmp_path / "t.pt"
+    common = ["--set", "data.name=idx", "--set", f"data.root={idx_folder}", "--set", "data.val_size=100",
+              "--set", "eval_batch_size=200", "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50",
+              "--no-progress"]
+    assert main(["train", "--model", "resnet8", "--save", str(teacher), "--set", "stage2.epochs=1", *common]) == 0
+    out = tmp_path / "bench"
+    assert main(["bench", "--out", str(out), "--seeds", "2", "--budgets", "0.5,1", "--set", "stage2.epochs=2",
+                 "--set", "stage1.epochs=0.5", "--set", "rungs.0.stage2.epochs=1",
+                 "--set", f"teacher.checkpoint={teacher}", *common]) == 0
+    bench = json.loads((out / "bench.json").read_text())
+    assert set(bench["arms"]) == {"scratch", "direct", "ladder", "soft", "grow"}
+    assert len(bench["runs"]) == 5 * 2 * 2
+    for r in bench["runs"]:
+        assert len(r["val_acc"]) == r["epochs"] == (1 if r["budget"] == 0.5 else 2)
+        assert r["pipeline_seconds"] >= r["target_seconds"] > 0
+        if r["arm"] == "ladder":
+            assert r["pre_seconds"] > r["stage1_seconds"] > 0  # intermediates count on the pipeline clock
+    md = (out / "bench.md").read_text()
+    for arm, a in bench["summary"]["arms"].items():
+        acc = a["budgets"]["1.0"]["test_acc"][0]
+        assert f"| {arm} |" in md and f"{acc:.4f}" in md
+    assert (out / "curves.png").stat().st_size > 1000
