@@ -54,3 +54,12 @@ def test_bad_files(tmp_path):
     bad.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping at top level"):
         load_config(bad)
+
+
+def test_shipped_default_yaml_matches_the_built_in_default():
+    from pathlib import Path
+
+    from fspladder.config import config_to_dict
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+    assert config_to_dict(load_config(path)) == config_to_dict(parse_config({}))

@@ -34,7 +34,7 @@ from .checkpoint import atomic_write_bytes, atomic_write_json, load_model
 from .config import RunConfig, config_to_dict
 from .engine import TrainContext, train_stage1, train_stage2
 from .ladder import Rung, validate_ladder
-from .runner import MetricsLog, _pairs, build_student, load_data, machine_info, resolve_device
+from .runner import MetricsLog, _pairs, build_student, load_data, machine_info, make_aligner, resolve_device
 
 __all__ = ["PRESETS", "run_bench", "summarize", "time_to_target", "format_bench_md", "plot_bench"]
 
@@ -83,9 +83,11 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         return Rung(rc.name, m.to(device, memory_format=mf), _pairs(rc, m), spec)
 
     # Validate both chains before any training.
-    validate_ladder([t_rung, fresh(target_rc, 0)], (data.in_chans, *data.image_size))
-    if "ladder" in b.arms:
-        validate_ladder([t_rung] + [fresh(rc, 0) for rc in cfg.rungs], (data.in_chans, *data.image_size))
+    shape_in = (data.in_chans, *data.image_size)
+    project = any(cfg.stage_for(rc, "stage1").project_channels for rc in cfg.rungs)
+    direct_shapes = validate_ladder([t_rung, fresh(target_rc, 0)], shape_in, project)
+    ladder_shapes = validate_ladder([t_rung] + [fresh(rc, 0) for rc in cfg.rungs], shape_in, project) \
+        if "ladder" in b.arms else []
     arms = list(b.arms)
     if "grow" in arms and not can_grow(teacher, fresh(target_rc, 0).model):
         log({"event": "arm_skipped", "arm": "grow", "why": "the target does not contain the teacher's structure"})
@@ -126,8 +128,10 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 for k, rc in enumerate(inter_rcs, start=1):
                     cur = fresh(rc, seed + k)
                     ctx.seed = seed + k
-                    r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, cfg.stage_for(rc, "stage1"),
-                                      ctx, f"{arm}/{rc.name}")
+                    s1 = cfg.stage_for(rc, "stage1")
+                    al = make_aligner(cur, ladder_shapes[k], prev, ladder_shapes[k - 1], s1.project_channels,
+                                      seed + k, device)
+                    r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, f"{arm}/{rc.name}", al)
                     r2 = train_stage2(cur.model, cfg.stage_for(rc, "stage2"), ctx, f"{arm}/{rc.name}", eval_test=False)
                     pre_seconds += r1["train_seconds"] + r2["train_seconds"]
                     stages.append({"rung": rc.name, "stage1_seconds": r1["train_seconds"],
@@ -136,8 +140,10 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                     prev = cur
             target = fresh(target_rc, seed + 7)
             ctx.seed = seed + 7
-            r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs,
-                              cfg.stage_for(target_rc, "stage1"), ctx, f"{arm}/target")
+            s1 = cfg.stage_for(target_rc, "stage1")
+            shapes = ladder_shapes if arm == "ladder" else direct_shapes
+            al = make_aligner(target, shapes[-1], prev, shapes[-2], s1.project_channels, seed + 7, device)
+            r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{arm}/target", al)
             pre_seconds += r1["train_seconds"]
             start = copy.deepcopy(target.model.state_dict())
             for budget in b.budgets:

@@ -1,4 +1,4 @@
-"""Command-line interface: ``fspladder run | bench | report | train | layers | models``."""
+"""Command-line interface: ``fspladder run | bench | check | report | train | layers | models``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .report import write_report
 
         print(f"report: {write_report(out)}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_config
+    from .config import read_config_data
+
+    _, problems = check_config(read_config_data(args.config, args.overrides))
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.config or 'the default config'}:", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 2
+    print(f"{args.config or 'default config'}: OK (config, data, teacher checkpoint, models, taps, ladder)")
     return 0
 
 
@@ -121,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default runs/DATE-TIME)")
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_run)
+
+    p = sub.add_parser("check", help="validate a config (keys, data, checkpoint, taps, ladder) without training")
+    _add_config_args(p)
+    p.set_defaults(fn=_cmd_check)
 
     p = sub.add_parser("report", help="write report.html (FSP heatmaps, curves, timings) for a run or bench dir")
     p.add_argument("run_dir", help="the --out directory of `fspladder run` or `fspladder bench`")

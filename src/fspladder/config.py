@@ -18,7 +18,7 @@ import yaml
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "Stage1Config", "Stage2Config", "RungConfig",
-    "RunConfig", "BenchConfig", "load_config", "parse_config", "apply_overrides", "config_to_dict",
+    "RunConfig", "BenchConfig", "load_config", "parse_config", "parse_config_lenient", "read_config_data", "apply_overrides", "config_to_dict",
 ]
 
 
@@ -32,8 +32,10 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    name: Literal["fashion-mnist", "idx"] = "fashion-mnist"
+    name: Literal["fashion-mnist", "idx", "cifar10", "cifar100", "folder"] = "fashion-mnist"
     root: str | None = None  # folder of the data files; None = the data set's default location
+    image_size: int = 32  # folder data sets: images are resized to this square size
+    channels: int = 3  # folder data sets: 1 = grey, 3 = RGB
     val_size: int = 5000  # training images held out for validation
     classes: list[int] | None = None  # keep only these labels, renumbered 0..k-1
     train_subset: int | None = None  # use only the first N training images (smoke tests)
@@ -50,8 +52,10 @@ class DataConfig:
                 err.append(f"{p}.{k} must be >= 1 or null, got {v}")
         if self.crop_pad < 0:
             err.append(f"{p}.crop_pad must be >= 0, got {self.crop_pad}")
-        if self.name == "idx" and self.root is None:
-            err.append(f"{p}.root is required when {p}.name is 'idx': set it to the folder with the IDX files")
+        if self.name != "fashion-mnist" and self.root is None:
+            err.append(f"{p}.root is required when {p}.name is {self.name!r}: set it to the data folder")
+        if self.channels not in (1, 3) or self.image_size < 4:
+            err.append(f"{p}: channels must be 1 or 3 and image_size >= 4, got {self.channels}, {self.image_size}")
         if self.root is not None and not Path(self.root).is_dir():
             err.append(f"{p}.root: folder {self.root!r} does not exist")
         if self.classes is not None and (len(set(self.classes)) != len(self.classes) or len(self.classes) < 2):
@@ -108,12 +112,15 @@ class Stage1Config:
     grad_clip: float | None = 5.0  # max global gradient norm; None disables
     pair_weights: list[float] | None = None  # lambda_i; None = all 1.0 [patent 0098]
     augment: bool = True
+    # Width growth: align mismatched tapped channels with learned 1x1 projections used in
+    # stage 1 only (not in the patent; off = FSP shapes must match exactly).
+    project_channels: bool = False
 
     def _check(self, p: str, err: list[str]) -> None:
         if self.epochs < 0:
             err.append(f"{p}.epochs must be >= 0 (0 skips stage 1), got {self.epochs}")
         _positive(p, self, ("batch_size", "lr"), err)
-        if self.min_lr < 0 or self.min_lr > self.lr:
+        if self.lr > 0 and (self.min_lr < 0 or self.min_lr > self.lr):
             err.append(f"{p}.min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             err.append(f"{p}.grad_clip must be > 0 or null, got {self.grad_clip}")
@@ -138,7 +145,7 @@ class Stage2Config:
         if self.epochs < 1:
             err.append(f"{p}.epochs must be >= 1, got {self.epochs}")
         _positive(p, self, ("batch_size", "lr"), err)
-        if self.min_lr < 0 or self.min_lr > self.lr:
+        if self.lr > 0 and (self.min_lr < 0 or self.min_lr > self.lr):
             err.append(f"{p}.min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             err.append(f"{p}.warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs}")
@@ -193,7 +200,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     rungs: list[RungConfig] = field(
-        default_factory=lambda: [RungConfig(model="resnet14", name="student1"),
+        default_factory=lambda: [RungConfig(model="resnet14", name="student1", stage2={"epochs": 2}),
                                  RungConfig(model="resnet20", name="target")]
     )
     stage1: Stage1Config = field(default_factory=Stage1Config)
@@ -212,8 +219,13 @@ class RunConfig:
             err.append(f"rungs: names must be unique, got {names}")
         for i, r in enumerate(self.rungs):
             for stage, cls in (("stage1", Stage1Config), ("stage2", Stage2Config)):
+                if not getattr(r, stage):
+                    continue
                 merged = {**config_to_dict(getattr(self, stage)), **getattr(r, stage)}
-                _build(cls, merged, f"rungs[{i}].{stage}", err)
+                sub: list[str] = []
+                _build(cls, merged, f"rungs[{i}].{stage}", sub)
+                # Report only what the rung's overrides caused, not the run-wide problems again.
+                err += [e for e in sub if e.replace(f"rungs[{i}].", "", 1) not in err]
 
     def stage_for(self, rung: RungConfig, stage: str) -> Any:
         """The run-wide stage settings with the rung's overrides applied."""
@@ -337,11 +349,33 @@ def _build(cls: type, data: Any, path: str, err: list[str]) -> Any:
 
 def parse_config(data: dict[str, Any] | None) -> RunConfig:
     """Build a :class:`RunConfig` from a plain mapping; raises :class:`ConfigError` listing all problems."""
-    err: list[str] = []
-    cfg = _build(RunConfig, data or {}, "", err)
+    cfg, err = parse_config_lenient(data)
     if err:
         raise ConfigError(err)
     return cfg
+
+
+def parse_config_lenient(data: dict[str, Any] | None) -> tuple[RunConfig, list[str]]:
+    """Like :func:`parse_config` but returns the problems; fields with problems keep their defaults."""
+    err: list[str] = []
+    return _build(RunConfig, data or {}, "", err), err
+
+
+def read_config_data(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The raw mapping of a YAML config file (empty for None) with ``--set`` overrides applied."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError([f"config file {path} does not exist"])
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError([f"{path} is not valid YAML: {e}"]) from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([f"{path} must hold a mapping at top level, got {type(loaded).__name__}"])
+        data = loaded or {}
+    return apply_overrides(data, overrides or [])
 
 
 def config_to_dict(cfg: Any) -> Any:
@@ -402,16 +436,4 @@ def _index(node: list[Any], part: str, key: str) -> int:
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the built-in default when ``path`` is None) and apply overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError([f"config file {path} does not exist"])
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError([f"{path} is not valid YAML: {e}"]) from e
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError([f"{path} must hold a mapping at top level, got {type(loaded).__name__}"])
-        data = loaded or {}
-    return parse_config(apply_overrides(data, overrides or []))
+    return parse_config(read_config_data(path, overrides))

@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .align import ChannelAligner
 from .config import Stage1Config, Stage2Config
 from .data import DataSplits, ImageSet, normalize, random_crop, random_flip
 from .flow import FlowRecorder, FsPair, flow_of
@@ -130,20 +131,22 @@ class _BatchStats:
 
 
 @torch.no_grad()
-def mean_flows(model: nn.Module, pairs: Sequence[FsPair], x: torch.Tensor, batch_stats: bool) -> list[torch.Tensor]:
+def mean_flows(model: nn.Module, pairs: Sequence[FsPair], x: torch.Tensor, batch_stats: bool,
+               aligner: ChannelAligner | None = None) -> list[torch.Tensor]:
     """Mean FSP matrix per pair over the batch ``x``: ``n`` tensors ``(m_i, n_i)`` on the CPU.
 
     ``batch_stats`` runs the model as stage 1 sees a student (train-mode
     BatchNorm, running stats left untouched); otherwise in eval mode.
     """
     taps = [t for p in pairs for t in (p.first, p.second)]
+    flows = aligner.flows if aligner is not None else flow_of
     if batch_stats:
         with _BatchStats(model), FlowRecorder(model, taps, stop_early=True) as rec:
-            return [g.mean(0).cpu() for g in flow_of(rec.run(x), pairs)]
+            return [g.mean(0).cpu() for g in flows(rec.run(x), pairs)]
     was_training = model.training
     model.eval()
     with FlowRecorder(model, taps, stop_early=True) as rec:
-        out = [g.mean(0).cpu() for g in flow_of(rec.run(x), pairs)]
+        out = [g.mean(0).cpu() for g in flows(rec.run(x), pairs)]
     model.train(was_training)
     return out
 
@@ -152,6 +155,7 @@ def mean_flows(model: nn.Module, pairs: Sequence[FsPair], x: torch.Tensor, batch
 def fsp_eval_loss(
     student: nn.Module, student_pairs: Sequence[FsPair], prev: nn.Module, prev_pairs: Sequence[FsPair],
     data: ImageSet, ctx: TrainContext, weights: Sequence[float] | None = None, limit: int = 1000,
+    aligner: ChannelAligner | None = None,
 ) -> float:
     """FSP loss on up to ``limit`` held-out images, the student as it trains.
 
@@ -167,7 +171,9 @@ def fsp_eval_loss(
             FlowRecorder(prev, taps_p, stop_early=True) as rp:
         for i in range(0, min(limit, len(data)), 250):
             x = ctx.prepare(data.x[i : min(i + 250, limit)], False, None)
-            gs, gp = flow_of(rs.run(x), student_pairs), flow_of(rp.run(x), prev_pairs)
+            feats = rs.run(x)
+            gs = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
+            gp = flow_of(rp.run(x), prev_pairs)
             total += fsp_loss(gs, gp, weights).item() * x.shape[0]
             n += x.shape[0]
     return total / max(1, n)
@@ -189,16 +195,20 @@ def _check_finite(loss: torch.Tensor, bad: int, ctx: TrainContext, where: str) -
 
 def train_stage1(
     student: nn.Module, student_pairs: Sequence[FsPair], prev: nn.Module, prev_pairs: Sequence[FsPair],
-    cfg: Stage1Config, ctx: TrainContext, name: str = "student",
+    cfg: Stage1Config, ctx: TrainContext, name: str = "student", aligner: ChannelAligner | None = None,
 ) -> dict[str, Any]:
     """Stage 1: minimise the FSP loss against the frozen previous network.
 
-    Returns a record with epochs, seconds and the held-out FSP loss before and after.
+    ``aligner`` (width growth) maps the student's taps to the previous
+    network's channel counts; it trains with the student and is the caller's
+    to discard. Returns a record with epochs, seconds and the held-out FSP loss
+    before and after.
     """
     train = ctx.data.train
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = math.ceil(cfg.epochs * steps_per_epoch)
-    start_loss = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx, cfg.pair_weights)
+    start_loss = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx, cfg.pair_weights,
+                               aligner=aligner)
     result: dict[str, Any] = {"epochs": cfg.epochs, "steps": total, "fsp_loss_start": start_loss,
                               "fsp_loss_end": start_loss, "seconds": 0.0, "train_seconds": 0.0,
                               "skipped_steps": 0, "history": []}
@@ -208,7 +218,11 @@ def train_stage1(
     for p in prev.parameters():
         p.requires_grad_(False)
     student.train()
-    opt = _optimizer([p for p in student.parameters() if p.requires_grad], cfg)
+    params = [p for p in student.parameters() if p.requires_grad]
+    if aligner is not None:
+        aligner.train()
+        params += list(aligner.parameters())
+    opt = _optimizer(params, cfg)
     sched = _schedule(opt, total, 0, cfg.lr, cfg.min_lr)
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 1)
     taps_s = [t for p in student_pairs for t in (p.first, p.second)]
@@ -232,7 +246,8 @@ def train_stage1(
                 x = ctx.prepare(train.x[idx], cfg.augment, gen)
                 with torch.no_grad():
                     g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
-                g_student = flow_of(rs.run(x), student_pairs)
+                feats = rs.run(x)
+                g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
                 loss = fsp_loss(g_student, g_prev, cfg.pair_weights)
                 bad = _check_finite(loss, bad, ctx, f"{name} stage 1")
                 if bad:
@@ -242,7 +257,7 @@ def train_stage1(
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.grad_clip:
-                        nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+                        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                     opt.step()
                     loss_sum += loss.detach()
                     n += 1
@@ -263,7 +278,7 @@ def train_stage1(
             result["history"].append(rec)
     bar.close()
     result["fsp_loss_end"] = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx,
-                                           cfg.pair_weights)
+                                           cfg.pair_weights, aligner=aligner)
     result["seconds"] = time.perf_counter() - t0
     result["train_seconds"] = train_time
     result["skipped_steps"] = skipped

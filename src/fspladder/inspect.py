@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from .models import create_model
+from .models import accepted_kwargs, create_model
 
 __all__ = ["layer_shapes", "layer_table"]
 
@@ -42,7 +42,8 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[str
 
 
 def layer_table(model_name: str, input_shape: Sequence[int], num_classes: int = 10) -> str:
-    model = create_model(model_name, in_chans=input_shape[0], num_classes=num_classes)
+    model = create_model(model_name, **accepted_kwargs(model_name, {"in_chans": input_shape[0],
+                                                                    "num_classes": num_classes}))
     rows = layer_shapes(model, input_shape)
     w = max(len(n) for n, _, _ in rows)
     t = max(len(ty) for _, ty, _ in rows)

@@ -71,12 +71,14 @@ def flow_shapes(rung: Rung, input_shape: Sequence[int]) -> list[tuple[int, int]]
     return [tuple(g.shape[1:]) for g in mats]  # type: ignore[misc]
 
 
-def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int]) -> list[list[tuple[int, int]]]:
+def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int],
+                    project_channels: bool = False) -> list[list[tuple[int, int]]]:
     """Check a chain before any training; raise :class:`LadderError` listing every problem.
 
     Checks: at least a teacher and one student; every tap exists; parameter
     counts strictly increase along the chain (patent claim 3); each network
-    has as many FSP pairs as the one before it, with equal ``(m, n)`` shapes.
+    has as many FSP pairs as the one before it, with equal ``(m, n)`` shapes
+    unless ``project_channels`` lets 1x1 projections align them (width growth).
     Returns the FSP shapes of every rung.
     """
     problems: list[str] = []
@@ -102,11 +104,12 @@ def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int]) -> list[l
             problems.append(f"{cur.name} has {len(cs)} FSP pairs but {prev.name} has {len(ps)}; use the same number")
             continue
         for i, (a, b, pa, pb) in enumerate(zip(ps, cs, prev.pairs, cur.pairs)):
-            if a != b:
+            if a != b and not project_channels:
                 problems.append(
                     f"FSP pair {i}: {cur.name} {pb} gives a {b[0]}x{b[1]} matrix but {prev.name} {pa} gives "
                     f"{a[0]}x{a[1]}; tapped channel counts must match pair by pair and in the same order "
-                    "(grow depth at equal width, or tap layers of equal width)"
+                    "(grow depth at equal width, tap layers of equal width, or set stage1.project_channels: "
+                    "true to align them with learned 1x1 projections)"
                 )
     if problems:
         raise LadderError(problems)

@@ -23,13 +23,14 @@ import yaml
 
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model, save_checkpoint
 from .config import ModelConfig, RunConfig, TeacherConfig, config_to_dict
-from .data import DataSplits, load_fashion_mnist, load_idx_folder
+from .data import DataSplits, load_cifar, load_fashion_mnist, load_idx_folder, load_image_folder
 from .engine import TrainContext, evaluate, mean_flows, train_stage1, train_stage2
 from .flow import FsPair
-from .ladder import Rung, default_pairs, validate_ladder
-from .models import create_model
+from .align import ChannelAligner
+from .ladder import LadderError, Rung, default_pairs, validate_ladder
+from .models import accepted_kwargs, create_model
 
-__all__ = ["run_ladder", "train_network", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
+__all__ = ["run_ladder", "train_network", "make_aligner", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,8 +46,12 @@ def load_data(cfg: RunConfig) -> DataSplits:
     d = cfg.data
     if d.name == "fashion-mnist":
         splits = load_fashion_mnist(d.root, d.val_size, cfg.seed, d.classes)
-    else:
+    elif d.name == "idx":
         splits = load_idx_folder(d.root, d.val_size, cfg.seed, "idx", d.classes)  # type: ignore[arg-type]
+    elif d.name in ("cifar10", "cifar100"):
+        splits = load_cifar(d.root, 10 if d.name == "cifar10" else 100, d.val_size, cfg.seed)  # type: ignore[arg-type]
+    else:
+        splits = load_image_folder(d.root, d.image_size, d.channels, d.val_size, cfg.seed)  # type: ignore[arg-type]
     if d.train_subset:
         splits.train = splits.train.subset(torch.arange(min(d.train_subset, len(splits.train))))
     if d.test_subset:
@@ -74,7 +79,7 @@ def _pairs(mc: ModelConfig | TeacherConfig, model: torch.nn.Module) -> list[FsPa
 
 def build_student(mc: ModelConfig, data: DataSplits, seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
     """A freshly initialised student sized for ``data`` (seeded, so reruns match)."""
-    kwargs = {"in_chans": data.in_chans, "num_classes": data.num_classes, **mc.kwargs}
+    kwargs = accepted_kwargs(mc.model, {"in_chans": data.in_chans, "num_classes": data.num_classes, **mc.kwargs})
     torch.manual_seed(seed)
     return create_model(mc.model, **kwargs), {"name": mc.model, "kwargs": kwargs}
 
@@ -100,6 +105,18 @@ def _save_flows(path: Path, flows: dict[str, list[torch.Tensor]], pairs, prev_pa
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def make_aligner(cur: Rung, cur_shapes, prev: Rung, prev_shapes, allowed: bool, seed: int,
+                 device: torch.device) -> ChannelAligner | None:
+    """1x1 projections for a student wider than the network before it; None when shapes match."""
+    if cur_shapes == prev_shapes:
+        return None
+    if not allowed:
+        raise LadderError([f"{cur.name}: FSP shapes {cur_shapes} differ from {prev.name}'s {prev_shapes}; "
+                           "set stage1.project_channels: true for this rung to align them"])
+    torch.manual_seed(seed)
+    return ChannelAligner(cur_shapes, prev_shapes).to(device)
 
 
 @torch.no_grad()
@@ -154,7 +171,8 @@ def run_ladder(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     for k, rc in enumerate(cfg.rungs, start=1):
         model, spec = build_student(rc, data, cfg.seed + k)
         chain.append(Rung(rc.name, model, _pairs(rc, model), spec))
-    shapes = validate_ladder(chain, (data.in_chans, *data.image_size))
+    project = cfg.stage1.project_channels or any(cfg.stage_for(rc, "stage1").project_channels for rc in cfg.rungs)
+    shapes = validate_ladder(chain, (data.in_chans, *data.image_size), project_channels=project)
     for r in chain:
         r.model.to(device, memory_format=mf)
 
@@ -179,17 +197,20 @@ def run_ladder(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params})
             ctx.seed = cfg.seed + k
             # Mean FSP matrices on a fixed held-out batch, for the report's heatmaps.
+            aligner = make_aligner(cur, shapes[k], prev, shapes[k - 1], s1.project_channels, cfg.seed + k, device)
             x_fixed = ctx.prepare(data.val.x[:FLOW_BATCH], False, None)
             flows = {"previous": mean_flows(prev.model, prev.pairs, x_fixed, batch_stats=False),
-                     "before": mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True)}
-            r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, cur.name)
-            flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True)
+                     "before": mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)}
+            r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, cur.name, aligner=aligner)
+            flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)
+            del aligner  # projections serve stage 1 only
             _save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
             r2 = train_stage2(cur.model, s2, ctx, cur.name)
             cur.model.eval()
             entry = {"name": cur.name, "model": cur.spec["name"], "kwargs": cur.spec["kwargs"],
                      "params": cur.num_params, "learns_from": prev.name, "fsp_shapes": shapes[k],
                      "stage1": {k_: v for k_, v in r1.items() if k_ != "history"},
+                     "projected_channels": shapes[k] != shapes[k - 1],
                      "stage2": r2, "checkpoint": f"rung-{k}-{cur.name}.pt"}
             save_checkpoint(out / entry["checkpoint"], cur.model, cur.spec,
                             {"rung": cur.name, "val_acc": r2["val_acc"][-1], "test_acc": r2["test_acc"][-1]})

@@ -1,7 +1,7 @@
 """Built-in models and the registry."""
 
 from . import resnet as _resnet  # noqa: F401  (registers the ResNets)
-from .registry import FeatureInfo, create_model, is_model, list_models, register_model
+from .registry import FeatureInfo, accepted_kwargs, create_model, is_factory_spec, is_model, list_models, register_model
 from .resnet import BasicBlock, CifarResNet
 
 __all__ = [
@@ -10,6 +10,8 @@ __all__ = [
     "create_model",
     "list_models",
     "is_model",
+    "is_factory_spec",
+    "accepted_kwargs",
     "CifarResNet",
     "BasicBlock",
 ]

@@ -9,12 +9,17 @@ attribute naming which tapped modules form the FSP pairs.
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
 
-__all__ = ["FeatureInfo", "register_model", "create_model", "list_models", "is_model"]
+__all__ = ["FeatureInfo", "register_model", "create_model", "list_models", "is_model", "is_factory_spec",
+           "accepted_kwargs"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -48,14 +53,65 @@ def list_models() -> list[str]:
 
 
 def is_model(name: str) -> bool:
-    return name in _REGISTRY
+    """A registered name, or a ``module:factory`` spec (checked when it is built)."""
+    return name in _REGISTRY or is_factory_spec(name)
+
+
+def is_factory_spec(name: str) -> bool:
+    """``package.module:factory`` names a user's model factory instead of a registered model."""
+    return ":" in name
+
+
+def resolve_factory(spec: str) -> Callable[..., nn.Module]:
+    """Import ``package.module:factory`` (the working directory is importable too)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise KeyError(f"model spec {spec!r} must look like 'package.module:factory'")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise KeyError(f"model spec {spec!r}: cannot import module {module_name!r} ({e}); check the name and "
+                       "that it is installed or in the working directory") from e
+    fn = module
+    for part in attr.split("."):
+        fn = getattr(fn, part, None)
+        if fn is None:
+            raise KeyError(f"model spec {spec!r}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(fn):
+        raise KeyError(f"model spec {spec!r}: {attr!r} is not callable")
+    return fn  # type: ignore[return-value]
+
+
+def accepted_kwargs(name: str, kwargs: dict[str, object]) -> dict[str, object]:
+    """Drop ``in_chans``/``num_classes`` that a user factory's signature does not take."""
+    fn = resolve_factory(name) if is_factory_spec(name) else _REGISTRY.get(name)
+    if fn is None:
+        return kwargs
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params or k not in ("in_chans", "num_classes")}
 
 
 def create_model(name: str, **kwargs: object) -> nn.Module:
-    """Build a registered model by name.
+    """Build a registered model by name, or a user's model from ``package.module:factory``.
 
     Raises ``KeyError`` with the closest registered names when ``name`` is unknown.
     """
+    if is_factory_spec(name):
+        fn = resolve_factory(name)
+        try:
+            model = fn(**kwargs)
+        except TypeError as e:
+            raise TypeError(f"cannot build model {name!r} with arguments {kwargs}: {e}") from e
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model spec {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+        return model
     try:
         fn = _REGISTRY[name]
     except KeyError:
