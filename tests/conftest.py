@@ -26,6 +26,10 @@ def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> Path:
 @pytest.fixture
 def idx_folder(tmp_path: Path) -> Path:
     """A tiny learnable MNIST-format data set: class k is a bright bar at row band k."""
+    return make_idx_folder(tmp_path)
+
+
+def make_idx_folder(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
 
     def make(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .faults import kill_point
 from .models import create_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "atomic_write_bytes",
@@ -35,6 +36,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            if os.environ.get("FSPLADDER_FAULT"):
+                f.write(data[: len(data) // 2])
+                f.flush()
+                kill_point(f"write:{path.name}")
+                f.seek(0)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

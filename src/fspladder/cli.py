@@ -30,10 +30,23 @@ def _load(args: argparse.Namespace, pre: list[str] | None = None):
 def _cmd_run(args: argparse.Namespace) -> int:
     from .runner import format_table, run_ladder
 
-    cfg = _load(args)
-    out = Path(args.out or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
-    print(f"fspladder run -> {out}", file=sys.stderr)
-    summary = run_ladder(cfg, out)
+    if args.resume:
+        from .config import ConfigError, load_config
+
+        if args.config or args.overrides or args.out:
+            raise ConfigError(["--resume DIR continues DIR with the config saved there (DIR/config.yaml); "
+                               "drop CONFIG, --set and --out"])
+        out = Path(args.resume)
+        if not (out / "config.yaml").is_file():
+            raise ConfigError([f"--resume {out}: no config.yaml there; is it the --out directory of a run?"])
+        cfg = load_config(out / "config.yaml", ["progress=false"] if args.no_progress else [])
+        print(f"fspladder run: resuming {out}", file=sys.stderr)
+        summary = run_ladder(cfg, out, resume=True)
+    else:
+        cfg = _load(args)
+        out = Path(args.out or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
+        print(f"fspladder run -> {out}", file=sys.stderr)
+        summary = run_ladder(cfg, out)
     print(format_table(summary))
     print(f"outputs in {out}/ (summary.json, metrics.jsonl, config.yaml, checkpoints)")
     if not args.no_report:
@@ -133,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a ladder: teacher -> intermediates -> target")
     _add_config_args(p)
     p.add_argument("--out", help="output directory (default runs/DATE-TIME)")
+    p.add_argument("--resume", metavar="DIR", help="continue a killed run in DIR from its last completed epoch")
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_run)
 
@@ -181,13 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     from .flow import TapError
     from .ladder import LadderError
     from .report import ReportError
+    from .runner import ResumeError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
         return args.fn(args)
-    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, ReportError, KeyError) as e:
+    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, ReportError, ResumeError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"fspladder {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .align import ChannelAligner
 from .config import Stage1Config, Stage2Config
 from .data import DataSplits, ImageSet, normalize, random_crop, random_flip
+from .faults import kill_point, nan_steps
 from .flow import FlowRecorder, FsPair, flow_of
 from .losses import fsp_loss
 
@@ -54,7 +55,8 @@ class TrainContext:
     crop_pad: int = 2
     flip: bool = True
     log: MetricsSink = field(default=lambda rec: None)
-    max_bad_steps: int = 20  # consecutive non-finite steps before giving up
+    max_bad_steps: int = 20  # consecutive non-finite steps before an epoch counts as diverged
+    max_rollbacks: int = 2  # diverged epochs retried from the last good one at half the learning rate
 
     def prepare(self, x_uint8: torch.Tensor, augment: bool, gen: torch.Generator | None) -> torch.Tensor:
         """uint8 batch -> augmented, normalised float batch in the right memory format."""
@@ -179,109 +181,201 @@ def fsp_eval_loss(
     return total / max(1, n)
 
 
-def _check_finite(loss: torch.Tensor, bad: int, ctx: TrainContext, where: str) -> int:
-    """Count consecutive non-finite losses; raise after ``ctx.max_bad_steps``."""
-    if torch.isfinite(loss):
-        return 0
-    bad += 1
-    ctx.log({"event": "nonfinite_loss", "where": where, "consecutive": bad})
-    if bad >= ctx.max_bad_steps:
-        raise DivergenceError(
-            f"{where}: the loss was not finite for {bad} steps in a row. Lower the learning rate "
-            "(stage1.lr / stage2.lr) or set stage1.grad_clip; finished rungs' checkpoints are kept."
-        )
-    return bad
+StateSink = Callable[[dict[str, Any]], None]
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """Deep copy of a (nested) state dict with every tensor cloned to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
+class _EpochLoop:
+    """Epoch mechanics shared by both stages: snapshots, resume, divergence rollback.
+
+    After every completed epoch the loop snapshots the model (and projections),
+    optimiser, scheduler, data-order generator and results. That snapshot is
+    (a) handed to ``on_epoch_end`` so the runner can write it to disk for
+    ``--resume`` and (b) kept in memory as the last good state: when an epoch
+    diverges (``ctx.max_bad_steps`` non-finite losses in a row) the loop
+    restores it, halves the learning rate and retries the epoch, at most
+    ``ctx.max_rollbacks`` times, then stops with :class:`DivergenceError`.
+    """
+
+    def __init__(self, stage: int, name: str, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
+                 sched: torch.optim.lr_scheduler.LambdaLR, gen: torch.Generator, result: dict[str, Any],
+                 ctx: TrainContext, on_epoch_end: StateSink | None) -> None:
+        self.stage, self.name, self.modules, self.opt, self.sched, self.gen = stage, name, modules, opt, sched, gen
+        self.result, self.ctx, self.on_epoch_end = result, ctx, on_epoch_end
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed optimiser steps (skipped ones included)
+        self.lr_scale = 1.0
+        self.poison = nan_steps(stage, name)  # fault injection, tests only
+
+    def snapshot(self) -> dict[str, Any]:
+        return _cpu_copy({"stage": self.stage, "epoch": self.epoch, "step": self.step, "lr_scale": self.lr_scale,
+                          "modules": {k: m.state_dict() for k, m in self.modules.items()},
+                          "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                          "gen": self.gen.get_state(), "result": self.result})
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(snap["modules"][k])
+        self.opt.load_state_dict(snap["opt"])
+        self.sched.load_state_dict(snap["sched"])
+        self.gen.set_state(snap["gen"])
+        self.epoch, self.step, self.lr_scale = snap["epoch"], snap["step"], snap["lr_scale"]
+        self.result.clear()
+        self.result.update(_cpu_copy(snap["result"]))
+
+    def run(self, n_epochs: int, run_epoch: Callable[[int], None], resume: dict[str, Any] | None) -> None:
+        if resume is not None:
+            self.restore(resume)
+            self.ctx.log({"event": "resumed", "rung": self.name, "stage": self.stage,
+                          "from_epoch": self.epoch, "step": self.step})
+        good = self.snapshot()
+        rollbacks = 0
+        while self.epoch < n_epochs:
+            try:
+                run_epoch(self.epoch + 1)
+            except DivergenceError as e:
+                if rollbacks >= self.ctx.max_rollbacks:
+                    raise DivergenceError(
+                        f"{e} Rolled back {rollbacks} time(s) to the last good epoch ({good['epoch']}) with a "
+                        "halved learning rate each time; giving up. The last good epoch's state and every "
+                        "finished rung's checkpoint are kept.") from None
+                rollbacks += 1
+                self.restore(good)
+                self.lr_scale *= 0.5
+                self.sched.base_lrs = [b * 0.5 for b in self.sched.base_lrs]
+                for g, b in zip(self.opt.param_groups, self.sched.base_lrs):
+                    g["lr"] = b * self.sched.lr_lambdas[0](self.sched.last_epoch)
+                self.ctx.log({"event": "rollback", "rung": self.name, "stage": self.stage, "to_epoch": self.epoch,
+                              "lr_scale": self.lr_scale, "rollbacks": rollbacks})
+                continue
+            self.epoch += 1
+            good = self.snapshot()
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(good)
+
+    def finite(self, loss: torch.Tensor, bad: int) -> int:
+        """Consecutive non-finite losses so far (0 if this one is finite); raise past the limit."""
+        if self.poison > 0:
+            self.poison -= 1
+            loss = loss * float("nan")
+        if torch.isfinite(loss):
+            return 0
+        bad += 1
+        self.ctx.log({"event": "nonfinite_loss", "rung": self.name, "stage": self.stage, "step": self.step,
+                      "consecutive": bad})
+        if bad >= self.ctx.max_bad_steps:
+            raise DivergenceError(
+                f"{self.name} stage {self.stage}: the loss was not finite for {bad} steps in a row. Lower the "
+                f"learning rate (stage{self.stage}.lr) or set stage1.grad_clip.")
+        return bad
 
 
 def train_stage1(
     student: nn.Module, student_pairs: Sequence[FsPair], prev: nn.Module, prev_pairs: Sequence[FsPair],
     cfg: Stage1Config, ctx: TrainContext, name: str = "student", aligner: ChannelAligner | None = None,
+    resume: dict[str, Any] | None = None, on_epoch_end: StateSink | None = None,
 ) -> dict[str, Any]:
-    """Stage 1: minimise the FSP loss against the frozen previous network.
+    """Stage 1: minimise the FSP loss against the frozen previous network (patent eq. 3).
 
     ``aligner`` (width growth) maps the student's taps to the previous
     network's channel counts; it trains with the student and is the caller's
-    to discard. Returns a record with epochs, seconds and the held-out FSP loss
-    before and after.
+    to discard. ``resume`` is a state handed to ``on_epoch_end`` earlier.
+    Returns a record with epochs, seconds and the held-out FSP loss before and after.
     """
     train = ctx.data.train
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = math.ceil(cfg.epochs * steps_per_epoch)
-    start_loss = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx, cfg.pair_weights,
-                               aligner=aligner)
-    result: dict[str, Any] = {"epochs": cfg.epochs, "steps": total, "fsp_loss_start": start_loss,
-                              "fsp_loss_end": start_loss, "seconds": 0.0, "train_seconds": 0.0,
+    n_epochs = math.ceil(total / steps_per_epoch)
+    result: dict[str, Any] = {"epochs": cfg.epochs, "steps": total, "seconds": 0.0, "train_seconds": 0.0,
                               "skipped_steps": 0, "history": []}
+    if resume is None:
+        t0 = time.perf_counter()
+        result["fsp_loss_start"] = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx,
+                                                 cfg.pair_weights, aligner=aligner)
+        result["seconds"] = time.perf_counter() - t0
     if total == 0:
+        result["fsp_loss_end"] = result["fsp_loss_start"]
         return result
     prev.eval()
     for p in prev.parameters():
         p.requires_grad_(False)
     student.train()
     params = [p for p in student.parameters() if p.requires_grad]
+    modules: dict[str, nn.Module] = {"student": student}
     if aligner is not None:
         aligner.train()
         params += list(aligner.parameters())
+        modules["aligner"] = aligner
     opt = _optimizer(params, cfg)
     sched = _schedule(opt, total, 0, cfg.lr, cfg.min_lr)
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 1)
+    loop = _EpochLoop(1, name, modules, opt, sched, gen, result, ctx, on_epoch_end)
     taps_s = [t for p in student_pairs for t in (p.first, p.second)]
     taps_p = [t for p in prev_pairs for t in (p.first, p.second)]
-    t0 = time.perf_counter()
-    train_time = 0.0
-    step, bad, skipped = 0, 0, 0
     log_every = max(1, total // 25)
     bar = tqdm(total=total, desc=f"{name} stage 1 (FSP)", disable=not ctx.progress, leave=False)
+
+    def run_epoch(epoch: int) -> None:
+        te = time.perf_counter()
+        bar.n = loop.step
+        loss_sum = torch.zeros((), device=ctx.device)
+        n = bad = 0
+        steps = min(steps_per_epoch, total - loop.step)
+        for i, idx in enumerate(_batches(len(train), cfg.batch_size, gen)):
+            if i >= steps:
+                break
+            if i == steps // 2:
+                kill_point(f"stage1:{name}:{epoch}")
+            x = ctx.prepare(train.x[idx.to(ctx.device)], cfg.augment, gen)
+            with torch.no_grad():
+                g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
+            feats = rs.run(x)
+            g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
+            loss = fsp_loss(g_student, g_prev, cfg.pair_weights)
+            bad = loop.finite(loss, bad)
+            opt.zero_grad(set_to_none=True)
+            if bad:
+                result["skipped_steps"] += 1
+            else:
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                loss_sum += loss.detach()
+                n += 1
+            sched.step()
+            loop.step += 1
+            bar.update(1)
+            if loop.step % log_every == 0 or loop.step == total:
+                lv = loss.item()  # one host sync every log_every steps, for the report's curve
+                bar.set_postfix(fsp=f"{lv:.3g}")
+                ctx.log({"event": "stage1_step", "rung": name, "step": loop.step, "fsp_loss": lv,
+                         "seconds": result["train_seconds"] + time.perf_counter() - te})
+        result["train_seconds"] += time.perf_counter() - te
+        result["seconds"] += time.perf_counter() - te
+        rec = {"rung": name, "stage": 1, "epoch": epoch, "steps": loop.step,
+               "fsp_loss_train": (loss_sum / max(1, n)).item(), "lr": sched.get_last_lr()[0],
+               "seconds": result["seconds"]}
+        result["history"].append(rec)
+        ctx.log(rec)
+
     with FlowRecorder(student, taps_s, stop_early=True) as rs, FlowRecorder(prev, taps_p, stop_early=True) as rp:
-        epoch = 0
-        while step < total:
-            epoch += 1
-            te = time.perf_counter()
-            loss_sum = torch.zeros((), device=ctx.device)
-            n = 0
-            for idx in _batches(len(train), cfg.batch_size, gen):
-                if step >= total:
-                    break
-                idx = idx.to(ctx.device)
-                x = ctx.prepare(train.x[idx], cfg.augment, gen)
-                with torch.no_grad():
-                    g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
-                feats = rs.run(x)
-                g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
-                loss = fsp_loss(g_student, g_prev, cfg.pair_weights)
-                bad = _check_finite(loss, bad, ctx, f"{name} stage 1")
-                if bad:
-                    skipped += 1
-                    opt.zero_grad(set_to_none=True)
-                else:
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip:
-                        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                    opt.step()
-                    loss_sum += loss.detach()
-                    n += 1
-                sched.step()
-                step += 1
-                bar.update(1)
-                if step % log_every == 0 or step == total:
-                    # One host sync every log_every steps, for the curve in the report.
-                    lv = loss.item()
-                    bar.set_postfix(fsp=f"{lv:.3g}")
-                    ctx.log({"event": "stage1_step", "rung": name, "step": step, "fsp_loss": lv,
-                             "seconds": train_time + time.perf_counter() - te})
-            train_time += time.perf_counter() - te
-            rec = {"rung": name, "stage": 1, "epoch": epoch, "steps": step,
-                   "fsp_loss_train": (loss_sum / max(1, n)).item(), "lr": sched.get_last_lr()[0],
-                   "seconds": time.perf_counter() - t0}
-            ctx.log(rec)
-            result["history"].append(rec)
+        loop.run(n_epochs, run_epoch, resume)
     bar.close()
+    t0 = time.perf_counter()
     result["fsp_loss_end"] = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx,
                                            cfg.pair_weights, aligner=aligner)
-    result["seconds"] = time.perf_counter() - t0
-    result["train_seconds"] = train_time
-    result["skipped_steps"] = skipped
+    result["seconds"] += time.perf_counter() - t0
     return result
 
 
@@ -289,8 +383,9 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (
 
 
 def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: str = "student",
-                 eval_test: bool = True, loss_fn: LossFn | None = None) -> dict[str, Any]:
-    """Stage 2: train on softmax cross-entropy, evaluating after every epoch.
+                 eval_test: bool = True, loss_fn: LossFn | None = None,
+                 resume: dict[str, Any] | None = None, on_epoch_end: StateSink | None = None) -> dict[str, Any]:
+    """Stage 2: train on softmax cross-entropy (patent eq. 4), evaluating after every epoch.
 
     ``loss_fn`` replaces the cross-entropy (the bench's soft-target baseline
     uses it). Returns per-epoch validation and test accuracy, the final train
@@ -304,16 +399,18 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     sched = _schedule(opt, total, round(cfg.warmup_epochs * steps_per_epoch), cfg.lr, cfg.min_lr)
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 2)
     result: dict[str, Any] = {"epochs": cfg.epochs, "val_acc": [], "test_acc": [], "train_loss": [],
-                              "epoch_seconds": [], "skipped_steps": 0}
-    t0 = time.perf_counter()
-    train_time = 0.0
-    bad = skipped = 0
+                              "epoch_seconds": [], "skipped_steps": 0, "train_seconds": 0.0, "seconds": 0.0}
+    loop = _EpochLoop(2, name, {"model": model}, opt, sched, gen, result, ctx, on_epoch_end)
     bar = tqdm(total=total, desc=f"{name} stage 2 (CE)", disable=not ctx.progress, leave=False)
-    for epoch in range(1, cfg.epochs + 1):
+
+    def run_epoch(epoch: int) -> None:
         te = time.perf_counter()
+        bar.n = loop.step
         loss_sum = torch.zeros((), device=ctx.device)
-        n = 0
-        for idx in _batches(len(train), cfg.batch_size, gen):
+        n = bad = 0
+        for i, idx in enumerate(_batches(len(train), cfg.batch_size, gen)):
+            if i == steps_per_epoch // 2:
+                kill_point(f"stage2:{name}:{epoch}")
             idx = idx.to(ctx.device)
             x = ctx.prepare(train.x[idx], True, gen)
             y = train.y[idx]
@@ -322,34 +419,34 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             else:
                 loss = loss_fn(logits, x, y)
-            bad = _check_finite(loss, bad, ctx, f"{name} stage 2")
+            bad = loop.finite(loss, bad)
             opt.zero_grad(set_to_none=True)
             if bad:
-                skipped += 1
+                result["skipped_steps"] += 1
             else:
                 loss.backward()
                 opt.step()
                 loss_sum += loss.detach()
                 n += 1
             sched.step()
+            loop.step += 1
             bar.update(1)
-            if bar.n % 20 == 0:
+            if loop.step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
-        train_time += time.perf_counter() - te
+        result["train_seconds"] += time.perf_counter() - te
         val_acc = evaluate(model, ctx.data.val, ctx)
         test_acc = evaluate(model, ctx.data.test, ctx) if eval_test else None
+        result["seconds"] += time.perf_counter() - te
         rec = {"rung": name, "stage": 2, "epoch": epoch, "train_loss": (loss_sum / max(1, n)).item(),
-               "val_acc": val_acc, "test_acc": test_acc, "lr": sched.get_last_lr()[0],
-               "seconds": time.perf_counter() - t0}
+               "val_acc": val_acc, "test_acc": test_acc, "lr": sched.get_last_lr()[0], "seconds": result["seconds"]}
         ctx.log(rec)
         result["val_acc"].append(val_acc)
         result["test_acc"].append(test_acc)
         result["train_loss"].append(rec["train_loss"])
-        result["epoch_seconds"].append(rec["seconds"])
+        result["epoch_seconds"].append(result["seconds"])
         bar.set_postfix(val=f"{val_acc:.4f}", epoch=epoch)
+
+    loop.run(cfg.epochs, run_epoch, resume)
     bar.close()
     result["train_acc"] = evaluate(model, ctx.data.train.subset(torch.arange(min(10000, len(train)))), ctx)
-    result["seconds"] = time.perf_counter() - t0
-    result["train_seconds"] = train_time
-    result["skipped_steps"] = skipped
     return result

@@ -6,7 +6,7 @@
 * :func:`fspladder.fsp_matrix` (batched matmul) against the broadcast form
   ``(a.unsqueeze(2) * b.unsqueeze(1)).mean(-1)`` used by some public code:
   median time, and peak memory measured as the growth of the process's
-  maximum resident set size in a fresh subprocess per variant (CPU) or
+  peak resident set size (VmHWM) in a fresh subprocess per variant (CPU) or
   ``torch.cuda.max_memory_allocated`` (GPU).
 """
 
@@ -92,13 +92,25 @@ def _broadcast(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.unsqueeze(2) * b.unsqueeze(1)).mean(-1)  # materialises (B, m, n, hw)
 
 
+def _peak_rss_kib() -> int:
+    """This process's peak resident set (KiB). Linux's VmHWM belongs to the current address
+    space; ru_maxrss would also carry the parent's peak across exec, hiding the child's own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _peak_rss_child(variant: str, size: tuple[int, ...], q) -> None:
     torch.set_num_threads(1)
     bsz, m, n, h, w = size
     a, b = torch.randn(bsz, m, h, w), torch.randn(bsz, n, h, w)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_kib()
     (fsp_matrix if variant == "bmm" else _broadcast)(a, b)
-    q.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)  # KiB -> bytes
+    q.put((_peak_rss_kib() - before) * 1024)  # KiB -> bytes
 
 
 def _peak_bytes(variant: str, size: tuple[int, ...], device: torch.device) -> int:

@@ -6,6 +6,7 @@ Out directory layout::
     metrics.jsonl      one line per epoch per stage per rung (plus events)
     rung-K-NAME.pt     checkpoint of each finished rung
     flow-K-NAME.npz    mean FSP matrices of the previous network and the student before/after stage 1
+    state.pt           the unfinished stage's last completed epoch (model, optimiser, scheduler, RNG)
     summary.json       teacher and rungs: sizes, stage-1 and stage-2 records; totals
 """
 
@@ -21,16 +22,17 @@ import numpy as np
 import torch
 import yaml
 
-from .checkpoint import atomic_write_bytes, atomic_write_json, load_model, save_checkpoint
+from .checkpoint import atomic_write_bytes, atomic_write_json, load_checkpoint, load_model, save_checkpoint
 from .config import ModelConfig, RunConfig, TeacherConfig, config_to_dict
 from .data import DataSplits, load_cifar, load_fashion_mnist, load_idx_folder, load_image_folder
+from .faults import kill_point
 from .engine import TrainContext, evaluate, mean_flows, train_stage1, train_stage2
 from .flow import FsPair
 from .align import ChannelAligner
 from .ladder import LadderError, Rung, default_pairs, validate_ladder
 from .models import accepted_kwargs, create_model
 
-__all__ = ["run_ladder", "train_network", "make_aligner", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
+__all__ = ["run_ladder", "train_network", "make_aligner", "ResumeError", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -148,12 +150,57 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
     return meta
 
 
-def run_ladder(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
-    """Validate the chain, then train every rung (stage 1, then stage 2) in order."""
+STATE_FILE = "state.pt"  # the in-progress stage's last completed epoch, for --resume
+
+
+class ResumeError(ValueError):
+    """A run directory cannot be resumed."""
+
+
+def _save_state(out: Path, rung: int, flows: dict[str, Any], snap: dict[str, Any],
+                stage1_result: dict[str, Any] | None = None) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"format": "fspladder-state-v1", "rung": rung, "flows": flows, "stage1_result": stage1_result,
+                **snap}, buf)
+    atomic_write_bytes(out / STATE_FILE, buf.getvalue())
+
+
+def _load_state(out: Path) -> dict[str, Any] | None:
+    path = out / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a partial file is impossible (atomic rename); anything else is foreign
+        raise ResumeError(f"{path} cannot be read ({e}); delete it to restart the unfinished rung from scratch, "
+                          "finished rungs are kept") from e
+    if not isinstance(state, dict) or state.get("format") != "fspladder-state-v1":
+        raise ResumeError(f"{path} is not an fspladder state file; delete it to restart the unfinished rung")
+    return state
+
+
+def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Validate the chain, then train every rung (stage 1, then stage 2) in order.
+
+    With ``resume``, ``out`` must hold an earlier run of the same config:
+    finished rungs are loaded from their checkpoints, never retrained, and the
+    rung in progress continues from the last completed epoch of its stage.
+    """
     t_run = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+    for tmp in out.glob(".*.tmp"):  # left by a kill during a write; never read
+        tmp.unlink()
+    done: dict[str, dict[str, Any]] = {}
+    state = None
+    if resume:
+        if (out / "summary.json").is_file():
+            done = {r["name"]: r for r in json.loads((out / "summary.json").read_text())["rungs"]}
+        state = _load_state(out)
+    else:
+        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
     device = resolve_device(cfg.device)
     data = load_data(cfg).to(device)
     log = MetricsLog(out / "metrics.jsonl")
@@ -192,39 +239,65 @@ def run_ladder(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     try:
         for k, (prev, cur) in enumerate(zip(chain, chain[1:]), start=1):
             rc = cfg.rungs[k - 1]
-            s1 = cfg.stage_for(rc, "stage1")
-            s2 = cfg.stage_for(rc, "stage2")
-            log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params})
-            ctx.seed = cfg.seed + k
-            # Mean FSP matrices on a fixed held-out batch, for the report's heatmaps.
-            aligner = make_aligner(cur, shapes[k], prev, shapes[k - 1], s1.project_channels, cfg.seed + k, device)
-            x_fixed = ctx.prepare(data.val.x[:FLOW_BATCH], False, None)
-            flows = {"previous": mean_flows(prev.model, prev.pairs, x_fixed, batch_stats=False),
-                     "before": mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)}
-            r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, cur.name, aligner=aligner)
-            flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)
-            del aligner  # projections serve stage 1 only
-            _save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
-            r2 = train_stage2(cur.model, s2, ctx, cur.name)
-            cur.model.eval()
-            entry = {"name": cur.name, "model": cur.spec["name"], "kwargs": cur.spec["kwargs"],
-                     "params": cur.num_params, "learns_from": prev.name, "fsp_shapes": shapes[k],
-                     "stage1": {k_: v for k_, v in r1.items() if k_ != "history"},
-                     "projected_channels": shapes[k] != shapes[k - 1],
-                     "stage2": r2, "checkpoint": f"rung-{k}-{cur.name}.pt"}
-            save_checkpoint(out / entry["checkpoint"], cur.model, cur.spec,
-                            {"rung": cur.name, "val_acc": r2["val_acc"][-1], "test_acc": r2["test_acc"][-1]})
-            summary["rungs"].append(entry)
+            if cur.name in done:  # finished before the resume: load, never retrain
+                ck = load_checkpoint(out / done[cur.name]["checkpoint"])
+                cur.model.load_state_dict(ck["state_dict"])
+                cur.model.eval()
+                summary["rungs"].append(done[cur.name])
+                log({"event": "rung_loaded", "rung": cur.name, "checkpoint": done[cur.name]["checkpoint"]})
+                continue
+            summary["rungs"].append(_train_rung(k, prev, cur, shapes, cfg, ctx, out,
+                                                state if state and state["rung"] == k else None))
             summary["total_seconds"] = time.perf_counter() - t_run
             atomic_write_json(out / "summary.json", summary)
+            kill_point(f"rung-done:{cur.name}")
     finally:
         log.close()
     target = summary["rungs"][-1]
     summary["target"] = {"name": target["name"], "test_acc": target["stage2"]["test_acc"][-1],
                          "val_acc": target["stage2"]["val_acc"][-1]}
     summary["total_seconds"] = time.perf_counter() - t_run
+    if resume:
+        summary["resumed"] = True
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _train_rung(k: int, prev: Rung, cur: Rung, shapes, cfg: RunConfig, ctx: TrainContext, out: Path,
+                state: dict[str, Any] | None) -> dict[str, Any]:
+    """Stage 1 and stage 2 of rung ``k``, saving a resumable state after every epoch."""
+    rc = cfg.rungs[k - 1]
+    s1, s2 = cfg.stage_for(rc, "stage1"), cfg.stage_for(rc, "stage2")
+    ctx.seed = cfg.seed + k
+    ctx.log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params,
+             "resumed_stage": state["stage"] if state else None})
+    if state is not None and state["stage"] == 2:  # stage 1 had finished
+        r1, flows = state["stage1_result"], state["flows"]
+    else:
+        aligner = make_aligner(cur, shapes[k], prev, shapes[k - 1], s1.project_channels, cfg.seed + k, ctx.device)
+        x_fixed = ctx.prepare(ctx.data.val.x[:FLOW_BATCH], False, None)
+        if state is None:  # mean FSP matrices on a fixed held-out batch, for the report's heatmaps
+            flows = {"previous": mean_flows(prev.model, prev.pairs, x_fixed, batch_stats=False),
+                     "before": mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)}
+        else:
+            flows = state["flows"]
+        r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, cur.name, aligner=aligner,
+                          resume=state, on_epoch_end=lambda snap: _save_state(out, k, flows, snap))
+        flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)
+        del aligner  # projections serve stage 1 only
+        _save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
+        state = None
+    r2 = train_stage2(cur.model, s2, ctx, cur.name, resume=state,
+                      on_epoch_end=lambda snap: _save_state(out, k, flows, snap, r1))
+    cur.model.eval()
+    entry = {"name": cur.name, "model": cur.spec["name"], "kwargs": cur.spec["kwargs"],
+             "params": cur.num_params, "learns_from": prev.name, "fsp_shapes": shapes[k],
+             "stage1": {k_: v for k_, v in r1.items() if k_ != "history"},
+             "projected_channels": shapes[k] != shapes[k - 1],
+             "stage2": r2, "checkpoint": f"rung-{k}-{cur.name}.pt"}
+    save_checkpoint(out / entry["checkpoint"], cur.model, cur.spec,
+                    {"rung": cur.name, "val_acc": r2["val_acc"][-1], "test_acc": r2["test_acc"][-1]})
+    return entry
 
 
 def format_table(summary: dict[str, Any]) -> str:
