@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,6 +196,16 @@ def _cpu_copy(obj: Any) -> Any:
     return obj
 
 
+def _advance(sched: torch.optim.lr_scheduler.LRScheduler, skipped: bool) -> None:
+    """Step the schedule; a skipped (non-finite) step advances it too, so it stays aligned with steps."""
+    if not skipped:
+        sched.step()
+        return
+    with warnings.catch_warnings():  # torch warns when no optimiser step came first
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        sched.step()
+
+
 class _EpochLoop:
     """Epoch mechanics shared by both stages: snapshots, resume, divergence rollback.
 
@@ -209,7 +220,9 @@ class _EpochLoop:
 
     def __init__(self, stage: int, name: str, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
                  sched: torch.optim.lr_scheduler.LambdaLR, gen: torch.Generator, result: dict[str, Any],
-                 ctx: TrainContext, on_epoch_end: StateSink | None) -> None:
+                 ctx: TrainContext, on_epoch_end: StateSink | None, steps_per_epoch: int) -> None:
+        # An epoch diverged after max_bad_steps non-finite losses in a row, or when all of it was.
+        self.max_bad = max(1, min(ctx.max_bad_steps, steps_per_epoch))
         self.stage, self.name, self.modules, self.opt, self.sched, self.gen = stage, name, modules, opt, sched, gen
         self.result, self.ctx, self.on_epoch_end = result, ctx, on_epoch_end
         self.epoch = 0  # completed epochs
@@ -239,7 +252,7 @@ class _EpochLoop:
             self.ctx.log({"event": "resumed", "rung": self.name, "stage": self.stage,
                           "from_epoch": self.epoch, "step": self.step})
         good = self.snapshot()
-        rollbacks = 0
+        rollbacks = since_good = 0
         while self.epoch < n_epochs:
             try:
                 run_epoch(self.epoch + 1)
@@ -250,15 +263,18 @@ class _EpochLoop:
                         "halved learning rate each time; giving up. The last good epoch's state and every "
                         "finished rung's checkpoint are kept.") from None
                 rollbacks += 1
+                since_good += 1
                 self.restore(good)
-                self.lr_scale *= 0.5
-                self.sched.base_lrs = [b * 0.5 for b in self.sched.base_lrs]
+                factor = 0.5**since_good  # halve again for each retry of the same epoch
+                self.lr_scale *= factor
+                self.sched.base_lrs = [b * factor for b in self.sched.base_lrs]
                 for g, b in zip(self.opt.param_groups, self.sched.base_lrs):
                     g["lr"] = b * self.sched.lr_lambdas[0](self.sched.last_epoch)
                 self.ctx.log({"event": "rollback", "rung": self.name, "stage": self.stage, "to_epoch": self.epoch,
                               "lr_scale": self.lr_scale, "rollbacks": rollbacks})
                 continue
             self.epoch += 1
+            since_good = 0
             good = self.snapshot()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(good)
@@ -273,7 +289,7 @@ class _EpochLoop:
         bad += 1
         self.ctx.log({"event": "nonfinite_loss", "rung": self.name, "stage": self.stage, "step": self.step,
                       "consecutive": bad})
-        if bad >= self.ctx.max_bad_steps:
+        if bad >= self.max_bad:
             raise DivergenceError(
                 f"{self.name} stage {self.stage}: the loss was not finite for {bad} steps in a row. Lower the "
                 f"learning rate (stage{self.stage}.lr) or set stage1.grad_clip.")
@@ -319,7 +335,8 @@ def train_stage1(
     opt = _optimizer(params, cfg)
     sched = _schedule(opt, total, 0, cfg.lr, cfg.min_lr)
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 1)
-    loop = _EpochLoop(1, name, modules, opt, sched, gen, result, ctx, on_epoch_end)
+    loop = _EpochLoop(1, name, modules, opt, sched, gen, result, ctx, on_epoch_end,
+                      min(steps_per_epoch, total))
     taps_s = [t for p in student_pairs for t in (p.first, p.second)]
     taps_p = [t for p in prev_pairs for t in (p.first, p.second)]
     log_every = max(1, total // 25)
@@ -353,7 +370,7 @@ def train_stage1(
                 opt.step()
                 loss_sum += loss.detach()
                 n += 1
-            sched.step()
+            _advance(sched, skipped=bool(bad))
             loop.step += 1
             bar.update(1)
             if loop.step % log_every == 0 or loop.step == total:
@@ -400,7 +417,7 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 2)
     result: dict[str, Any] = {"epochs": cfg.epochs, "val_acc": [], "test_acc": [], "train_loss": [],
                               "epoch_seconds": [], "skipped_steps": 0, "train_seconds": 0.0, "seconds": 0.0}
-    loop = _EpochLoop(2, name, {"model": model}, opt, sched, gen, result, ctx, on_epoch_end)
+    loop = _EpochLoop(2, name, {"model": model}, opt, sched, gen, result, ctx, on_epoch_end, steps_per_epoch)
     bar = tqdm(total=total, desc=f"{name} stage 2 (CE)", disable=not ctx.progress, leave=False)
 
     def run_epoch(epoch: int) -> None:
@@ -428,7 +445,7 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
                 opt.step()
                 loss_sum += loss.detach()
                 n += 1
-            sched.step()
+            _advance(sched, skipped=bool(bad))
             loop.step += 1
             bar.update(1)
             if loop.step % 50 == 0:
