@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-OUT    ?= runs/default
+OUT    ?= runs/default-$(shell date +%Y%m%d-%H%M%S)
 TORCH  ?= torch==2.13.0
 
 .PHONY: run test data venv bench clean
@@ -15,6 +15,9 @@ run: data venv
 
 test: data venv
 	$(PY) -m pytest -q
+
+bench: data venv
+	$(VENV)/bin/fspladder bench --preset quick --micro --out runs/bench-quick
 
 data: $(FMNIST)
 $(FMNIST):
@@ -26,7 +29,6 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the CPU wheel here; an unpinned torch would pull a multi-GB CUDA build.
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@

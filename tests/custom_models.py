@@ -3,27 +3,31 @@
 import torch.nn as nn
 
 
-def _conv(i: int, o: int, stride: int = 1) -> nn.Sequential:
+def _conv(i: int, o: int, stride: int = 1, norm: bool = True) -> nn.Sequential:
+    if not norm:
+        return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.ReLU())
     return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
 
 
 class PlainCNN(nn.Module):
     """A VGG-style net with two stages; no feature metadata, taps come from the config."""
 
-    def __init__(self, blocks: int = 1, width: int = 8, in_chans: int = 1, num_classes: int = 10) -> None:
+    def __init__(self, blocks: int = 1, width: int = 8, in_chans: int = 1, num_classes: int = 10,
+                 norm: bool = True) -> None:
         super().__init__()
-        self.stem = _conv(in_chans, width)
-        self.stage1 = nn.Sequential(*[_conv(width, width) for _ in range(blocks)])
-        self.down = _conv(width, 2 * width, stride=2)
-        self.stage2 = nn.Sequential(*[_conv(2 * width, 2 * width) for _ in range(blocks)])
+        self.stem = _conv(in_chans, width, norm=norm)
+        self.stage1 = nn.Sequential(*[_conv(width, width, norm=norm) for _ in range(blocks)])
+        self.down = _conv(width, 2 * width, stride=2, norm=norm)
+        self.stage2 = nn.Sequential(*[_conv(2 * width, 2 * width, norm=norm) for _ in range(blocks)])
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
 
     def forward(self, x):
         return self.head(self.stage2(self.down(self.stage1(self.stem(x)))))
 
 
-def plain_cnn(blocks: int = 1, width: int = 8, in_chans: int = 1, num_classes: int = 10) -> PlainCNN:
-    return PlainCNN(blocks, width, in_chans, num_classes)
+def plain_cnn(blocks: int = 1, width: int = 8, in_chans: int = 1, num_classes: int = 10,
+              norm: bool = True) -> PlainCNN:
+    return PlainCNN(blocks, width, in_chans, num_classes, norm)
 
 
 def fixed_cnn(blocks: int = 1) -> PlainCNN:

@@ -48,6 +48,10 @@ def test_two_rung_ladder_end_to_end(tmp_path, idx_folder, teacher, capsys):
     # The summary records what the teacher was trained with.
     assert summary["teacher"]["trained"]["command"].startswith("fspladder train")
     _check_report(out)
+    # A second run into the same directory is refused and changes nothing there.
+    before = (out / "summary.json").read_bytes()
+    assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}", *SMALL, *_root(idx_folder)]) == 2
+    assert "already holds a run" in capsys.readouterr().err and (out / "summary.json").read_bytes() == before
 
 
 def _check_report(out):
@@ -102,3 +106,23 @@ def test_non_increasing_ladder_is_refused_before_training(tmp_path, idx_folder, 
     assert rc == 2
     assert "not larger" in capsys.readouterr().err
     assert not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text()
+
+
+def test_bf16_autocast_trains_both_stages_with_float32_fsp(idx_folder, teacher):
+    from fspladder.checkpoint import load_model
+
+    cfg = parse_config({"data": {"name": "idx", "root": str(idx_folder), "val_size": 100}})
+    ctx = TrainContext(device=torch.device("cpu"), data=load_data(cfg), progress=False, eval_batch_size=200,
+                       amp="bf16")
+    prev, _ = load_model(teacher)
+    student = create_model("resnet14", in_chans=1, num_classes=4)
+    pairs = [FsPair.parse(p) for p in student.default_fsp_pairs]
+    s1, s2 = cfg.stage1, cfg.stage2
+    s1.epochs, s1.batch_size, s2.epochs, s2.batch_size = 2.0, 50, 1, 50
+    r1 = train_stage1(student, pairs, prev, pairs, s1, ctx, "s")
+    assert r1["fsp_loss_end"] < r1["fsp_loss_start"] and r1["skipped_steps"] == 0
+    from fspladder import train_stage2
+
+    r2 = train_stage2(student, s2, ctx, "s")
+    assert r2["skipped_steps"] == 0 and 0 <= r2["val_acc"][-1] <= 1
+    assert all(p.dtype == torch.float32 for p in student.parameters())  # autocast leaves weights in fp32

@@ -31,10 +31,10 @@ import torch
 
 from .baselines import can_grow, grow_resnet, soft_target_loss
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model
-from .config import RunConfig, config_to_dict
-from .engine import TrainContext, train_stage1, train_stage2
+from .config import ConfigError, RunConfig, config_to_dict
+from .engine import train_stage1, train_stage2
 from .ladder import Rung, validate_ladder
-from .runner import MetricsLog, _pairs, build_student, load_data, machine_info, make_aligner, resolve_device
+from .runner import MetricsLog, _pairs, build_student, context_for, load_data, machine_info, make_aligner, resolve_device
 
 __all__ = ["PRESETS", "run_bench", "summarize", "time_to_target", "format_bench_md", "plot_bench"]
 
@@ -63,14 +63,14 @@ def _record(arm: str, seed: int, budget: float, r2: dict[str, Any], pre_seconds:
 def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     """Train every arm at every budget for every seed; write bench.json, bench.md and curves.png."""
     out = Path(out)
+    if (out / "bench.json").exists():
+        raise ConfigError([f"{out} already holds a bench (bench.json); choose another --out (nothing was changed)"])
     out.mkdir(parents=True, exist_ok=True)
     b = cfg.bench
     device = resolve_device(cfg.device)
     data = load_data(cfg).to(device)
     log = MetricsLog(out / "metrics.jsonl")
-    ctx = TrainContext(device=device, data=data, seed=cfg.seed, channels_last=cfg.channels_last,
-                       eval_batch_size=cfg.eval_batch_size, progress=cfg.progress,
-                       crop_pad=cfg.data.crop_pad, flip=cfg.data.flip, log=log)
+    ctx = context_for(cfg, device, data, log)
     mf = torch.channels_last if cfg.channels_last else torch.preserve_format
     teacher, tck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
     teacher.to(device, memory_format=mf).eval()

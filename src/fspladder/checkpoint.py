@@ -6,6 +6,7 @@ so that it can rebuild its network from the registry without pickled code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,7 +21,7 @@ from .faults import kill_point
 from .models import create_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "atomic_write_bytes",
-           "atomic_write_json", "load_model"]
+           "atomic_write_json", "load_model", "state_digest"]
 
 FORMAT = "fspladder-checkpoint-v1"
 
@@ -65,7 +66,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: dict[str, Any], me
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     # JSON round trip: only plain types, so loading with weights_only=True accepts them.
     plain = json.loads(json.dumps({"model": spec, "meta": meta or {}}, default=str))
-    torch.save({"format": FORMAT, **plain, "state_dict": state}, buf)
+    torch.save({"format": FORMAT, **plain, "state_dict": state, "sha256": state_digest(state)}, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -93,7 +94,20 @@ def load_checkpoint(ref: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}. Is it a complete fspladder checkpoint?") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an fspladder checkpoint (expected format {FORMAT!r})")
+    if "sha256" in ckpt and state_digest(ckpt["state_dict"]) != ckpt["sha256"]:
+        raise CheckpointError(f"{path}: the weights do not match the checksum recorded when it was saved; "
+                              "the file is corrupt: restore it or retrain that network")
     return ckpt
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of a state dict, in key order."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def load_model(ref: str | Path, expect: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:

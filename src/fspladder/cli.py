@@ -1,4 +1,4 @@
-"""Command-line interface: ``fspladder run | bench | check | report | train | layers | models``."""
+"""Command-line interface: ``fspladder run | bench | plan | check | report | train | layers | models``."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ def _load(args: argparse.Namespace, pre: list[str] | None = None):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .distributed import init_from_env
     from .runner import format_table, run_ladder
 
     if args.resume:
-        from .config import ConfigError, load_config
+        from .config import load_config
 
         if args.config or args.overrides or args.out:
             raise ConfigError(["--resume DIR continues DIR with the config saved there (DIR/config.yaml); "
@@ -40,15 +42,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not (out / "config.yaml").is_file():
             raise ConfigError([f"--resume {out}: no config.yaml there; is it the --out directory of a run?"])
         cfg = load_config(out / "config.yaml", ["progress=false"] if args.no_progress else [])
-        print(f"fspladder run: resuming {out}", file=sys.stderr)
-        summary = run_ladder(cfg, out, resume=True)
+        dist = init_from_env(cfg.device)
+        if dist.is_main:
+            print(f"fspladder run: resuming {out}", file=sys.stderr)
+        summary = run_ladder(cfg, out, resume=True, dist=dist)
     else:
         cfg = _load(args)
+        dist = init_from_env(cfg.device)
+        if dist.enabled and not args.out:
+            raise ConfigError(["under torchrun give --out DIR, so that every process writes to the same place"])
         out = Path(args.out or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
-        print(f"fspladder run -> {out}", file=sys.stderr)
-        summary = run_ladder(cfg, out)
+        if dist.is_main:
+            print(f"fspladder run -> {out}" + (f" ({dist.world} processes)" if dist.enabled else ""), file=sys.stderr)
+        summary = run_ladder(cfg, out, dist=dist)
+    if dist.enabled:  # leave together: a rank exiting mid-teardown makes gloo abort the others
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
+    if not dist.is_main:
+        return 0
     print(format_table(summary))
     print(f"outputs in {out}/ (summary.json, metrics.jsonl, config.yaml, checkpoints)")
+    return _report_unless(args, out)
+
+
+def _report_unless(args: argparse.Namespace, out: Path) -> int:
+    """Write report.html into ``out`` unless --no-report was given."""
     if not args.no_report:
         from .report import write_report
 
@@ -68,6 +88,39 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 2
     print(f"{args.config or 'default config'}: OK (config, data, teacher checkpoint, models, taps, ladder)")
     return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .ladder import Rung
+    from .plan import format_plan, run_plan
+    from .runner import _pairs, load_data, resolve_device
+
+    pre = []
+    if args.time_budget is not None:
+        pre.append(f"plan.time_budget={args.time_budget}")
+    if args.target_accuracy is not None:
+        pre.append(f"plan.target_accuracy={args.target_accuracy}")
+    if args.planning_budget is not None:
+        pre.append(f"plan.planning_budget={args.planning_budget}")
+    cfg = _load(args, pre)
+    device = resolve_device(cfg.device)
+    data = load_data(cfg).to(device)
+    teacher, ck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
+    teacher.to(device, memory_format=torch_channels_last(cfg))
+    plan = run_plan(cfg, data, device, Rung("teacher", teacher, _pairs(cfg.teacher, teacher), ck["model"]))
+    print(format_plan(plan))
+    if args.out:
+        from .checkpoint import atomic_write_json
+
+        atomic_write_json(Path(args.out) / "plan.json", plan)
+    return 0 if plan["choice"] else 2
+
+
+def torch_channels_last(cfg):
+    import torch
+
+    return torch.channels_last if cfg.channels_last else torch.preserve_format
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -99,11 +152,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     bench = run_bench(cfg, out)
     print(format_bench_md(bench))
     print(f"outputs in {out}/ (bench.json, bench.md, curves.png)")
-    if not args.no_report:
-        from .report import write_report
-
-        print(f"report: {write_report(out)}")
-    return 0
+    return _report_unless(args, out)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -150,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_run)
 
+    p = sub.add_parser("plan", help="choose how many intermediates from measured cost and probe accuracy")
+    _add_config_args(p)
+    p.add_argument("--time-budget", type=float, help="seconds the whole pipeline may take")
+    p.add_argument("--target-accuracy", type=float, help="target probe validation accuracy to reach")
+    p.add_argument("--planning-budget", type=float, help="seconds the planning itself may take (default 300)")
+    p.add_argument("--out", help="also write plan.json into this directory")
+    p.set_defaults(fn=_cmd_plan)
+
     p = sub.add_parser("check", help="validate a config (keys, data, checkpoint, taps, ladder) without training")
     _add_config_args(p)
     p.set_defaults(fn=_cmd_check)
@@ -195,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     from .flow import TapError
     from .ladder import LadderError
     from .report import ReportError
+    from .plan import PlanError
     from .runner import ResumeError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -202,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.fn(args)
-    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, ReportError, ResumeError, KeyError) as e:
+    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, ReportError, ResumeError, PlanError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"fspladder {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import yaml
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "Stage1Config", "Stage2Config", "RungConfig",
-    "RunConfig", "BenchConfig", "load_config", "parse_config", "parse_config_lenient", "read_config_data", "apply_overrides", "config_to_dict",
+    "RunConfig", "BenchConfig", "PlanConfig", "load_config", "parse_config", "parse_config_lenient", "read_config_data", "apply_overrides", "config_to_dict",
 ]
 
 
@@ -191,10 +191,45 @@ class BenchConfig:
 
 
 @dataclass
+class PlanConfig:
+    """Choosing the intermediates (patent claims 8, 17): ``fspladder plan`` and ``intermediates: auto``."""
+
+    intermediates: Literal["fixed", "auto"] = "fixed"  # auto: plan, then run the chosen chain
+    time_budget: float | None = None  # seconds for the whole pipeline (all rungs, both stages)
+    target_accuracy: float | None = None  # the target's probe validation accuracy to reach
+    max_intermediates: int = 2
+    intermediate_stage2_epochs: int | None = 2  # stage-2 epochs of planned intermediates; None = stage2.epochs
+    probe_train_images: int = 5000  # training subset for the probes
+    probe_stage1_epochs: float = 0.5
+    probe_stage2_epochs: int = 1
+    noise_seeds: int = 2  # the cheapest chain is probed with this many seeds to measure probe noise
+    profile_steps: int = 3  # timed steps per network and stage (after one warm-up step)
+    planning_budget: float = 300.0  # seconds; chains whose probe would overrun it are not probed
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if self.time_budget is not None and self.time_budget <= 0:
+            err.append(f"{p}.time_budget must be > 0 seconds or null, got {self.time_budget}")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            err.append(f"{p}.target_accuracy must be in (0, 1] or null, got {self.target_accuracy}")
+        for k in ("max_intermediates",):
+            if getattr(self, k) < 0:
+                err.append(f"{p}.{k} must be >= 0, got {getattr(self, k)}")
+        for k in ("probe_train_images", "probe_stage2_epochs", "noise_seeds", "profile_steps"):
+            if getattr(self, k) < 1:
+                err.append(f"{p}.{k} must be >= 1, got {getattr(self, k)}")
+        if self.probe_stage1_epochs < 0 or self.planning_budget <= 0:
+            err.append(f"{p}: probe_stage1_epochs must be >= 0 and planning_budget > 0")
+        if self.intermediate_stage2_epochs is not None and self.intermediate_stage2_epochs < 1:
+            err.append(f"{p}.intermediate_stage2_epochs must be >= 1 or null")
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     channels_last: bool = True
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 autocast on CUDA, off on CPU
+    compile: bool = False  # torch.compile the student for stage 2
     eval_batch_size: int = 1000
     progress: bool = True
     data: DataConfig = field(default_factory=DataConfig)
@@ -206,6 +241,7 @@ class RunConfig:
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
 
     def _check(self, p: str, err: list[str]) -> None:
         if not self.rungs:

@@ -28,9 +28,10 @@ from tqdm.auto import tqdm
 
 from .align import ChannelAligner
 from .config import Stage1Config, Stage2Config
-from .data import DataSplits, ImageSet, normalize, random_crop, random_flip
+from .data import DataSplits, ImageSet, apply_augment, draw_augment, normalize, random_crop, random_flip
+from .distributed import DistInfo, all_reduce_sum, average_gradients, shard
 from .faults import kill_point, nan_steps
-from .flow import FlowRecorder, FsPair, flow_of
+from .flow import FlowRecorder, FsPair, flow_of, taps_of
 from .losses import fsp_loss
 
 __all__ = ["TrainContext", "DivergenceError", "train_stage1", "train_stage2", "evaluate",
@@ -56,8 +57,36 @@ class TrainContext:
     crop_pad: int = 2
     flip: bool = True
     log: MetricsSink = field(default=lambda rec: None)
+    dist: DistInfo = field(default_factory=DistInfo)
+    amp: str = "off"  # off | bf16 | fp16: autocast of forward passes (FSP matrices stay float32)
+    compile: bool = False  # torch.compile the student in stage 2
+
+    def autocast(self) -> torch.autocast:
+        dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp != "off")
+
+    def scaler(self) -> torch.amp.GradScaler:
+        """Loss scaling for fp16 (a no-op otherwise)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
     max_bad_steps: int = 20  # consecutive non-finite steps before an epoch counts as diverged
     max_rollbacks: int = 2  # diverged epochs retried from the last good one at half the learning rate
+
+    def batch(self, data: ImageSet, idx: torch.Tensor, augment: bool,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's slice of the global batch ``idx``: prepared images and labels.
+
+        Augmentation parameters are drawn for the whole global batch, so the
+        random stream (and each image's augmentation) does not depend on the
+        number of ranks.
+        """
+        params = draw_augment(len(idx), self.crop_pad, self.flip, gen) if augment else {}
+        if self.dist.enabled:
+            sl = shard(len(idx), self.dist)
+            idx, params = idx[sl], {k: v[sl] for k, v in params.items()}
+        idx = idx.to(self.device)
+        x = normalize(apply_augment(data.x[idx], params, self.crop_pad), self.data.mean, self.data.std)
+        x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return x, data.y[idx]
 
     def prepare(self, x_uint8: torch.Tensor, augment: bool, gen: torch.Generator | None) -> torch.Tensor:
         """uint8 batch -> augmented, normalised float batch in the right memory format."""
@@ -108,11 +137,17 @@ def evaluate(model: nn.Module, data: ImageSet, ctx: TrainContext) -> float:
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
-    for i in range(0, len(data), ctx.eval_batch_size):
-        x = ctx.prepare(data.x[i : i + ctx.eval_batch_size], False, None)
-        correct += (model(x).argmax(1) == data.y[i : i + ctx.eval_batch_size]).sum()
+    lo, hi = 0, len(data)
+    if ctx.dist.enabled:  # each rank scores a contiguous share; counts are summed
+        per = -(-len(data) // ctx.dist.world)
+        lo, hi = min(len(data), ctx.dist.rank * per), min(len(data), (ctx.dist.rank + 1) * per)
+    for i in range(lo, hi, ctx.eval_batch_size):
+        j = min(hi, i + ctx.eval_batch_size)
+        with ctx.autocast():
+            logits = model(ctx.prepare(data.x[i:j], False, None))
+        correct += (logits.argmax(1) == data.y[i:j]).sum()
     model.train(was_training)
-    return correct.item() / max(1, len(data))
+    return all_reduce_sum(correct, ctx.dist).item() / max(1, len(data))
 
 
 class _BatchStats:
@@ -141,7 +176,7 @@ def mean_flows(model: nn.Module, pairs: Sequence[FsPair], x: torch.Tensor, batch
     ``batch_stats`` runs the model as stage 1 sees a student (train-mode
     BatchNorm, running stats left untouched); otherwise in eval mode.
     """
-    taps = [t for p in pairs for t in (p.first, p.second)]
+    taps = taps_of(pairs)
     flows = aligner.flows if aligner is not None else flow_of
     if batch_stats:
         with _BatchStats(model), FlowRecorder(model, taps, stop_early=True) as rec:
@@ -168,8 +203,8 @@ def fsp_eval_loss(
     """
     prev.eval()
     total, n = 0.0, 0
-    taps_s = [t for p in student_pairs for t in (p.first, p.second)]
-    taps_p = [t for p in prev_pairs for t in (p.first, p.second)]
+    taps_s = taps_of(student_pairs)
+    taps_p = taps_of(prev_pairs)
     with _BatchStats(student), FlowRecorder(student, taps_s, stop_early=True) as rs, \
             FlowRecorder(prev, taps_p, stop_early=True) as rp:
         for i in range(0, min(limit, len(data)), 250):
@@ -194,6 +229,12 @@ def _cpu_copy(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_cpu_copy(v) for v in obj)
     return obj
+
+
+def _check_divisible(batch_size: int, ctx: TrainContext) -> None:
+    if ctx.dist.enabled and batch_size % ctx.dist.world:
+        raise ValueError(f"batch_size {batch_size} is the global batch and must divide evenly over "
+                         f"{ctx.dist.world} processes; pick a multiple of {ctx.dist.world}")
 
 
 def _advance(sched: torch.optim.lr_scheduler.LRScheduler, skipped: bool) -> None:
@@ -284,7 +325,10 @@ class _EpochLoop:
         if self.poison > 0:
             self.poison -= 1
             loss = loss * float("nan")
-        if torch.isfinite(loss):
+        not_finite = (~torch.isfinite(loss.detach())).to(torch.int32)
+        if self.ctx.dist.enabled:  # every rank must take the same decision, or collectives would hang
+            all_reduce_sum(not_finite, self.ctx.dist)
+        if not not_finite.item():  # one host sync per step: a skipped step must be known before it is taken
             return 0
         bad += 1
         self.ctx.log({"event": "nonfinite_loss", "rung": self.name, "stage": self.stage, "step": self.step,
@@ -309,6 +353,7 @@ def train_stage1(
     Returns a record with epochs, seconds and the held-out FSP loss before and after.
     """
     train = ctx.data.train
+    _check_divisible(cfg.batch_size, ctx)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = math.ceil(cfg.epochs * steps_per_epoch)
     n_epochs = math.ceil(total / steps_per_epoch)
@@ -333,12 +378,13 @@ def train_stage1(
         params += list(aligner.parameters())
         modules["aligner"] = aligner
     opt = _optimizer(params, cfg)
+    scaler = ctx.scaler()
     sched = _schedule(opt, total, 0, cfg.lr, cfg.min_lr)
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 1)
     loop = _EpochLoop(1, name, modules, opt, sched, gen, result, ctx, on_epoch_end,
                       min(steps_per_epoch, total))
-    taps_s = [t for p in student_pairs for t in (p.first, p.second)]
-    taps_p = [t for p in prev_pairs for t in (p.first, p.second)]
+    taps_s = taps_of(student_pairs)
+    taps_p = taps_of(prev_pairs)
     log_every = max(1, total // 25)
     bar = tqdm(total=total, desc=f"{name} stage 1 (FSP)", disable=not ctx.progress, leave=False)
 
@@ -353,21 +399,25 @@ def train_stage1(
                 break
             if i == steps // 2:
                 kill_point(f"stage1:{name}:{epoch}")
-            x = ctx.prepare(train.x[idx.to(ctx.device)], cfg.augment, gen)
-            with torch.no_grad():
-                g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
-            feats = rs.run(x)
-            g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
+            x, _ = ctx.batch(train, idx, cfg.augment, gen)
+            with ctx.autocast():  # fsp_matrix itself runs in float32
+                with torch.no_grad():
+                    g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
+                feats = rs.run(x)
+                g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
             loss = fsp_loss(g_student, g_prev, cfg.pair_weights)
             bad = loop.finite(loss, bad)
             opt.zero_grad(set_to_none=True)
             if bad:
                 result["skipped_steps"] += 1
             else:
-                loss.backward()
+                scaler.scale(loss).backward()
+                average_gradients(params, ctx.dist)
                 if cfg.grad_clip:
+                    scaler.unscale_(opt)
                     nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
+                scaler.step(opt)
+                scaler.update()
                 loss_sum += loss.detach()
                 n += 1
             _advance(sched, skipped=bool(bad))
@@ -409,6 +459,7 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     accuracy (un-augmented, on up to 10k training images) and the seconds spent.
     """
     train = ctx.data.train
+    _check_divisible(cfg.batch_size, ctx)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     model.train()
@@ -418,6 +469,14 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     result: dict[str, Any] = {"epochs": cfg.epochs, "val_acc": [], "test_acc": [], "train_loss": [],
                               "epoch_seconds": [], "skipped_steps": 0, "train_seconds": 0.0, "seconds": 0.0}
     loop = _EpochLoop(2, name, {"model": model}, opt, sched, gen, result, ctx, on_epoch_end, steps_per_epoch)
+    scaler = ctx.scaler()
+    net: nn.Module = model
+    if ctx.dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    if ctx.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
     bar = tqdm(total=total, desc=f"{name} stage 2 (CE)", disable=not ctx.progress, leave=False)
 
     def run_epoch(epoch: int) -> None:
@@ -428,22 +487,22 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
         for i, idx in enumerate(_batches(len(train), cfg.batch_size, gen)):
             if i == steps_per_epoch // 2:
                 kill_point(f"stage2:{name}:{epoch}")
-            idx = idx.to(ctx.device)
-            x = ctx.prepare(train.x[idx], True, gen)
-            y = train.y[idx]
-            logits = model(x)
-            if loss_fn is None:
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            else:
-                loss = loss_fn(logits, x, y)
+            x, y = ctx.batch(train, idx, True, gen)
+            with ctx.autocast():
+                logits = net(x)
+                if loss_fn is None:
+                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                else:
+                    loss = loss_fn(logits, x, y)
             bad = loop.finite(loss, bad)
             opt.zero_grad(set_to_none=True)
             if bad:
                 result["skipped_steps"] += 1
             else:
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach()
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                loss_sum += loss.detach().float()
                 n += 1
             _advance(sched, skipped=bool(bad))
             loop.step += 1

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Tap", "FsPair", "FlowRecorder", "TapError", "fsp_matrix", "parse_tap", "flow_of"]
+__all__ = ["Tap", "FsPair", "FlowRecorder", "TapError", "fsp_matrix", "parse_tap", "flow_of", "taps_of"]
 
 
 class TapError(ValueError):
@@ -194,6 +194,11 @@ def check_taps(model: nn.Module, taps: Iterable[str | Tap]) -> None:
         f"{type(model).__name__} has no module named:\n" + "\n".join(lines) +
         "\nRun `fspladder layers MODEL` to list its module names."
     )
+
+
+def taps_of(pairs: Sequence[FsPair]) -> list[Tap]:
+    """The distinct taps that ``pairs`` read, in order."""
+    return list(dict.fromkeys(t for p in pairs for t in (p.first, p.second)))
 
 
 def flow_of(features: dict[Tap, torch.Tensor], pairs: Sequence[FsPair]) -> list[torch.Tensor]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from .flow import FlowRecorder, FsPair, TapError, check_taps, flow_of
+from .flow import FlowRecorder, FsPair, TapError, check_taps, flow_of, taps_of
 
 __all__ = ["Rung", "LadderError", "validate_ladder", "default_pairs", "flow_shapes"]
 
@@ -41,7 +41,7 @@ class Rung:
 
     @property
     def taps(self) -> list:
-        return list(dict.fromkeys(t for p in self.pairs for t in (p.first, p.second)))
+        return taps_of(self.pairs)
 
 
 def default_pairs(model: nn.Module) -> list[FsPair]:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .checkpoint import atomic_write_json
 from .config import RunConfig, parse_config
-from .flow import FlowRecorder, FsPair, flow_of, fsp_matrix
+from .flow import FlowRecorder, FsPair, flow_of, fsp_matrix, taps_of
 from .losses import fsp_loss
 from .models import create_model
 
@@ -60,7 +60,7 @@ def step_ratio(cfg: RunConfig, device: torch.device, batch: int = 128, repeats: 
     x = torch.randn(batch, c, h, w, device=device).contiguous(memory_format=mf)
     y = torch.randint(0, k, (batch,), device=device)
     pairs = [FsPair.parse(p) for p in student.default_fsp_pairs]
-    taps = [t for p in pairs for t in (p.first, p.second)]
+    taps = taps_of(pairs)
     opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import yaml
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_checkpoint, load_model, save_checkpoint
 from .config import ModelConfig, RunConfig, TeacherConfig, config_to_dict
 from .data import DataSplits, load_cifar, load_fashion_mnist, load_idx_folder, load_image_folder
+from .distributed import DistInfo
 from .faults import kill_point
 from .engine import TrainContext, evaluate, mean_flows, train_stage1, train_stage2
 from .flow import FsPair
@@ -35,9 +37,11 @@ from .models import accepted_kwargs, create_model
 __all__ = ["run_ladder", "train_network", "make_aligner", "ResumeError", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", dist.local_rank if dist and dist.enabled else 0)
+        return torch.device("cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but CUDA is not available here; use device: cpu or auto")
@@ -61,18 +65,31 @@ def load_data(cfg: RunConfig) -> DataSplits:
     return splits
 
 
+class _NoLog:
+    """The metrics sink of ranks other than 0."""
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class MetricsLog:
     """Appends one JSON object per line to ``metrics.jsonl`` and flushes each line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._f = open(path, "a", buffering=1)
+        self._f = None  # opened on the first record, so a run refused before training leaves no file
 
     def __call__(self, rec: dict[str, Any]) -> None:
+        if self._f is None:
+            self._f = open(self.path, "a", buffering=1)
         self._f.write(json.dumps({"time": round(time.time(), 3), **rec}) + "\n")
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
 
 def _pairs(mc: ModelConfig | TeacherConfig, model: torch.nn.Module) -> list[FsPair]:
@@ -84,6 +101,17 @@ def build_student(mc: ModelConfig, data: DataSplits, seed: int) -> tuple[torch.n
     kwargs = accepted_kwargs(mc.model, {"in_chans": data.in_chans, "num_classes": data.num_classes, **mc.kwargs})
     torch.manual_seed(seed)
     return create_model(mc.model, **kwargs), {"name": mc.model, "kwargs": kwargs}
+
+
+def context_for(cfg: RunConfig, device: torch.device, data: DataSplits, log: Any = None,
+                dist: DistInfo | None = None) -> TrainContext:
+    """The engine's context for a run config (one place, for run, bench, plan and train)."""
+    main = dist is None or dist.is_main
+    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
+    return TrainContext(device=device, data=data, seed=cfg.seed, channels_last=cfg.channels_last,
+                        eval_batch_size=cfg.eval_batch_size, progress=cfg.progress and main,
+                        crop_pad=cfg.data.crop_pad, flip=cfg.data.flip, log=log or (lambda rec: None),
+                        dist=dist or DistInfo(), amp=amp, compile=cfg.compile)
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
@@ -135,9 +163,7 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
     """
     device = resolve_device(cfg.device)
     data = load_data(cfg).to(device)
-    ctx = TrainContext(device=device, data=data, seed=cfg.seed, channels_last=cfg.channels_last,
-                       eval_batch_size=cfg.eval_batch_size, progress=cfg.progress,
-                       crop_pad=cfg.data.crop_pad, flip=cfg.data.flip)
+    ctx = context_for(cfg, device, data)
     model, spec = build_student(mc, data, cfg.seed)
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     result = train_stage2(model, cfg.stage2, ctx, mc.model)
@@ -181,7 +207,7 @@ def _load_state(out: Path) -> dict[str, Any] | None:
     return state
 
 
-def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False) -> dict[str, Any]:
+def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: DistInfo | None = None) -> dict[str, Any]:
     """Validate the chain, then train every rung (stage 1, then stage 2) in order.
 
     With ``resume``, ``out`` must hold an earlier run of the same config:
@@ -189,32 +215,45 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False) -> dict[st
     rung in progress continues from the last completed epoch of its stage.
     """
     t_run = time.perf_counter()
+    dist = dist or DistInfo()
+    main = dist.is_main  # only rank 0 writes files
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for tmp in out.glob(".*.tmp"):  # left by a kill during a write; never read
+    for tmp in out.glob(".*.tmp") if main else []:  # left by a kill during a write; never read
         tmp.unlink()
     done: dict[str, dict[str, Any]] = {}
     state = None
+    if not resume and main and any((out / f).exists() for f in ("summary.json", STATE_FILE, "metrics.jsonl")):
+        raise ResumeError(f"{out} already holds a run; continue it with `fspladder run --resume {out}` or "
+                          "choose another --out (nothing there was changed)")
     if resume:
         if (out / "summary.json").is_file():
             done = {r["name"]: r for r in json.loads((out / "summary.json").read_text())["rungs"]}
         state = _load_state(out)
-    else:
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, dist)
     data = load_data(cfg).to(device)
-    log = MetricsLog(out / "metrics.jsonl")
-    ctx = TrainContext(device=device, data=data, seed=cfg.seed, channels_last=cfg.channels_last,
-                       eval_batch_size=cfg.eval_batch_size, progress=cfg.progress,
-                       crop_pad=cfg.data.crop_pad, flip=cfg.data.flip, log=log)
+    log: Any = MetricsLog(out / "metrics.jsonl") if main else _NoLog()
+    ctx = context_for(cfg, device, data, log, dist)
     mf = torch.channels_last if cfg.channels_last else torch.preserve_format
 
     # The chain: the trained teacher, then fresh students. Validate before any training.
     teacher_model, teacher_ckpt = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model,
                                                                       "kwargs": cfg.teacher.kwargs})
+    teacher_model.to(device, memory_format=mf)
     teacher_spec, teacher_meta = teacher_ckpt["model"], teacher_ckpt["meta"]
     chain = [Rung("teacher", teacher_model, _pairs(cfg.teacher, teacher_model),
                   {**teacher_spec, "checkpoint": cfg.teacher.checkpoint})]
+    plan = None
+    if cfg.plan.intermediates == "auto" and not resume:
+        from .plan import PlanError, format_plan, run_plan
+
+        plan = run_plan(cfg, data, device, chain[0], log)
+        print(format_plan(plan), file=sys.stderr)
+        if plan["choice"] is None:
+            raise PlanError(plan["error"])
+        cfg = planned_config(cfg, plan["choice"]["intermediates"])
+    if not resume and main:  # the config that runs: with auto, the planned chain, so a resume does not re-plan
+        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
     for k, rc in enumerate(cfg.rungs, start=1):
         model, spec = build_student(rc, data, cfg.seed + k)
         chain.append(Rung(rc.name, model, _pairs(rc, model), spec))
@@ -249,7 +288,8 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False) -> dict[st
             summary["rungs"].append(_train_rung(k, prev, cur, shapes, cfg, ctx, out,
                                                 state if state and state["rung"] == k else None))
             summary["total_seconds"] = time.perf_counter() - t_run
-            atomic_write_json(out / "summary.json", summary)
+            if main:
+                atomic_write_json(out / "summary.json", summary)
             kill_point(f"rung-done:{cur.name}")
     finally:
         log.close()
@@ -259,14 +299,36 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False) -> dict[st
     summary["total_seconds"] = time.perf_counter() - t_run
     if resume:
         summary["resumed"] = True
-    atomic_write_json(out / "summary.json", summary)
+    if plan is not None:
+        measured = sum(r["stage1"]["seconds"] + r["stage2"]["seconds"] for r in summary["rungs"])
+        summary["plan"] = {**plan, "measured_seconds": measured,
+                           "predicted_over_measured": plan["choice"]["predicted_seconds"] / measured}
+    if dist.enabled:
+        summary["world_size"] = dist.world
+    if main:
+        atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def planned_config(cfg: RunConfig, intermediates: list) -> RunConfig:
+    """``cfg`` with the planned intermediate ResNets before its target and planning switched off."""
+    import copy
+
+    from .config import RungConfig
+
+    new = copy.deepcopy(cfg)
+    stage2 = {"epochs": cfg.plan.intermediate_stage2_epochs} if cfg.plan.intermediate_stage2_epochs else {}
+    new.rungs = [RungConfig(model="resnet", name=f"student{i}", kwargs={"depth": d, "width": w}, stage2=dict(stage2))
+                 for i, (d, w) in enumerate(intermediates, start=1)] + [cfg.rungs[-1]]
+    new.plan.intermediates = "fixed"
+    return new
 
 
 def _train_rung(k: int, prev: Rung, cur: Rung, shapes, cfg: RunConfig, ctx: TrainContext, out: Path,
                 state: dict[str, Any] | None) -> dict[str, Any]:
     """Stage 1 and stage 2 of rung ``k``, saving a resumable state after every epoch."""
     rc = cfg.rungs[k - 1]
+    main = ctx.dist.is_main
     s1, s2 = cfg.stage_for(rc, "stage1"), cfg.stage_for(rc, "stage2")
     ctx.seed = cfg.seed + k
     ctx.log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params,
@@ -282,21 +344,23 @@ def _train_rung(k: int, prev: Rung, cur: Rung, shapes, cfg: RunConfig, ctx: Trai
         else:
             flows = state["flows"]
         r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, cur.name, aligner=aligner,
-                          resume=state, on_epoch_end=lambda snap: _save_state(out, k, flows, snap))
+                          resume=state, on_epoch_end=lambda snap: main and _save_state(out, k, flows, snap))
         flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)
         del aligner  # projections serve stage 1 only
-        _save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
+        if main:
+            _save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
         state = None
     r2 = train_stage2(cur.model, s2, ctx, cur.name, resume=state,
-                      on_epoch_end=lambda snap: _save_state(out, k, flows, snap, r1))
+                      on_epoch_end=lambda snap: main and _save_state(out, k, flows, snap, r1))
     cur.model.eval()
     entry = {"name": cur.name, "model": cur.spec["name"], "kwargs": cur.spec["kwargs"],
              "params": cur.num_params, "learns_from": prev.name, "fsp_shapes": shapes[k],
              "stage1": {k_: v for k_, v in r1.items() if k_ != "history"},
              "projected_channels": shapes[k] != shapes[k - 1],
              "stage2": r2, "checkpoint": f"rung-{k}-{cur.name}.pt"}
-    save_checkpoint(out / entry["checkpoint"], cur.model, cur.spec,
-                    {"rung": cur.name, "val_acc": r2["val_acc"][-1], "test_acc": r2["test_acc"][-1]})
+    if main:
+        save_checkpoint(out / entry["checkpoint"], cur.model, cur.spec,
+                        {"rung": cur.name, "val_acc": r2["val_acc"][-1], "test_acc": r2["test_acc"][-1]})
     return entry
 
 

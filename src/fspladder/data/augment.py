@@ -1,11 +1,54 @@
-"""Batched augmentation and normalisation on whole tensors (no per-image Python loop)."""
+"""Batched augmentation and normalisation on whole tensors (no per-image Python loop).
+
+Random parameters are drawn for a whole (global) batch first and applied
+second, so that data-parallel ranks, each holding a slice of the batch, apply
+exactly what one process would have applied to the same images.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["random_crop", "random_flip", "normalize"]
+__all__ = ["random_crop", "random_flip", "normalize", "draw_augment", "apply_augment", "crop_at", "flip_where"]
+
+
+def crop_at(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Zero-pad by ``pad`` and crop back to ``(H, W)`` at per-image offsets ``dy``, ``dx`` in ``[0, 2*pad]``."""
+    if pad <= 0:
+        return x
+    b, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
+    dy, dx = dy.to(x.device), dx.to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (B, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (B, 1, W)
+    bidx = torch.arange(b, device=x.device)[:, None, None]  # (B, 1, 1)
+    # Advanced indices around a slice put the broadcast dims first: (B, H, W, C).
+    return xp[bidx, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Flip left-right the images where ``mask`` (``(B,)`` bool) is set."""
+    return torch.where(mask.to(x.device)[:, None, None, None], x.flip(3), x)
+
+
+def draw_augment(n: int, pad: int, flip: bool, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+    """Random crop offsets and flip decisions for ``n`` images (on the CPU generator)."""
+    out: dict[str, torch.Tensor] = {}
+    if pad > 0:
+        out["dy"] = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        out["dx"] = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    if flip:
+        out["flip"] = torch.rand(n, generator=generator).lt(0.5)
+    return out
+
+
+def apply_augment(x: torch.Tensor, params: dict[str, torch.Tensor], pad: int) -> torch.Tensor:
+    if "dy" in params:
+        x = crop_at(x, pad, params["dy"], params["dx"])
+    if "flip" in params:
+        x = flip_where(x, params["flip"])
+    return x
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -15,21 +58,13 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = N
     """
     if pad <= 0:
         return x
-    b, c, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device="cpu").to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device="cpu").to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (B, H, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (B, 1, W)
-    bidx = torch.arange(b, device=x.device)[:, None, None]  # (B, 1, 1)
-    # Advanced indices around a slice put the broadcast dims first: (B, H, W, C).
-    return xp[bidx, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+    p = draw_augment(x.shape[0], pad, False, generator)
+    return crop_at(x, pad, p["dy"], p["dx"])
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Flip each image left-right with probability 1/2. ``x``: ``(B, C, H, W)``."""
-    flip = torch.rand(x.shape[0], generator=generator, device="cpu").lt(0.5).to(x.device)
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
+    return flip_where(x, draw_augment(x.shape[0], 0, True, generator)["flip"])
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -1,0 +1,112 @@
+"""Images per second: a hand-written PyTorch loop vs fspladder's stage 2 and stage 1.
+
+All three train the same model at the same batch size on the same device,
+from the same device-resident uint8 data with the same batched crop+flip
+augmentation and normalisation, so the ratios show what fspladder's engine
+(hooks, divergence guard, schedules, logging) costs on top of plain PyTorch.
+
+    python benchmarks/throughput.py                      # CPU, Fashion-MNIST-shaped data
+    python benchmarks/throughput.py --device cuda --steps 200
+    python benchmarks/throughput.py --dry-run            # a few steps, to check the script runs
+
+Writes results/throughput-<device>.json (numbers plus the machine they ran on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fspladder import FsPair, create_model
+from fspladder.config import Stage1Config, Stage2Config
+from fspladder.data import DataSplits, ImageSet, apply_augment, draw_augment, normalize
+from fspladder.engine import TrainContext, train_stage1, train_stage2
+from fspladder.runner import machine_info
+
+
+def fake_fmnist(n: int, device: torch.device) -> DataSplits:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    s = ImageSet(x, y)
+    small = ImageSet(x[:8], y[:8])
+    return DataSplits(s, small, small, 10, (0.286,), (0.353,), "synthetic").to(device)
+
+
+def hand_loop(model, data: DataSplits, batch: int, steps: int, device: torch.device) -> float:
+    """The plain loop: index, augment, normalise, forward, cross-entropy, backward, SGD step. Seconds."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(data.train), generator=gen)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    t = time.perf_counter()
+    for i in range(steps):
+        idx = perm[i * batch : (i + 1) * batch].to(device)
+        x = apply_augment(data.train.x[idx], draw_augment(batch, 2, True, gen), 2)
+        x = normalize(x, data.mean, data.std).contiguous(memory_format=torch.channels_last)
+        loss = F.cross_entropy(model(x), data.train.y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sync()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="resnet20")
+    ap.add_argument("--prev", default="resnet14", help="the frozen previous network in stage 1")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dry-run", action="store_true", help="2 steps, 1 repeat: check that it runs")
+    ap.add_argument("--out", default="results")
+    a = ap.parse_args()
+    if a.dry_run:
+        a.steps, a.repeats = 2, 1
+    device = torch.device(a.device)
+    data = fake_fmnist(a.batch * a.steps, device)
+    ctx = TrainContext(device=device, data=data, progress=False, eval_batch_size=1000)
+
+    def fresh(name):
+        torch.manual_seed(0)
+        return create_model(name, in_chans=1, num_classes=10).to(device, memory_format=torch.channels_last)
+
+    prev = fresh(a.prev).eval()
+    pairs = [FsPair.parse(p) for p in prev.default_fsp_pairs]
+    s2 = Stage2Config(epochs=1, batch_size=a.batch)
+    s1 = Stage1Config(epochs=1.0, batch_size=a.batch)
+    hand_loop(fresh(a.model), data, a.batch, min(3, a.steps), device)  # warm-up (allocator, kernels)
+    t_hand, t_s2, t_s1 = [], [], []
+    for _ in range(a.repeats):  # interleaved, so drifts in machine load hit all three alike
+        t_hand.append(hand_loop(fresh(a.model), data, a.batch, a.steps, device))
+        t_s2.append(train_stage2(fresh(a.model), s2, ctx, "bench")["train_seconds"])
+        t_s1.append(train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx, "bench")["train_seconds"])
+    ips = {k: a.batch * a.steps / statistics.median(v) for k, v in
+           (("hand_loop", t_hand), ("stage2", t_s2), ("stage1", t_s1))}
+    res = {"machine": machine_info(device), "model": a.model, "prev": a.prev, "batch": a.batch, "steps": a.steps,
+           "repeats": a.repeats, "images_per_second": ips,
+           "stage2_over_hand_loop": ips["stage2"] / ips["hand_loop"],
+           "stage1_step_cost_in_ce_steps": ips["stage2"] / ips["stage1"],
+           "seconds": {"hand_loop": t_hand, "stage2": t_s2, "stage1": t_s1}}
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    path = Path(a.out) / f"throughput-{device.type}{'-dry' if a.dry_run else ''}.json"
+    path.write_text(json.dumps(res, indent=2))
+    print(f"{a.model}, batch {a.batch}, {a.steps} steps x {a.repeats} repeats on {res['machine'].get('gpu', device)}:")
+    for k, v in ips.items():
+        print(f"  {k:10s} {v:9.1f} images/s")
+    print(f"  stage 2 / hand-written loop: {res['stage2_over_hand_loop']:.3f}x throughput")
+    print(f"  one stage-1 step costs {res['stage1_step_cost_in_ce_steps']:.3f} cross-entropy steps")
+    print(f"  -> {path}")
+
+
+if __name__ == "__main__":
+    main()

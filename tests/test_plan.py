@@ -1,0 +1,67 @@
+"""The planner's chain generation and decision logic, on given measurements."""
+
+import pytest
+
+from fspladder.models import CifarResNet
+from fspladder.plan import Candidate, PlanError, candidate_chains, predict_seconds, select
+
+
+def _params(d, w):
+    return sum(p.numel() for p in CifarResNet(d, w).parameters())
+
+
+@pytest.mark.parametrize("teacher,target,k", [((8, 1), (20, 1), 3), ((8, 1), (56, 1), 3), ((20, 1), (20, 4), 2),
+                                              ((8, 1), (32, 2), 2), ((14, 1), (20, 1), 2)])
+def test_every_candidate_chain_strictly_grows(teacher, target, k):
+    chains = candidate_chains(teacher, target, k)
+    assert chains and chains[0].intermediates == []  # direct transfer is always a candidate
+    for c in chains:
+        sizes = [_params(*teacher)] + [_params(d, w) for d, w in c.intermediates] + [_params(*target)]
+        assert sizes == c.params and all(a < b for a, b in zip(sizes, sizes[1:])), c.name
+        assert len(c.intermediates) <= k
+    assert len({tuple(c.intermediates) for c in chains}) == len(chains)
+
+
+def test_depth_candidates_are_evenly_spaced():
+    chains = candidate_chains((8, 1), (56, 1), 3)
+    assert [c.intermediates for c in chains] == [[], [(32, 1)], [(26, 1), (38, 1)], [(20, 1), (32, 1), (44, 1)]]
+    assert [c.intermediates for c in candidate_chains((8, 1), (20, 1), 3)] == [[], [(14, 1)]]
+
+
+def test_predict_seconds_sums_steps_and_evaluation():
+    costs = [{"s1": 0.1, "s2": 0.2, "eval": 0.001}, {"s1": 0.3, "s2": 0.4, "eval": 0.002}]
+    # rung 1: 0.5*10 s1 steps + 2*10 s2 steps + 2 evals of 100 images
+    expected = (5 * 0.1 + 20 * 0.2 + 2 * 100 * 0.001) + (10 * 0.3 + 30 * 0.4 + 3 * 100 * 0.002)
+    assert predict_seconds(costs, [0.5, 1.0], [2, 3], 10, 100) == pytest.approx(expected)
+
+
+def _cands():
+    a = Candidate([], predicted_seconds=100.0, probe_acc=0.80)
+    b = Candidate([(14, 1)], predicted_seconds=150.0, probe_acc=0.85)
+    c = Candidate([(14, 1), (20, 1)], predicted_seconds=200.0, probe_acc=0.84)
+    return a, b, c
+
+
+def test_select_by_time_budget_takes_the_best_accuracy_that_fits():
+    a, b, c = _cands()
+    assert select([a, b, c], 160, None)[0] is b
+    assert select([a, b, c], 120, None)[0] is a
+
+
+def test_select_by_accuracy_takes_the_cheapest_that_reaches_it():
+    a, b, c = _cands()
+    assert select([a, b, c], None, 0.84)[0] is b
+    assert select([a, b, c], None, 0.79)[0] is a
+
+
+def test_select_with_both_and_refusals_say_what_would_work():
+    a, b, c = _cands()
+    assert select([a, b, c], 250, 0.84)[0] is b
+    with pytest.raises(PlanError, match=r"no chain reaches 0.8400 within 120 s; .*T -> 14 -> target reaches it in 150 s"):
+        select([a, b, c], 120, 0.84)
+    with pytest.raises(PlanError, match=r"no chain fits 50 s; the cheapest, T -> target \(direct\), needs 100 s"):
+        select([a, b, c], 50, None)
+    with pytest.raises(PlanError, match=r"no chain's probe reaches 0.9000; the best, T -> 14 -> target, reached 0.8500"):
+        select([a, b, c], None, 0.9)
+    with pytest.raises(PlanError, match="no candidate chain was probed"):
+        select([Candidate([], predicted_seconds=1.0)], None, None)
