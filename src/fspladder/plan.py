@@ -227,7 +227,9 @@ def run_plan(cfg: RunConfig, data, device: torch.device, teacher: Rung, log=lamb
                         "for other models")
     probe_target = create_model(target_rc.model, **{"in_chans": data.in_chans, "num_classes": data.num_classes,
                                                    **target_rc.kwargs})
-    cands = candidate_chains((tm.depth, tm.width), (probe_target.depth, probe_target.width), pc.max_intermediates)
+    cands = candidate_chains((tm.depth, tm.width), (probe_target.depth, probe_target.width), pc.max_intermediates,
+                             lambda d, w: sum(p.numel() for p in
+                                              CifarResNet(d, w, data.in_chans, data.num_classes).parameters()))
     mf = torch.channels_last if cfg.channels_last else torch.preserve_format
     ctx = context_for(cfg, device, data, log)
     ctx.progress = False
