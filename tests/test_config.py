@@ -63,3 +63,13 @@ def test_shipped_default_yaml_matches_the_built_in_default():
 
     path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
     assert config_to_dict(load_config(path)) == config_to_dict(parse_config({}))
+
+
+def test_tensorboard_key_needs_the_package():
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert parse_config({"tensorboard": "tb"}).tensorboard == "tb"
+    else:
+        with pytest.raises(ConfigError, match="pip install tensorboard"):
+            parse_config({"tensorboard": "tb"})

@@ -69,7 +69,7 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     b = cfg.bench
     device = resolve_device(cfg.device)
     data = load_data(cfg).to(device)
-    log = MetricsLog(out / "metrics.jsonl")
+    log = MetricsLog(out / "metrics.jsonl", cfg.tensorboard)
     ctx = context_for(cfg, device, data, log)
     mf = torch.channels_last if cfg.channels_last else torch.preserve_format
     teacher, tck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})

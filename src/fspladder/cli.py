@@ -169,7 +169,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
-    from .inspect import layer_table
+    from .layers import layer_table
 
     try:
         shape = tuple(int(s) for s in args.input_shape.split(","))

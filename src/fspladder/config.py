@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import types
 import typing
 from dataclasses import dataclass, field
@@ -230,6 +231,7 @@ class RunConfig:
     channels_last: bool = True
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 autocast on CUDA, off on CPU
     compile: bool = False  # torch.compile the student for stage 2
+    tensorboard: str | None = None  # also write scalars to this TensorBoard log dir (needs `pip install tensorboard`)
     eval_batch_size: int = 1000
     progress: bool = True
     data: DataConfig = field(default_factory=DataConfig)
@@ -248,6 +250,9 @@ class RunConfig:
             err.append("rungs must list at least one student (the last one is the target)")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             err.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
+            err.append("tensorboard: the tensorboard package is not installed; `pip install tensorboard`, "
+                       "or remove the key (metrics.jsonl and report.html need neither)")
         if self.eval_batch_size < 1:
             err.append(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         names = [r.name for r in self.rungs]

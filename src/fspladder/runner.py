@@ -78,18 +78,31 @@ class _NoLog:
 class MetricsLog:
     """Appends one JSON object per line to ``metrics.jsonl`` and flushes each line."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tensorboard: str | None = None) -> None:
         self.path = path
         self._f = None  # opened on the first record, so a run refused before training leaves no file
+        self._tb = None
+        if tensorboard:  # optional; the config check says how to install it
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(tensorboard)
 
     def __call__(self, rec: dict[str, Any]) -> None:
         if self._f is None:
             self._f = open(self.path, "a", buffering=1)
         self._f.write(json.dumps({"time": round(time.time(), 3), **rec}) + "\n")
+        if self._tb is not None and "rung" in rec:
+            step = rec.get("epoch", rec.get("step", 0))
+            stage = f"stage{rec['stage']}" if "stage" in rec else "stage1_steps"
+            for k, v in rec.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "step", "stage"):
+                    self._tb.add_scalar(f"{rec['rung']}/{stage}/{k}", v, step)
 
     def close(self) -> None:
         if self._f is not None:
             self._f.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 def _pairs(mc: ModelConfig | TeacherConfig, model: torch.nn.Module) -> list[FsPair]:
@@ -232,7 +245,7 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
         state = _load_state(out)
     device = resolve_device(cfg.device, dist)
     data = load_data(cfg).to(device)
-    log: Any = MetricsLog(out / "metrics.jsonl") if main else _NoLog()
+    log: Any = MetricsLog(out / "metrics.jsonl", cfg.tensorboard) if main else _NoLog()
     ctx = context_for(cfg, device, data, log, dist)
     mf = torch.channels_last if cfg.channels_last else torch.preserve_format
 
