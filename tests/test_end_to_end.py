@@ -7,6 +7,7 @@ import torch
 
 from fspladder import FsPair, create_model, parse_config, train_stage1
 from fspladder.cli import main
+from fspladder.data import FASHION_MNIST_DIR
 from fspladder.engine import TrainContext
 from fspladder.runner import load_data
 
@@ -126,3 +127,18 @@ def test_bf16_autocast_trains_both_stages_with_float32_fsp(idx_folder, teacher):
     r2 = train_stage2(student, s2, ctx, "s")
     assert r2["skipped_steps"] == 0 and 0 <= r2["val_acc"][-1] <= 1
     assert all(p.dtype == torch.float32 for p in student.parameters())  # autocast leaves weights in fp32
+
+
+@pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian's dataset-fashion-mnist is not installed (make test installs it)")
+def test_default_ladder_on_a_small_slice_of_fashion_mnist(tmp_path):
+    """The built-in default (shipped teacher, ResNet-8 -> 14 -> 20) on 1,024 real training images."""
+    out = tmp_path / "fmnist"
+    assert main(["run", "--out", str(out), "--no-progress", "--no-report", "--set", "data.train_subset=1024",
+                 "--set", "data.test_subset=500", "--set", "stage1.epochs=0.5", "--set", "stage2.epochs=1",
+                 "--set", "rungs.0.stage2.epochs=1"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["data"]["name"] == "fashion-mnist" and s["data"]["train"] == 1024
+    assert s["teacher"]["test_acc"] > 0.85  # the shipped teacher, on 500 real test images
+    assert [r["params"] for r in s["rungs"]] == sorted(r["params"] for r in s["rungs"])
+    assert all(r["stage1"]["fsp_loss_end"] < r["stage1"]["fsp_loss_start"] for r in s["rungs"])
