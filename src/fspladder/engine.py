@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .align import ChannelAligner
 from .config import Stage1Config, Stage2Config
-from .data import DataSplits, ImageSet, apply_augment, draw_augment, normalize, random_crop, random_flip
+from .data import DataSplits, ImageSet, apply_augment, draw_augment, normalize
 from .distributed import DistInfo, all_reduce_sum, average_gradients, shard
 from .faults import kill_point, nan_steps
 from .flow import FlowRecorder, FsPair, flow_of, taps_of
@@ -70,6 +70,7 @@ class TrainContext:
         return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
     max_bad_steps: int = 20  # consecutive non-finite steps before an epoch counts as diverged
     max_rollbacks: int = 2  # diverged epochs retried from the last good one at half the learning rate
+    _norm: tuple | None = field(default=None, init=False, repr=False, compare=False)  # cached mean/std tensors
 
     def batch(self, data: ImageSet, idx: torch.Tensor, augment: bool,
               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,18 +85,23 @@ class TrainContext:
             sl = shard(len(idx), self.dist)
             idx, params = idx[sl], {k: v[sl] for k, v in params.items()}
         idx = idx.to(self.device)
-        x = normalize(apply_augment(data.x[idx], params, self.crop_pad), self.data.mean, self.data.std)
-        x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-        return x, data.y[idx]
+        return self._finish(apply_augment(data.x[idx], params, self.crop_pad)), data.y[idx]
 
     def prepare(self, x_uint8: torch.Tensor, augment: bool, gen: torch.Generator | None) -> torch.Tensor:
         """uint8 batch -> augmented, normalised float batch in the right memory format."""
         if augment:
-            if self.crop_pad:
-                x_uint8 = random_crop(x_uint8, self.crop_pad, gen)
-            if self.flip:
-                x_uint8 = random_flip(x_uint8, gen)
-        x = normalize(x_uint8, self.data.mean, self.data.std)
+            x_uint8 = apply_augment(x_uint8, draw_augment(x_uint8.shape[0], self.crop_pad, self.flip, gen),
+                                    self.crop_pad)
+        return self._finish(x_uint8)
+
+    def _finish(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """Normalise and set the memory format. The mean/std tensors are made once per device and
+        data set, not in every step (on a GPU each would be a host-to-device copy)."""
+        key = (self.data.mean, self.data.std, self.device)
+        if self._norm is None or self._norm[0] != key:
+            self._norm = (key, torch.tensor(self.data.mean, device=self.device, dtype=torch.float32),
+                          torch.tensor(self.data.std, device=self.device, dtype=torch.float32))
+        x = normalize(x_uint8, self._norm[1], self._norm[2])
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -235,6 +241,22 @@ def _check_divisible(batch_size: int, ctx: TrainContext) -> None:
     if ctx.dist.enabled and batch_size % ctx.dist.world:
         raise ValueError(f"batch_size {batch_size} is the global batch and must divide evenly over "
                          f"{ctx.dist.world} processes; pick a multiple of {ctx.dist.world}")
+
+
+def _optimiser_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    params: list[torch.Tensor] | None = None, dist: DistInfo | None = None,
+                    grad_clip: float | None = None) -> None:
+    """Backward; then, for ``params`` (stage 1), cross-rank gradient averaging and clipping; update."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if params is not None:
+        if dist is not None:
+            average_gradients(params, dist)
+        if grad_clip:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
+    scaler.update()
 
 
 def _advance(sched: torch.optim.lr_scheduler.LRScheduler, skipped: bool) -> None:
@@ -407,17 +429,10 @@ def train_stage1(
                 g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
             loss = fsp_loss(g_student, g_prev, cfg.pair_weights)
             bad = loop.finite(loss, bad)
-            opt.zero_grad(set_to_none=True)
             if bad:
                 result["skipped_steps"] += 1
             else:
-                scaler.scale(loss).backward()
-                average_gradients(params, ctx.dist)
-                if cfg.grad_clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
+                _optimiser_step(loss, opt, scaler, params, ctx.dist, cfg.grad_clip)
                 loss_sum += loss.detach()
                 n += 1
             _advance(sched, skipped=bool(bad))
@@ -495,13 +510,10 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
                 else:
                     loss = loss_fn(logits, x, y)
             bad = loop.finite(loss, bad)
-            opt.zero_grad(set_to_none=True)
             if bad:
                 result["skipped_steps"] += 1
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+            else:  # DDP averages the gradients itself in stage 2
+                _optimiser_step(loss, opt, scaler)
                 loss_sum += loss.detach().float()
                 n += 1
             _advance(sched, skipped=bool(bad))

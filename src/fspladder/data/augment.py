@@ -67,8 +67,12 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     return flip_where(x, draw_augment(x.shape[0], 0, True, generator)["flip"])
 
 
-def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """uint8 ``(B, C, H, W)`` in [0, 255] to float32, standardised per channel."""
-    m = torch.tensor(mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
+def normalize(x: torch.Tensor, mean: tuple[float, ...] | torch.Tensor,
+              std: tuple[float, ...] | torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, C, H, W)`` in [0, 255] to float32, standardised per channel.
+
+    ``mean``/``std`` may be tensors already on ``x``'s device (then nothing is copied).
+    """
+    m = torch.as_tensor(mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
     return (x.float() / 255.0 - m) / s
