@@ -40,10 +40,18 @@ def test_bench_end_to_end_small(tmp_path, idx_folder):
     out = tmp_path / "bench"
     assert main(["bench", "--out", str(out), "--seeds", "2", "--budgets", "0.5,1", "--set", "stage2.epochs=2",
                  "--set", "stage1.epochs=0.5", "--set", "rungs.0.stage2.epochs=1",
-                 "--set", f"teacher.checkpoint={teacher}", *common]) == 0
+                 "--set", f"teacher.checkpoint={teacher}", "--set", "bench.variants=" + json.dumps(
+                     {"ladder-cached": {"arm": "ladder", "set": {"stage1.augment": False, "stage1.cache_teacher": True,
+                                                                 "stage1.images": 100, "stage2.lr": 0.02}}}),
+                 *common]) == 0
     bench = json.loads((out / "bench.json").read_text())
-    assert set(bench["arms"]) == {"scratch", "direct", "ladder", "soft", "grow"}
-    assert len(bench["runs"]) == 5 * 2 * 2
+    assert bench["arms"] == ["scratch", "direct", "ladder", "soft", "grow", "ladder-cached"]
+    assert len(bench["runs"]) == 6 * 2 * 2
+    cached = [r for r in bench["runs"] if r["arm"] == "ladder-cached"]
+    assert all(r["base_arm"] == "ladder" and r["stage1_seconds"] > 0 for r in cached)
+    # The test set is scored once, after the last epoch of each budget.
+    assert all(r["test_acc"][-1] is not None and r["test_acc"][:-1] == [None] * (r["epochs"] - 1)
+               for r in bench["runs"])
     for r in bench["runs"]:
         assert len(r["val_acc"]) == r["epochs"] == (1 if r["budget"] == 0.5 else 2)
         assert r["pipeline_seconds"] >= r["target_seconds"] > 0
@@ -54,3 +62,20 @@ def test_bench_end_to_end_small(tmp_path, idx_folder):
         acc = a["budgets"]["1.0"]["test_acc"][0]
         assert f"| {arm} |" in md and f"{acc:.4f}" in md
     assert (out / "curves.png").stat().st_size > 1000
+    assert "**ladder-cached**: ladder with `stage1.augment: false`" in md and '`stage2.lr: 0.02`' in md
+
+
+def test_bench_variants_are_checked_before_training():
+    from fspladder.config import ConfigError, load_config
+
+    bad = {"scratch": {"arm": "scratch"}, "v-data": {"arm": "ladder", "set": {"data.train_subset": 10}},
+           "v-arm": {"arm": "ladders"}, "v-key": {"arm": "ladder", "set": {"stage1.imgs": 10}},
+           "v-cache": {"arm": "direct", "set": {"stage1.cache_teacher": True}}}
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["bench.variants=" + json.dumps(bad)])
+    msg = str(e.value)
+    assert "bench.variants.scratch: a variant needs its own name" in msg
+    assert "v-data.set: ['data.train_subset'] would change what every arm shares" in msg
+    assert "bench.variants.v-arm must be a mapping" in msg
+    assert "bench.variants.v-key.set:" in msg and "imgs" in msg and "images" in msg
+    assert "bench.variants.v-cache.set:" in msg and "augment: false" in msg

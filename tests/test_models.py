@@ -5,7 +5,8 @@ from fspladder import FlowRecorder, create_model, list_models
 
 
 @pytest.mark.parametrize("name,width,in_chans,size", [("resnet8", 1, 1, (28, 28)), ("resnet20", 2, 3, (32, 32)),
-                                                      ("resnet14", 1, 3, (20, 24))])
+                                                      ("resnet14", 1, 3, (20, 24)), ("vgg8", 1, 1, (28, 28)),
+                                                      ("vgg8", 2, 3, (21, 32))])
 def test_feature_info_matches_real_outputs(name, width, in_chans, size):
     model = create_model(name, width=width, in_chans=in_chans, num_classes=7).eval()
     infos = model.feature_info

@@ -21,6 +21,7 @@ Evaluation time is on neither clock.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import statistics
 import time
@@ -31,7 +32,7 @@ import torch
 
 from .baselines import can_grow, grow_resnet, soft_target_loss
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model
-from .config import ConfigError, RunConfig, config_to_dict
+from .config import ConfigError, RunConfig, config_to_dict, variant_config
 from .engine import train_stage1, train_stage2
 from .ladder import Rung, validate_ladder
 from .runner import MetricsLog, _pairs, build_student, context_for, load_data, machine_info, make_aligner, resolve_device
@@ -75,84 +76,94 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     teacher, tck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
     teacher.to(device, memory_format=mf).eval()
     t_rung = Rung("teacher", teacher, _pairs(cfg.teacher, teacher), tck["model"])
-    target_rc, inter_rcs = cfg.rungs[-1], cfg.rungs[:-1]
-    full = cfg.stage_for(target_rc, "stage2").epochs
+    full = cfg.stage_for(cfg.rungs[-1], "stage2").epochs
 
     def fresh(rc, seed: int) -> Rung:
         m, spec = build_student(rc, data, seed)
         return Rung(rc.name, m.to(device, memory_format=mf), _pairs(rc, m), spec)
 
-    # Validate both chains before any training.
+    # Every arm and variant as (label, base arm, its config); all chains validated before any training.
     shape_in = (data.in_chans, *data.image_size)
-    project = any(cfg.stage_for(rc, "stage1").project_channels for rc in cfg.rungs)
-    direct_shapes = validate_ladder([t_rung, fresh(target_rc, 0)], shape_in, project)
-    ladder_shapes = validate_ladder([t_rung] + [fresh(rc, 0) for rc in cfg.rungs], shape_in, project) \
-        if "ladder" in b.arms else []
-    arms = list(b.arms)
-    if "grow" in arms and not can_grow(teacher, fresh(target_rc, 0).model):
-        log({"event": "arm_skipped", "arm": "grow", "why": "the target does not contain the teacher's structure"})
-        arms.remove("grow")
+    plan: list[tuple[str, str, RunConfig]] = [(a, a, cfg) for a in b.arms]
+    plan += [(name, v["arm"], variant_config(cfg, v.get("set") or {})) for name, v in b.variants.items()]
+    shapes: dict[str, list] = {}
+    for label, arm, vc in list(plan):
+        if arm in ("direct", "ladder"):
+            chain = vc.rungs if arm == "ladder" else vc.rungs[-1:]
+            project = any(vc.stage_for(rc, "stage1").project_channels for rc in chain)
+            shapes[label] = validate_ladder([t_rung] + [fresh(rc, 0) for rc in chain], shape_in, project)
+        if arm == "grow" and not can_grow(teacher, fresh(vc.rungs[-1], 0).model):
+            log({"event": "arm_skipped", "arm": label, "why": "the target does not contain the teacher's structure"})
+            plan.remove((label, arm, vc))
+    arms = [label for label, _, _ in plan]
 
     runs: list[dict[str, Any]] = []
     t_bench = time.perf_counter()
 
-    def stage2(model, budget, name, seed, loss_fn=None):
-        s2 = copy.copy(cfg.stage_for(target_rc, "stage2"))
+    def stage2(vc: RunConfig, model, budget, name, seed, loss_fn=None):
+        s2 = copy.copy(vc.stage_for(vc.rungs[-1], "stage2"))
         s2.epochs = _epochs(budget, full)
         s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
         ctx.seed = seed
-        return train_stage2(model, s2, ctx, name, loss_fn=loss_fn)
+        # Only the final test accuracy enters the summary: score the test set once, not every epoch.
+        return train_stage2(model, s2, ctx, name, loss_fn=loss_fn, eval_test="last")
 
     def save():
         atomic_write_json(out / "bench.json", {"config": config_to_dict(cfg), "machine": machine_info(device),
                                                "arms": arms, "budgets": b.budgets, "full_epochs": full,
                                                "runs": runs, "seconds": time.perf_counter() - t_bench})
 
+    def run_arm(label: str, arm: str, vc: RunConfig, seed: int) -> None:
+        target_rc = vc.rungs[-1]
+        if arm in ("scratch", "soft", "grow"):
+            for budget in b.budgets:
+                target = fresh(target_rc, seed + 7)
+                loss_fn = soft_target_loss(teacher, b.kd_temperature, b.kd_alpha) if arm == "soft" else None
+                if arm == "grow":
+                    grow_resnet(teacher, target.model)
+                r2 = stage2(vc, target.model, budget, f"{label}/{budget}", seed, loss_fn)
+                runs.append(_record(label, seed, budget, r2, 0.0, {"base_arm": arm}))
+                save()
+            return
+        # direct and ladder: the chain before the target is trained once per seed.
+        prev, pre_seconds, stages = t_rung, 0.0, []
+        chain_shapes = shapes[label]
+        if arm == "ladder":
+            for k, rc in enumerate(vc.rungs[:-1], start=1):
+                cur = fresh(rc, seed + k)
+                ctx.seed = seed + k
+                s1 = vc.stage_for(rc, "stage1")
+                al = make_aligner(cur, chain_shapes[k], prev, chain_shapes[k - 1], s1.project_channels,
+                                  seed + k, device)
+                r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/{rc.name}", al)
+                r2 = train_stage2(cur.model, vc.stage_for(rc, "stage2"), ctx, f"{label}/{rc.name}", eval_test=False)
+                pre_seconds += r1["train_seconds"] + r2["train_seconds"]
+                stages.append({"rung": rc.name, "stage1_seconds": r1["train_seconds"],
+                               "stage1_steps": r1.get("stopped_at_step", r1["steps"]),
+                               "stage2_seconds": r2["train_seconds"], "val_acc": r2["val_acc"][-1]})
+                cur.model.eval()
+                prev = cur
+        target = fresh(target_rc, seed + 7)
+        ctx.seed = seed + 7
+        s1 = vc.stage_for(target_rc, "stage1")
+        al = make_aligner(target, chain_shapes[-1], prev, chain_shapes[-2], s1.project_channels, seed + 7, device)
+        r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/target", al)
+        pre_seconds += r1["train_seconds"]
+        start = copy.deepcopy(target.model.state_dict())
+        for budget in b.budgets:
+            target.model.load_state_dict(start)
+            r2 = stage2(vc, target.model, budget, f"{label}/{budget}", seed)
+            runs.append(_record(label, seed, budget, r2, pre_seconds, {
+                "base_arm": arm, "stage1_seconds": r1["train_seconds"],
+                "stage1_steps": r1.get("stopped_at_step", r1["steps"]), "fsp_loss_start": r1["fsp_loss_start"],
+                "fsp_loss_end": r1["fsp_loss_end"], "chain": stages}))
+            save()
+
     for si in range(b.seeds):
         seed = cfg.seed + 100 * si
-        for arm in arms:
-            log({"event": "arm_start", "arm": arm, "seed": seed})
-            if arm in ("scratch", "soft", "grow"):
-                for budget in b.budgets:
-                    target = fresh(target_rc, seed + 7)
-                    loss_fn = soft_target_loss(teacher, b.kd_temperature, b.kd_alpha) if arm == "soft" else None
-                    if arm == "grow":
-                        grow_resnet(teacher, target.model)
-                    r2 = stage2(target.model, budget, f"{arm}/{budget}", seed, loss_fn)
-                    runs.append(_record(arm, seed, budget, r2, 0.0))
-                    save()
-                continue
-            # direct and ladder: the chain before the target is trained once per seed.
-            prev, pre_seconds, stages = t_rung, 0.0, []
-            if arm == "ladder":
-                for k, rc in enumerate(inter_rcs, start=1):
-                    cur = fresh(rc, seed + k)
-                    ctx.seed = seed + k
-                    s1 = cfg.stage_for(rc, "stage1")
-                    al = make_aligner(cur, ladder_shapes[k], prev, ladder_shapes[k - 1], s1.project_channels,
-                                      seed + k, device)
-                    r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, f"{arm}/{rc.name}", al)
-                    r2 = train_stage2(cur.model, cfg.stage_for(rc, "stage2"), ctx, f"{arm}/{rc.name}", eval_test=False)
-                    pre_seconds += r1["train_seconds"] + r2["train_seconds"]
-                    stages.append({"rung": rc.name, "stage1_seconds": r1["train_seconds"],
-                                   "stage2_seconds": r2["train_seconds"], "val_acc": r2["val_acc"][-1]})
-                    cur.model.eval()
-                    prev = cur
-            target = fresh(target_rc, seed + 7)
-            ctx.seed = seed + 7
-            s1 = cfg.stage_for(target_rc, "stage1")
-            shapes = ladder_shapes if arm == "ladder" else direct_shapes
-            al = make_aligner(target, shapes[-1], prev, shapes[-2], s1.project_channels, seed + 7, device)
-            r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{arm}/target", al)
-            pre_seconds += r1["train_seconds"]
-            start = copy.deepcopy(target.model.state_dict())
-            for budget in b.budgets:
-                target.model.load_state_dict(start)
-                r2 = stage2(target.model, budget, f"{arm}/{budget}", seed)
-                runs.append(_record(arm, seed, budget, r2, pre_seconds, {
-                    "stage1_seconds": r1["train_seconds"], "fsp_loss_start": r1["fsp_loss_start"],
-                    "fsp_loss_end": r1["fsp_loss_end"], "chain": stages}))
-                save()
+        for label, arm, vc in plan:
+            log({"event": "arm_start", "arm": label, "seed": seed})
+            run_arm(label, arm, vc, seed)
     log.close()
     save()
     result = summarize(runs, arms, b.budgets, b.target_accuracy)
@@ -264,6 +275,12 @@ def format_bench_md(bench: dict[str, Any]) -> str:
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_ttt(a['time_to_target'].get('target_seconds', {}))} | "
                      f"{_ttt(a['time_to_target'].get('pipeline_seconds', {}))} | "
                      f"{_pm(fb['gap']) if fb else '-'} | {_pm(fb['first_epoch_val_acc']) if fb else '-'} |")
+    variants = bench["config"]["bench"].get("variants") or {}
+    if variants:
+        lines += ["", "Variants (an arm with config overrides):", ""]
+        lines += [f"- **{name}**: {v['arm']} with " + (", ".join(f"`{k}: {json.dumps(x)}`" for k, x in
+                                                             (v.get("set") or {}).items()) or "no overrides")
+                  for name, v in variants.items()]
     lines += ["", "Seconds per run, mean over seeds (target clock / pipeline clock):", "",
               "| arm | " + " | ".join(f"@{b:g}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
     for arm, a in s["arms"].items():

@@ -7,6 +7,7 @@ key path (``stage1.lr``) and what would fix it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import difflib
 import importlib.util
 import types
@@ -116,8 +117,19 @@ class Stage1Config:
     # Width growth: align mismatched tapped channels with learned 1x1 projections used in
     # stage 1 only (not in the patent; off = FSP shapes must match exactly).
     project_channels: bool = False
+    # Cheaper stage 1 (issue 9); the defaults are the patent's plain recipe.
+    images: int | None = None  # train stage 1 on this many training images (a seeded subset); None = all
+    cache_teacher: bool = False  # compute the previous network's FSP matrices once (needs augment: false)
+    plateau: float | None = None  # stop once a window of steps lowers the mean loss by less than this fraction
+    loss_norm: Literal["patent", "element", "pair"] = "patent"  # see losses.fsp_loss
 
     def _check(self, p: str, err: list[str]) -> None:
+        if self.cache_teacher and self.augment:
+            err.append(f"{p}.cache_teacher needs fixed inputs: set {p}.augment: false (or cache_teacher: false)")
+        if self.images is not None and self.images < 1:
+            err.append(f"{p}.images must be >= 1 or null (all training images), got {self.images}")
+        if self.plateau is not None and not 0 < self.plateau < 1:
+            err.append(f"{p}.plateau must be a fraction in (0, 1) or null (no early stop), got {self.plateau}")
         if self.epochs < 0:
             err.append(f"{p}.epochs must be >= 0 (0 skips stage 1), got {self.epochs}")
         _positive(p, self, ("batch_size", "lr"), err)
@@ -164,6 +176,7 @@ class RungConfig(ModelConfig):
 
 
 ARMS = ("scratch", "direct", "ladder", "soft", "grow")
+VARIANT_FIXED = ("data", "teacher", "bench", "plan", "seed", "device")  # keys a bench variant may not change
 
 
 @dataclass
@@ -176,8 +189,22 @@ class BenchConfig:
     target_accuracy: float | None = None  # None = scratch's mean final val accuracy at the full budget
     kd_temperature: float = 4.0  # soft-target arm (Hinton et al. 2015)
     kd_alpha: float = 0.9
+    # Named variants of an arm, each with its own config overrides, run beside the arms:
+    # {"ladder-cached": {"arm": "ladder", "set": {"stage1.augment": false, "stage1.cache_teacher": true}}}
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _check(self, p: str, err: list[str]) -> None:
+        for name, v in self.variants.items():
+            q = f"{p}.variants.{name}"
+            if name in ARMS:
+                err.append(f"{q}: a variant needs its own name, not an arm's ({', '.join(ARMS)})")
+            if not isinstance(v, dict) or set(v) - {"arm", "set"} or v.get("arm") not in ARMS:
+                err.append(f"{q} must be a mapping {{arm: one of {', '.join(ARMS)}, set: {{key: value}}}}")
+                continue
+            bad = [k for k in (v.get("set") or {}) if str(k).split(".")[0] in VARIANT_FIXED]
+            if bad:
+                err.append(f"{q}.set: {bad} would change what every arm shares ({', '.join(VARIANT_FIXED)}); "
+                           "run a separate bench for that")
         if not self.budgets or any(not 0 < b <= 1 for b in self.budgets):
             err.append(f"{p}.budgets must be fractions in (0, 1], got {self.budgets}")
         if self.seeds < 1:
@@ -255,6 +282,12 @@ class RunConfig:
                        "or remove the key (metrics.jsonl and report.html need neither)")
         if self.eval_batch_size < 1:
             err.append(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        for name, v in self.bench.variants.items():
+            if isinstance(v, dict) and isinstance(v.get("set") or {}, dict):
+                try:
+                    variant_config(self, v.get("set") or {})
+                except ConfigError as e:
+                    err += [f"bench.variants.{name}.set: {x}" for x in e.problems]
         names = [r.name for r in self.rungs]
         if len(set(names)) != len(names):
             err.append(f"rungs: names must be unique, got {names}")
@@ -473,6 +506,14 @@ def _index(node: list[Any], part: str, key: str) -> int:
     if not 0 <= i < len(node):
         raise ConfigError([f"--set {key}: index {i} is out of range (the list has {len(node)} items)"])
     return i
+
+
+def variant_config(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """``cfg`` with ``{dotted.key: value}`` overrides applied (as ``--set`` would), parsed strictly."""
+    items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]  # JSON is valid YAML
+    data = config_to_dict(cfg)
+    data["bench"] = {**data["bench"], "variants": {}}  # a variant's own config holds no variants
+    return parse_config(apply_overrides(data, items))
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:

@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -86,6 +86,10 @@ class TrainContext:
             idx, params = idx[sl], {k: v[sl] for k, v in params.items()}
         idx = idx.to(self.device)
         return self._finish(apply_augment(data.x[idx], params, self.crop_pad)), data.y[idx]
+
+    def local(self, idx: torch.Tensor) -> torch.Tensor:
+        """This rank's slice of the global batch ``idx`` (all of it without torchrun)."""
+        return idx[shard(len(idx), self.dist)] if self.dist.enabled else idx
 
     def prepare(self, x_uint8: torch.Tensor, augment: bool, gen: torch.Generator | None) -> torch.Tensor:
         """uint8 batch -> augmented, normalised float batch in the right memory format."""
@@ -316,7 +320,7 @@ class _EpochLoop:
                           "from_epoch": self.epoch, "step": self.step})
         good = self.snapshot()
         rollbacks = since_good = 0
-        while self.epoch < n_epochs:
+        while self.epoch < n_epochs and not self.stopped:
             try:
                 run_epoch(self.epoch + 1)
             except DivergenceError as e:
@@ -341,6 +345,13 @@ class _EpochLoop:
             good = self.snapshot()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(good)
+            if self.stopped:
+                break
+
+    @property
+    def stopped(self) -> bool:
+        """The stage ended early (stage 1's plateau criterion); kept in the results, so a resume sees it."""
+        return self.result.get("stopped_at_step") is not None
 
     def finite(self, loss: torch.Tensor, bad: int) -> int:
         """Consecutive non-finite losses so far (0 if this one is finite); raise past the limit."""
@@ -373,14 +384,25 @@ def train_stage1(
     network's channel counts; it trains with the student and is the caller's
     to discard. ``resume`` is a state handed to ``on_epoch_end`` earlier.
     Returns a record with epochs, seconds and the held-out FSP loss before and after.
+
+    Cheaper variants (not in the patent; off by default): ``cfg.images`` trains
+    on a seeded subset; ``cfg.cache_teacher`` computes the previous network's
+    FSP matrices once (inputs are then fixed, so ``augment`` must be off) and
+    drops its forward pass from every step; ``cfg.plateau`` ends the stage once
+    a window of ``max(5, steps // 10)`` steps lowers the mean training loss by
+    less than that fraction of the previous window's (``epochs`` is then the
+    maximum; the cosine schedule is still planned over it).
     """
     train = ctx.data.train
+    if cfg.images is not None and cfg.images < len(train):
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.seed * 1000 + 3))
+        train = train.subset(pick[: cfg.images].to(train.x.device))
     _check_divisible(cfg.batch_size, ctx)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = math.ceil(cfg.epochs * steps_per_epoch)
     n_epochs = math.ceil(total / steps_per_epoch)
     result: dict[str, Any] = {"epochs": cfg.epochs, "steps": total, "seconds": 0.0, "train_seconds": 0.0,
-                              "skipped_steps": 0, "history": []}
+                              "skipped_steps": 0, "images": len(train), "history": []}
     if resume is None:
         t0 = time.perf_counter()
         result["fsp_loss_start"] = fsp_eval_loss(student, student_pairs, prev, prev_pairs, ctx.data.val, ctx,
@@ -408,7 +430,26 @@ def train_stage1(
     taps_s = taps_of(student_pairs)
     taps_p = taps_of(prev_pairs)
     log_every = max(1, total // 25)
+    window = max(5, total // 10)  # plateau criterion: steps per window
+    win = {"sum": torch.zeros((), device=ctx.device), "n": 0}
+    cache: list[torch.Tensor] | None = None
     bar = tqdm(total=total, desc=f"{name} stage 1 (FSP)", disable=not ctx.progress, leave=False)
+
+    def plateaued(loss: torch.Tensor) -> bool:
+        win["sum"] += loss.detach()
+        win["n"] += 1
+        if loop.step % window:
+            return False
+        cur = (win["sum"] / max(1, win["n"])).item()  # one host sync per window
+        win["sum"].zero_()
+        win["n"] = 0
+        last, result["plateau_last"] = result.get("plateau_last"), cur
+        if last is None or last - cur >= cfg.plateau * last:
+            return False
+        result["stopped_at_step"] = loop.step
+        ctx.log({"event": "stage1_plateau", "rung": name, "step": loop.step, "window_loss": cur,
+                 "previous_window_loss": last, "threshold": cfg.plateau})
+        return True
 
     def run_epoch(epoch: int) -> None:
         te = time.perf_counter()
@@ -423,11 +464,15 @@ def train_stage1(
                 kill_point(f"stage1:{name}:{epoch}")
             x, _ = ctx.batch(train, idx, cfg.augment, gen)
             with ctx.autocast():  # fsp_matrix itself runs in float32
-                with torch.no_grad():
-                    g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
+                if cache is None:
+                    with torch.no_grad():
+                        g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
+                else:
+                    li = ctx.local(idx).to(ctx.device)
+                    g_prev = [c[li] for c in cache]
                 feats = rs.run(x)
                 g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
-            loss = fsp_loss(g_student, g_prev, cfg.pair_weights)
+            loss = fsp_loss(g_student, g_prev, cfg.pair_weights, cfg.loss_norm)
             bad = loop.finite(loss, bad)
             if bad:
                 result["skipped_steps"] += 1
@@ -443,6 +488,8 @@ def train_stage1(
                 bar.set_postfix(fsp=f"{lv:.3g}")
                 ctx.log({"event": "stage1_step", "rung": name, "step": loop.step, "fsp_loss": lv,
                          "seconds": result["train_seconds"] + time.perf_counter() - te})
+            if cfg.plateau is not None and not bad and plateaued(loss):
+                break
         result["train_seconds"] += time.perf_counter() - te
         result["seconds"] += time.perf_counter() - te
         rec = {"rung": name, "stage": 1, "epoch": epoch, "steps": loop.step,
@@ -452,6 +499,15 @@ def train_stage1(
         ctx.log(rec)
 
     with FlowRecorder(student, taps_s, stop_early=True) as rs, FlowRecorder(prev, taps_p, stop_early=True) as rp:
+        if cfg.cache_teacher:
+            t0 = time.perf_counter()
+            cache = _flows_of_set(rp, prev_pairs, train, ctx)
+            spent = time.perf_counter() - t0
+            per_image = sum(c[0].numel() * c.element_size() for c in cache)
+            result.update(train_seconds=result["train_seconds"] + spent, seconds=result["seconds"] + spent,
+                          cache_seconds=spent, cache_bytes_per_image=per_image)
+            ctx.log({"event": "teacher_cache", "rung": name, "images": len(train), "seconds": spent,
+                     "bytes_per_image": per_image, "mib": per_image * len(train) / 2**20})
         loop.run(n_epochs, run_epoch, resume)
     bar.close()
     t0 = time.perf_counter()
@@ -461,16 +517,29 @@ def train_stage1(
     return result
 
 
+@torch.no_grad()
+def _flows_of_set(rec: FlowRecorder, pairs: Sequence[FsPair], data: ImageSet, ctx: TrainContext) -> list[torch.Tensor]:
+    """The previous network's FSP matrices for every image of ``data`` (un-augmented, eval mode):
+    ``n`` tensors ``(N, m_i, n_i)`` float32 on the training device, ``4 * sum_i m_i * n_i`` bytes per image."""
+    parts: list[list[torch.Tensor]] = []
+    for i in range(0, len(data), ctx.eval_batch_size):
+        x = ctx.prepare(data.x[i : i + ctx.eval_batch_size], False, None)
+        with ctx.autocast():
+            parts.append(flow_of(rec.run(x), pairs))
+    return [torch.cat(p) for p in zip(*parts)]
+
+
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, x, y) -> loss
 
 
 def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: str = "student",
-                 eval_test: bool = True, loss_fn: LossFn | None = None,
+                 eval_test: bool | Literal["last"] = True, loss_fn: LossFn | None = None,
                  resume: dict[str, Any] | None = None, on_epoch_end: StateSink | None = None) -> dict[str, Any]:
     """Stage 2: train on softmax cross-entropy (patent eq. 4), evaluating after every epoch.
 
     ``loss_fn`` replaces the cross-entropy (the bench's soft-target baseline
-    uses it). Returns per-epoch validation and test accuracy, the final train
+    uses it). ``eval_test="last"`` scores the test set only after the final epoch
+    (earlier entries are None), which the bench uses to save time. Returns per-epoch validation and test accuracy, the final train
     accuracy (un-augmented, on up to 10k training images) and the seconds spent.
     """
     train = ctx.data.train
@@ -523,7 +592,8 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
                 bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
         result["train_seconds"] += time.perf_counter() - te
         val_acc = evaluate(model, ctx.data.val, ctx)
-        test_acc = evaluate(model, ctx.data.test, ctx) if eval_test else None
+        last = epoch == cfg.epochs
+        test_acc = evaluate(model, ctx.data.test, ctx) if eval_test is True or (eval_test == "last" and last) else None
         result["seconds"] += time.perf_counter() - te
         rec = {"rung": name, "stage": 2, "epoch": epoch, "train_loss": (loss_sum / max(1, n)).item(),
                "val_acc": val_acc, "test_acc": test_acc, "lr": sched.get_last_lr()[0], "seconds": result["seconds"]}

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 
-__all__ = ["fsp_loss"]
+__all__ = ["fsp_loss", "LOSS_NORMS"]
+
+LossNorm = Literal["patent", "element", "pair"]
+LOSS_NORMS: tuple[str, ...] = ("patent", "element", "pair")
 
 
 def fsp_loss(
     student: Sequence[torch.Tensor],
     teacher: Sequence[torch.Tensor],
     weights: Sequence[float] | None = None,
+    norm: LossNorm = "patent",
 ) -> torch.Tensor:
     """Weighted squared Euclidean distance between two networks' FSP matrices.
 
@@ -22,6 +27,13 @@ def fsp_loss(
         student: ``n`` tensors of shape ``(B, m_i, n_i)`` (the student's FSP matrices).
         teacher: ``n`` tensors of the same shapes (the previous network's; detached by the caller).
         weights: ``lambda_i``, one per pair; all 1.0 by default (the patent's choice [0098]).
+        norm: how each pair's term is scaled (``lambda_i`` applies on top).
+            ``"patent"``: the squared Frobenius norm as written in eq. 2; it grows with
+            ``m_i * n_i`` and with the feature magnitudes, so wide pairs dominate.
+            ``"element"``: the mean over the ``m_i * n_i`` entries (per-element MSE).
+            ``"pair"``: relative error, the squared norm divided by the batch mean of
+            ``||G_i^T||_F^2`` (a constant, not differentiated), so every pair starts near 1.
+            Not in the patent; offered to balance pairs of different sizes.
 
     Returns:
         A scalar tensor: the batch mean of the weighted sum of squared Frobenius norms.
@@ -33,6 +45,8 @@ def fsp_loss(
         )
     if not student:
         raise ValueError("fsp_loss: no FSP matrices given")
+    if norm not in LOSS_NORMS:
+        raise ValueError(f"fsp_loss: norm must be one of {', '.join(LOSS_NORMS)}, got {norm!r}")
     if weights is None:
         weights = [1.0] * len(student)
     elif len(weights) != len(student):
@@ -45,5 +59,10 @@ def fsp_loss(
                 f"{tuple(gt.shape)}; the tapped channel counts must match (or align them with projections)"
             )
         diff = gs.float() - gt.float()  # (B, m, n)
-        total = total + lam * diff.pow(2).sum(dim=(1, 2)).mean()
+        sq = diff.pow(2).sum(dim=(1, 2))  # (B,)
+        if norm == "element":
+            sq = sq / (gs.shape[1] * gs.shape[2])
+        elif norm == "pair":
+            sq = sq / gt.detach().float().pow(2).sum(dim=(1, 2)).mean().clamp_min(1e-12)
+        total = total + lam * sq.mean()
     return total
