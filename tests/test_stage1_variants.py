@@ -80,3 +80,19 @@ def test_loss_norms():
     assert fsp_loss(g_t, g_t, norm="pair").item() == 0
     with pytest.raises(ValueError, match="norm must be one of patent, element, pair"):
         fsp_loss(g_s, g_t, norm="l1")
+
+
+def test_fp16_loss_scale_is_part_of_the_epoch_snapshot(setup):
+    from fspladder.engine import _EpochLoop
+
+    ctx, _, student = setup
+    opt = torch.optim.SGD(student.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    loop = _EpochLoop(2, "s", {"model": student}, opt, sched, torch.Generator(), {}, ctx, None, 1, scaler)
+    scaler.scale(torch.ones(()))  # the scale tensor exists from the first scaled loss on
+    scaler.update(new_scale=256.0)
+    snap = loop.snapshot()
+    scaler.update(new_scale=8.0)
+    loop.restore(snap)
+    assert scaler.get_scale() == 256.0

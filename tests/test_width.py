@@ -34,6 +34,11 @@ def test_width_growing_ladder_runs_and_stage1_loss_falls(tmp_path, idx_folder):
     # Without projections the ladder is refused, naming the fix.
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}",
                  "--set", "rungs=[{name: wide, model: resnet20, kwargs: {width: 2}}]", *common]) == 2
+    # `fspladder check` agrees with `run` on both.
+    wide = ["--set", f"teacher.checkpoint={teacher}", "--set", "rungs=[{name: wide, model: resnet20, kwargs: {width: 2}}]",
+            *common[:-2]]
+    assert main(["check", *wide]) == 2
+    assert main(["check", *wide, "--set", "stage1.project_channels=true"]) == 0
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}",
                  "--set", "rungs=[{name: wide, model: resnet20, kwargs: {width: 2}}]",
                  "--set", "stage1.project_channels=true", "--set", "stage1.epochs=3", "--set", "stage2.epochs=1",

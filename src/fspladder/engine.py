@@ -288,11 +288,13 @@ class _EpochLoop:
 
     def __init__(self, stage: int, name: str, modules: dict[str, nn.Module], opt: torch.optim.Optimizer,
                  sched: torch.optim.lr_scheduler.LambdaLR, gen: torch.Generator, result: dict[str, Any],
-                 ctx: TrainContext, on_epoch_end: StateSink | None, steps_per_epoch: int) -> None:
+                 ctx: TrainContext, on_epoch_end: StateSink | None, steps_per_epoch: int,
+                 scaler: torch.amp.GradScaler | None = None) -> None:
         # An epoch diverged after max_bad_steps non-finite losses in a row, or when all of it was.
         self.max_bad = max(1, min(ctx.max_bad_steps, steps_per_epoch))
         self.stage, self.name, self.modules, self.opt, self.sched, self.gen = stage, name, modules, opt, sched, gen
         self.result, self.ctx, self.on_epoch_end = result, ctx, on_epoch_end
+        self.scaler = scaler  # fp16 loss scale: part of the state, so a resumed run continues with it
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimiser steps (skipped ones included)
         self.lr_scale = 1.0
@@ -302,7 +304,9 @@ class _EpochLoop:
         return _cpu_copy({"stage": self.stage, "epoch": self.epoch, "step": self.step, "lr_scale": self.lr_scale,
                           "modules": {k: m.state_dict() for k, m in self.modules.items()},
                           "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                          "gen": self.gen.get_state(), "result": self.result})
+                          "gen": self.gen.get_state(), "result": self.result,
+                          "scaler": self.scaler.state_dict() if self.scaler is not None and self.scaler.is_enabled()
+                          else {}})
 
     def restore(self, snap: dict[str, Any]) -> None:
         for k, m in self.modules.items():
@@ -310,6 +314,8 @@ class _EpochLoop:
         self.opt.load_state_dict(snap["opt"])
         self.sched.load_state_dict(snap["sched"])
         self.gen.set_state(snap["gen"])
+        if self.scaler is not None and self.scaler.is_enabled() and snap.get("scaler"):
+            self.scaler.load_state_dict(snap["scaler"])
         self.epoch, self.step, self.lr_scale = snap["epoch"], snap["step"], snap["lr_scale"]
         self.result.clear()
         self.result.update(_cpu_copy(snap["result"]))
@@ -427,7 +433,7 @@ def train_stage1(
     sched = _schedule(opt, total, 0, cfg.lr, cfg.min_lr)
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 1)
     loop = _EpochLoop(1, name, modules, opt, sched, gen, result, ctx, on_epoch_end,
-                      min(steps_per_epoch, total))
+                      min(steps_per_epoch, total), scaler)
     taps_s = taps_of(student_pairs)
     taps_p = taps_of(prev_pairs)
     log_every = max(1, total // 25)
@@ -555,8 +561,8 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     gen = torch.Generator().manual_seed(ctx.seed * 1000 + 2)
     result: dict[str, Any] = {"epochs": cfg.epochs, "val_acc": [], "test_acc": [], "train_loss": [],
                               "epoch_seconds": [], "skipped_steps": 0, "train_seconds": 0.0, "seconds": 0.0}
-    loop = _EpochLoop(2, name, {"model": model}, opt, sched, gen, result, ctx, on_epoch_end, steps_per_epoch)
     scaler = ctx.scaler()
+    loop = _EpochLoop(2, name, {"model": model}, opt, sched, gen, result, ctx, on_epoch_end, steps_per_epoch, scaler)
     net: nn.Module = model
     if ctx.dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
