@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from fspladder import create_model
-from fspladder.flow import FlowRecorder, Tap, flow_of, parse_tap, taps_of
+from fspladder.flow import FlowRecorder, flow_of, parse_tap, taps_of
 from fspladder.fold import fold_batchnorm
 from fspladder.ladder import default_pairs
 
