@@ -89,8 +89,8 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     for label, arm, vc in list(plan):
         if arm in ("direct", "ladder"):
             chain = vc.rungs if arm == "ladder" else vc.rungs[-1:]
-            project = any(vc.stage_for(rc, "stage1").project_channels for rc in chain)
-            shapes[label] = validate_ladder([t_rung] + [fresh(rc, 0) for rc in chain], shape_in, project)
+            shapes[label] = validate_ladder([t_rung] + [fresh(rc, 0) for rc in chain], shape_in,
+                                            vc.projects_channels(chain))
         if arm == "grow" and not can_grow(teacher, fresh(vc.rungs[-1], 0).model):
             log({"event": "arm_skipped", "arm": label, "why": "the target does not contain the teacher's structure"})
             plan.remove((label, arm, vc))

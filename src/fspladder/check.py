@@ -52,8 +52,8 @@ def check_config(data: dict[str, Any]) -> tuple[RunConfig, list[str]]:
             chain.append(None)
     if splits is not None and all(r is not None for r in chain):
         try:
-            project = any(cfg.stage_for(rc, "stage1").project_channels for rc in cfg.rungs)
-            validate_ladder(chain, (splits.in_chans, *splits.image_size), project_channels=project)  # type: ignore[arg-type]
+            validate_ladder(chain, (splits.in_chans, *splits.image_size),  # type: ignore[arg-type]
+                            project_channels=cfg.projects_channels())
         except LadderError as e:
             problems += [f"ladder: {p}" for p in e.problems]
     return cfg, problems

@@ -301,6 +301,10 @@ class RunConfig:
                 # Report only what the rung's overrides caused, not the run-wide problems again.
                 err += [e for e in sub if e.replace(f"rungs[{i}].", "", 1) not in err]
 
+    def projects_channels(self, rungs: list[RungConfig] | None = None) -> bool:
+        """Whether any of ``rungs`` (default: all) aligns tapped channels with projections in stage 1."""
+        return any(self.stage_for(rc, "stage1").project_channels for rc in (self.rungs if rungs is None else rungs))
+
     def stage_for(self, rung: RungConfig, stage: str) -> Any:
         """The run-wide stage settings with the rung's overrides applied."""
         cls = Stage1Config if stage == "stage1" else Stage2Config

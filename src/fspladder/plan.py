@@ -248,7 +248,7 @@ def run_plan(cfg: RunConfig, data, device: torch.device, teacher: Rung, log=lamb
     steps_per_epoch = max(1, len(data.train) // cfg.stage2.batch_size)
     eval_images = len(data.val) + len(data.test)
     costs: dict[tuple[str, str], dict[str, float]] = {}
-    project = any(cfg.stage_for(rc, "stage1").project_channels for rc in cfg.rungs)
+    project = cfg.projects_channels()
     for c in cands:
         rcs = rung_cfgs(c)
         chain = [teacher] + [rung(rc, 0) for rc in rcs]

@@ -270,7 +270,7 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
     for k, rc in enumerate(cfg.rungs, start=1):
         model, spec = build_student(rc, data, cfg.seed + k)
         chain.append(Rung(rc.name, model, _pairs(rc, model), spec))
-    project = cfg.stage1.project_channels or any(cfg.stage_for(rc, "stage1").project_channels for rc in cfg.rungs)
+    project = cfg.projects_channels()
     shapes = validate_ladder(chain, (data.in_chans, *data.image_size), project_channels=project)
     for r in chain:
         r.model.to(device, memory_format=mf)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .registry import FeatureInfo, register_model
+from .registry import register_model
+from .sections import SECTION_FSP_PAIRS, kaiming_init, make_sections, section_feature_info
 
 __all__ = ["PlainCNN", "vgg8", "vgg"]
 
@@ -34,24 +35,12 @@ class PlainCNN(nn.Module):
                              f"{blocks}, {width}, {in_chans}, {num_classes}")
         chs = [16 * width, 32 * width, 64 * width]
         self.stem = _conv_bn(in_chans, chs[0])
-        in_ch, sections = chs[0], []
-        for i, ch in enumerate(chs):
-            layers = []
-            for b in range(blocks):
-                layers.append(_conv_bn(in_ch, ch, stride=2 if (i > 0 and b == 0) else 1))
-                in_ch = ch
-            sections.append(nn.Sequential(*layers))
-        self.layer1, self.layer2, self.layer3 = sections
+        self.layer1, self.layer2, self.layer3 = make_sections(_conv_bn, chs[0], chs, blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(chs[2], num_classes)
-        # Tap-able features, checked against real outputs in tests/test_models.py.
-        self.feature_info = [FeatureInfo("stem", chs[0], 1), FeatureInfo("layer1", chs[0], 1),
-                             FeatureInfo("layer2", chs[1], 2), FeatureInfo("layer3", chs[2], 4)]
-        # Same section-wise pairs as the ResNets, so the FSP shapes match theirs.
-        self.default_fsp_pairs = [("stem", "layer1"), ("layer1", "layer2"), ("layer2", "layer3")]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.feature_info = section_feature_info(chs)  # checked against real outputs in tests/test_models.py
+        self.default_fsp_pairs = list(SECTION_FSP_PAIRS)  # as the ResNets', so the FSP shapes match theirs
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.stem(x))))

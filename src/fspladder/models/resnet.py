@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .registry import FeatureInfo, register_model
+from .registry import register_model
+from .sections import SECTION_FSP_PAIRS, kaiming_init, make_sections, section_feature_info
 
 __all__ = ["CifarResNet", "BasicBlock"]
 
@@ -68,29 +69,12 @@ class CifarResNet(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, chs[0], 3, 1, 1, bias=False), nn.BatchNorm2d(chs[0]), nn.ReLU()
         )
-        sections = []
-        in_ch = chs[0]
-        for i, ch in enumerate(chs):
-            blocks = []
-            for b in range(n):
-                blocks.append(BasicBlock(in_ch, ch, stride=2 if (i > 0 and b == 0) else 1))
-                in_ch = ch
-            sections.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3 = sections
+        self.layer1, self.layer2, self.layer3 = make_sections(BasicBlock, chs[0], chs, n)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(chs[2], num_classes)
-        # Tap-able features, checked against real outputs in tests/test_models.py.
-        self.feature_info = [
-            FeatureInfo("stem", chs[0], 1),
-            FeatureInfo("layer1", chs[0], 1),
-            FeatureInfo("layer2", chs[1], 2),
-            FeatureInfo("layer3", chs[2], 4),
-        ]
-        # One FSP pair per section: (section input, section output) [patent 0118].
-        self.default_fsp_pairs = [("stem", "layer1"), ("layer1", "layer2"), ("layer2", "layer3")]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.feature_info = section_feature_info(chs)  # checked against real outputs in tests/test_models.py
+        self.default_fsp_pairs = list(SECTION_FSP_PAIRS)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
