@@ -4,7 +4,10 @@
   the teacher's softened outputs;
 * function-preserving growth (Net2Net-style, Chen et al. 2016): the target
   starts as an exact copy of the teacher's function, new residual blocks
-  starting as identities.
+  starting as identities;
+* growth + FSP (not in the patent): the teacher's blocks copied, the new
+  blocks left at their fresh initialisation and then trained alone to
+  reproduce the teacher's FSP matrices (the bench's ``grow-fsp`` arm).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch.nn.functional as F
 
 from .models import CifarResNet
 
-__all__ = ["soft_target_loss", "grow_resnet", "can_grow"]
+__all__ = ["soft_target_loss", "grow_resnet", "can_grow", "grown_copies"]
 
 
 def soft_target_loss(teacher: nn.Module, temperature: float = 4.0, alpha: float = 0.9):
@@ -41,13 +44,23 @@ def can_grow(teacher: nn.Module, student: nn.Module) -> bool:
             and teacher.stem[0].in_channels == student.stem[0].in_channels)
 
 
+def grown_copies(teacher: CifarResNet, student: CifarResNet) -> list[nn.Module]:
+    """The parts of ``student`` that :func:`grow_resnet` copies from ``teacher``: stem, head, and the
+    first ``n_t`` blocks of each section; every other block is new."""
+    parts: list[nn.Module] = [student.stem, student.fc]
+    for name in ("layer1", "layer2", "layer3"):
+        parts += list(getattr(student, name))[: len(getattr(teacher, name))]
+    return parts
+
+
 @torch.no_grad()
-def grow_resnet(teacher: CifarResNet, student: CifarResNet) -> CifarResNet:
-    """Make ``student`` compute exactly ``teacher``'s function.
+def grow_resnet(teacher: CifarResNet, student: CifarResNet, identity: bool = True) -> CifarResNet:
+    """Copy ``teacher`` into ``student``; with ``identity``, make ``student`` compute exactly its function.
 
     The stem, the head and the first ``n_t`` blocks of each section are copied;
-    every extra block gets a zero last-BN scale and bias, so it outputs
-    ``relu(x + 0) = x`` (its input is already post-ReLU): an identity.
+    with ``identity`` every extra block gets a zero last-BN scale and bias, so it
+    outputs ``relu(x + 0) = x`` (its input is already post-ReLU): an identity.
+    Without it the extra blocks keep the student's own initialisation.
     """
     if not can_grow(teacher, student):
         raise ValueError("grow_resnet needs two CifarResNets of equal width, in_chans and classes, "
@@ -59,7 +72,7 @@ def grow_resnet(teacher: CifarResNet, student: CifarResNet) -> CifarResNet:
         for i, block in enumerate(s_sec):
             if i < len(t_sec):
                 block.load_state_dict(t_sec[i].state_dict())
-            else:
+            elif identity:
                 block.bn2.weight.zero_()
                 block.bn2.bias.zero_()
     return student

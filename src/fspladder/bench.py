@@ -9,7 +9,15 @@ over several seeds:
 * ``direct``:  teacher -> target, two stages, no intermediates (the FSP paper);
 * ``ladder``:  teacher -> intermediates -> target (the patent);
 * ``soft``:    the target with soft targets from the same teacher (Hinton KD);
-* ``grow``:    the target initialised by function-preserving growth of the teacher.
+* ``grow``:    the target initialised by function-preserving growth of the teacher;
+* ``grow-fsp``: (not in the patent; opt-in) the teacher's blocks copied into
+  the target, the new blocks kept at their fresh initialisation and trained
+  alone in a stage 1 to reproduce the teacher's FSP matrices, then stage 2.
+
+``stage2.fsp_weight`` > 0 (a variant's ``set``) adds an FSP term to stage 2
+(joint CE + FSP, not in the patent): against the previous network for
+``direct`` and ``ladder``, against the teacher for ``scratch``, ``grow`` and
+``grow-fsp``.
 
 Two clocks per run: the *target* clock (the target's own stage-2 training
 seconds) and the *pipeline* clock (everything the arm needs beyond the
@@ -29,12 +37,13 @@ from typing import Any
 
 import torch
 
-from .baselines import can_grow, grow_resnet, soft_target_loss
+from .baselines import can_grow, grow_resnet, grown_copies, soft_target_loss
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model
 from .config import ConfigError, RunConfig, config_to_dict, variant_config
-from .engine import train_stage1, train_stage2
+from .engine import FlowTarget, train_stage1, train_stage2
 from .ladder import Rung, validate_ladder
-from .runner import MetricsLog, _pairs, build_student, context_for, load_data, machine_info, make_aligner, resolve_device
+from .runner import (MetricsLog, _pairs, build_student, context_for, flow_target, load_data, machine_info, make_aligner,
+                     resolve_device)
 
 __all__ = ["PRESETS", "run_bench", "summarize", "time_to_target", "format_bench_md", "plot_bench"]
 
@@ -91,21 +100,25 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             chain = vc.rungs if arm == "ladder" else vc.rungs[-1:]
             shapes[label] = validate_ladder([t_rung] + [fresh(rc, 0) for rc in chain], shape_in,
                                             vc.projects_channels(chain))
-        if arm == "grow" and not can_grow(teacher, fresh(vc.rungs[-1], 0).model):
+        if arm in ("grow", "grow-fsp") and not can_grow(teacher, fresh(vc.rungs[-1], 0).model):
             log({"event": "arm_skipped", "arm": label, "why": "the target does not contain the teacher's structure"})
             plan.remove((label, arm, vc))
+        if arm == "soft" and vc.stage_for(vc.rungs[-1], "stage2").fsp_weight > 0:
+            raise ConfigError([f"bench: {label} sets stage2.fsp_weight on the soft arm, whose stage 2 already has "
+                               "its own loss; use it with scratch, direct, ladder, grow or grow-fsp"])
     arms = [label for label, _, _ in plan]
 
     runs: list[dict[str, Any]] = []
     t_bench = time.perf_counter()
 
-    def stage2(vc: RunConfig, model, budget, name, seed, loss_fn=None):
+    def stage2(vc: RunConfig, target: Rung, prev: Rung, budget, name, seed, loss_fn=None):
         s2 = copy.copy(vc.stage_for(vc.rungs[-1], "stage2"))
         s2.epochs = _epochs(budget, full)
         s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
         ctx.seed = seed
+        joint = flow_target(target, prev, vc.stage_for(vc.rungs[-1], "stage1"), s2)
         # Only the final test accuracy enters the summary: score the test set once, not every epoch.
-        return train_stage2(model, s2, ctx, name, loss_fn=loss_fn, eval_test="last")
+        return train_stage2(target.model, s2, ctx, name, loss_fn=loss_fn, eval_test="last", joint=joint)
 
     def save():
         atomic_write_json(out / "bench.json", {"config": config_to_dict(cfg), "machine": machine_info(device),
@@ -120,13 +133,13 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 loss_fn = soft_target_loss(teacher, b.kd_temperature, b.kd_alpha) if arm == "soft" else None
                 if arm == "grow":
                     grow_resnet(teacher, target.model)
-                r2 = stage2(vc, target.model, budget, f"{label}/{budget}", seed, loss_fn)
+                r2 = stage2(vc, target, t_rung, budget, f"{label}/{budget}", seed, loss_fn)
                 runs.append(_record(label, seed, budget, r2, 0.0, {"base_arm": arm}))
                 save()
             return
-        # direct and ladder: the chain before the target is trained once per seed.
+        # direct, ladder and grow-fsp: the chain before the target (and its stage 1) runs once per seed.
         prev, pre_seconds, stages = t_rung, 0.0, []
-        chain_shapes = shapes[label]
+        chain_shapes = shapes.get(label)
         if arm == "ladder":
             for k, rc in enumerate(vc.rungs[:-1], start=1):
                 cur = fresh(rc, seed + k)
@@ -135,7 +148,8 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 al = make_aligner(cur, chain_shapes[k], prev, chain_shapes[k - 1], s1.project_channels,
                                   seed + k, device)
                 r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/{rc.name}", al)
-                r2 = train_stage2(cur.model, vc.stage_for(rc, "stage2"), ctx, f"{label}/{rc.name}", eval_test=False)
+                r2 = train_stage2(cur.model, vc.stage_for(rc, "stage2"), ctx, f"{label}/{rc.name}", eval_test=False,
+                                  joint=flow_target(cur, prev, s1, vc.stage_for(rc, "stage2")))
                 pre_seconds += r1["train_seconds"] + r2["train_seconds"]
                 stages.append({"rung": rc.name, "stage1_seconds": r1["train_seconds"],
                                "stage1_steps": r1.get("stopped_at_step", r1["steps"]),
@@ -145,13 +159,23 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         target = fresh(target_rc, seed + 7)
         ctx.seed = seed + 7
         s1 = vc.stage_for(target_rc, "stage1")
-        al = make_aligner(target, chain_shapes[-1], prev, chain_shapes[-2], s1.project_channels, seed + 7, device)
-        r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/target", al)
+        if arm == "grow-fsp":
+            # Copy the teacher's blocks, keep the new ones fresh, and align only the new ones.
+            grow_resnet(teacher, target.model, identity=False)
+            copied = [p for m in grown_copies(teacher, target.model) for p in m.parameters()]
+            for p in copied:
+                p.requires_grad_(False)
+            r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/target")
+            for p in copied:
+                p.requires_grad_(True)
+        else:
+            al = make_aligner(target, chain_shapes[-1], prev, chain_shapes[-2], s1.project_channels, seed + 7, device)
+            r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/target", al)
         pre_seconds += r1["train_seconds"]
         start = copy.deepcopy(target.model.state_dict())
         for budget in b.budgets:
             target.model.load_state_dict(start)
-            r2 = stage2(vc, target.model, budget, f"{label}/{budget}", seed)
+            r2 = stage2(vc, target, prev, budget, f"{label}/{budget}", seed)
             runs.append(_record(label, seed, budget, r2, pre_seconds, {
                 "base_arm": arm, "stage1_seconds": r1["train_seconds"],
                 "stage1_steps": r1.get("stopped_at_step", r1["steps"]), "fsp_loss_start": r1["fsp_loss_start"],

@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["quick", "full"], help="quick: ~1 h on 2 CPU cores; full: whole data set")
     p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
     p.add_argument("--budgets", help="stage-2 budgets as fractions of the full epochs, e.g. 0.25,0.5,1")
-    p.add_argument("--arms", help="comma-separated subset of scratch,direct,ladder,soft,grow")
+    p.add_argument("--arms", help="comma-separated arms from scratch,direct,ladder,soft,grow,grow-fsp "
+                   "(default: all but grow-fsp)")
     p.add_argument("--target-accuracy", type=float, help="accuracy for time-to-target (default: scratch at full budget)")
     p.add_argument("--micro", action="store_true", help="also time one stage-1 step vs one CE step, and fsp_matrix")
     p.add_argument("--out", help="output directory (default runs/bench-DATE-TIME)")

@@ -7,9 +7,10 @@ key path (``stage1.lr``) and what would fix it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import difflib
 import importlib.util
+import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -153,6 +154,10 @@ class Stage2Config:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    # Not in the patent: add fsp_weight x the FSP loss against the network stage 1 learned from
+    # (stage 1's loss_norm and pair_weights) to the cross-entropy. 0 = the patent's pure CE.
+    # The patent-form loss is ~1e2-1e4 for the built-in ResNets, so useful weights are ~1e-3.
+    fsp_weight: float = 0.0
 
     def _check(self, p: str, err: list[str]) -> None:
         if self.epochs < 1:
@@ -164,6 +169,8 @@ class Stage2Config:
             err.append(f"{p}.warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs}")
         if not 0 <= self.label_smoothing < 1:
             err.append(f"{p}.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (self.fsp_weight >= 0 and math.isfinite(self.fsp_weight)):
+            err.append(f"{p}.fsp_weight must be a finite number >= 0 (0 = cross-entropy only), got {self.fsp_weight}")
 
 
 @dataclass
@@ -175,7 +182,8 @@ class RungConfig(ModelConfig):
     stage2: dict[str, Any] = field(default_factory=dict)
 
 
-ARMS = ("scratch", "direct", "ladder", "soft", "grow")
+ARMS = ("scratch", "direct", "ladder", "soft", "grow", "grow-fsp")
+DEFAULT_ARMS = ARMS[:5]  # grow-fsp, a non-patent combination, runs only when asked for
 VARIANT_FIXED = ("data", "teacher", "bench", "plan", "seed", "device")  # keys a bench variant may not change
 
 
@@ -185,7 +193,7 @@ class BenchConfig:
 
     budgets: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of stage2.epochs
     seeds: int = 3
-    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
     target_accuracy: float | None = None  # None = scratch's mean final val accuracy at the full budget
     kd_temperature: float = 4.0  # soft-target arm (Hinton et al. 2015)
     kd_alpha: float = 0.9
@@ -300,6 +308,15 @@ class RunConfig:
                 _build(cls, merged, f"rungs[{i}].{stage}", sub)
                 # Report only what the rung's overrides caused, not the run-wide problems again.
                 err += [e for e in sub if e.replace(f"rungs[{i}].", "", 1) not in err]
+        for i, r in enumerate(self.rungs):
+            try:
+                joint = self.stage_for(r, "stage2").fsp_weight > 0 and self.stage_for(r, "stage1").project_channels
+            except ConfigError:
+                continue  # already reported above
+            if joint:
+                err.append(f"rungs[{i}] ({r.name or r.model}): stage2.fsp_weight > 0 with stage1.project_channels "
+                           "is not supported (the projections serve stage 1 only); set stage2.fsp_weight: 0 "
+                           "or use a rung whose tapped channels match the previous network's")
 
     def projects_channels(self, rungs: list[RungConfig] | None = None) -> bool:
         """Whether any of ``rungs`` (default: all) aligns tapped channels with projections in stage 1."""

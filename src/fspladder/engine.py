@@ -35,7 +35,7 @@ from .flow import FlowRecorder, FsPair, flow_of, taps_of
 from .fold import fold_batchnorm
 from .losses import fsp_loss
 
-__all__ = ["TrainContext", "DivergenceError", "train_stage1", "train_stage2", "evaluate",
+__all__ = ["TrainContext", "DivergenceError", "FlowTarget", "train_stage1", "train_stage2", "evaluate",
            "fsp_eval_loss", "mean_flows", "count_params"]
 
 MetricsSink = Callable[[dict[str, Any]], None]
@@ -541,13 +541,33 @@ def _flows_of_set(rec: FlowRecorder, pairs: Sequence[FsPair], data: ImageSet, ct
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, x, y) -> loss
 
 
+@dataclass(frozen=True)
+class FlowTarget:
+    """Joint CE + FSP in stage 2 (not in the patent, which trains stage 2 on cross-entropy alone).
+
+    ``weight`` times the FSP loss between the student and the frozen network
+    ``prev`` (the one stage 1 learned from) is added to every step's loss,
+    so the student keeps the previous network's information flow while it
+    learns the task. ``norm`` and ``pair_weights`` are stage 1's.
+    """
+
+    student_pairs: Sequence[FsPair]
+    prev: nn.Module
+    prev_pairs: Sequence[FsPair]
+    weight: float
+    norm: str = "patent"
+    pair_weights: Sequence[float] | None = None
+
+
 def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: str = "student",
                  eval_test: bool | Literal["last"] = True, loss_fn: LossFn | None = None,
-                 resume: dict[str, Any] | None = None, on_epoch_end: StateSink | None = None) -> dict[str, Any]:
+                 resume: dict[str, Any] | None = None, on_epoch_end: StateSink | None = None,
+                 joint: FlowTarget | None = None) -> dict[str, Any]:
     """Stage 2: train on softmax cross-entropy (patent eq. 4), evaluating after every epoch.
 
     ``loss_fn`` replaces the cross-entropy (the bench's soft-target baseline
-    uses it). ``eval_test="last"`` scores the test set only after the final epoch
+    uses it). ``joint`` adds a weighted FSP term against a frozen network
+    (``stage2.fsp_weight``; a non-patent variant, see :class:`FlowTarget`). ``eval_test="last"`` scores the test set only after the final epoch
     (earlier entries are None), which the bench uses to save time. Returns per-epoch validation and test accuracy, the final train
     accuracy (un-augmented, on up to 10k training images) and the seconds spent.
     """
@@ -571,11 +591,24 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     if ctx.compile:
         net = torch.compile(net)  # type: ignore[assignment]
     bar = tqdm(total=total, desc=f"{name} stage 2 (CE)", disable=not ctx.progress, leave=False)
+    if joint is not None:
+        result["fsp_weight"] = joint.weight
+        # The student's taps are read by hooks during its full forward; the frozen network is folded and cut.
+        prev_fast, _ = fold_batchnorm(joint.prev, taps_of(joint.prev_pairs))
+        rec_s = FlowRecorder(model, taps_of(joint.student_pairs))
+        rec_p = FlowRecorder(prev_fast, taps_of(joint.prev_pairs), stop_early=True)
+
+    def fsp_term(x: torch.Tensor, joint: FlowTarget) -> torch.Tensor:
+        with torch.no_grad():
+            g_prev = flow_of(rec_p.run(x), joint.prev_pairs)
+        g_student = flow_of(rec_s.features, joint.student_pairs)
+        return fsp_loss(g_student, g_prev, joint.pair_weights, joint.norm)
 
     def run_epoch(epoch: int) -> None:
         te = time.perf_counter()
         bar.n = loop.step
         loss_sum = torch.zeros((), device=ctx.device)
+        fsp_sum = torch.zeros((), device=ctx.device)
         n = bad = 0
         for i, idx in enumerate(_batches(len(train), cfg.batch_size, gen)):
             if i == steps_per_epoch // 2:
@@ -587,12 +620,17 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
                     loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
                 else:
                     loss = loss_fn(logits, x, y)
+            if joint is not None:
+                term = fsp_term(x, joint)  # float32 (FSP matrices are made outside autocast)
+                loss = loss + joint.weight * term
             bad = loop.finite(loss, bad)
             if bad:
                 result["skipped_steps"] += 1
             else:  # DDP averages the gradients itself in stage 2
                 _optimiser_step(loss, opt, scaler)
                 loss_sum += loss.detach().float()
+                if joint is not None:
+                    fsp_sum += term.detach()
                 n += 1
             _advance(sched, skipped=bool(bad))
             loop.step += 1
@@ -606,6 +644,8 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
         result["seconds"] += time.perf_counter() - te
         rec = {"rung": name, "stage": 2, "epoch": epoch, "train_loss": (loss_sum / max(1, n)).item(),
                "val_acc": val_acc, "test_acc": test_acc, "lr": sched.get_last_lr()[0], "seconds": result["seconds"]}
+        if joint is not None:
+            rec["fsp_loss_train"] = (fsp_sum / max(1, n)).item()
         ctx.log(rec)
         result["val_acc"].append(val_acc)
         result["test_acc"].append(test_acc)
@@ -613,7 +653,11 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
         result["epoch_seconds"].append(result["seconds"])
         bar.set_postfix(val=f"{val_acc:.4f}", epoch=epoch)
 
-    loop.run(cfg.epochs, run_epoch, resume)
+    if joint is None:
+        loop.run(cfg.epochs, run_epoch, resume)
+    else:
+        with rec_s, rec_p:
+            loop.run(cfg.epochs, run_epoch, resume)
     bar.close()
     result["train_acc"] = evaluate(model, ctx.data.train.subset(torch.arange(min(10000, len(train)))), ctx)
     return result

@@ -24,17 +24,17 @@ import torch
 import yaml
 
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_checkpoint, load_model, save_checkpoint
-from .config import ModelConfig, RunConfig, TeacherConfig, config_to_dict
+from .config import ConfigError, ModelConfig, RunConfig, Stage1Config, Stage2Config, TeacherConfig, config_to_dict
 from .data import DataSplits, load_cifar, load_fashion_mnist, load_idx_folder, load_image_folder
 from .distributed import DistInfo
 from .faults import kill_point
-from .engine import TrainContext, evaluate, mean_flows, train_stage1, train_stage2
+from .engine import FlowTarget, TrainContext, evaluate, mean_flows, train_stage1, train_stage2
 from .flow import FsPair
 from .align import ChannelAligner
 from .ladder import LadderError, Rung, default_pairs, validate_ladder
 from .models import accepted_kwargs, create_model
 
-__all__ = ["run_ladder", "train_network", "make_aligner", "ResumeError", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
+__all__ = ["run_ladder", "train_network", "make_aligner", "flow_target", "ResumeError", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
 
 
 def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
@@ -174,6 +174,10 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
     This is how a teacher is made; the checkpoint records what it was trained
     on and how well it does, so a ladder can report it.
     """
+    if cfg.stage2.fsp_weight > 0:
+        raise ConfigError([f"stage2.fsp_weight is {cfg.stage2.fsp_weight}, but `fspladder train` trains one network "
+                           "alone, with no previous network to align to; set stage2.fsp_weight: 0 "
+                           "(or use `fspladder run` for a chain)"])
     device = resolve_device(cfg.device)
     data = load_data(cfg).to(device)
     ctx = context_for(cfg, device, data)
@@ -337,6 +341,13 @@ def planned_config(cfg: RunConfig, intermediates: list) -> RunConfig:
     return new
 
 
+def flow_target(cur: Rung, prev: Rung, s1: Stage1Config, s2: Stage2Config) -> FlowTarget | None:
+    """Stage 2's FSP term against ``prev`` when ``stage2.fsp_weight`` > 0 (non-patent joint CE + FSP)."""
+    if s2.fsp_weight <= 0:
+        return None
+    return FlowTarget(cur.pairs, prev.model, prev.pairs, s2.fsp_weight, s1.loss_norm, s1.pair_weights)
+
+
 def _train_rung(k: int, prev: Rung, cur: Rung, shapes, cfg: RunConfig, ctx: TrainContext, out: Path,
                 state: dict[str, Any] | None) -> dict[str, Any]:
     """Stage 1 and stage 2 of rung ``k``, saving a resumable state after every epoch."""
@@ -364,7 +375,8 @@ def _train_rung(k: int, prev: Rung, cur: Rung, shapes, cfg: RunConfig, ctx: Trai
             _save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
         state = None
     r2 = train_stage2(cur.model, s2, ctx, cur.name, resume=state,
-                      on_epoch_end=lambda snap: main and _save_state(out, k, flows, snap, r1))
+                      on_epoch_end=lambda snap: main and _save_state(out, k, flows, snap, r1),
+                      joint=flow_target(cur, prev, s1, s2))
     cur.model.eval()
     entry = {"name": cur.name, "model": cur.spec["name"], "kwargs": cur.spec["kwargs"],
              "params": cur.num_params, "learns_from": prev.name, "fsp_shapes": shapes[k],

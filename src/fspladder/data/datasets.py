@@ -73,7 +73,8 @@ class DataSplits:
 def split_train_val(full: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
     """Hold out ``val_size`` random training images for validation (never tune on test)."""
     if not 0 < val_size < len(full):
-        raise ValueError(f"val_size must be between 1 and {len(full) - 1}, got {val_size}")
+        raise DataFileError(f"data.val_size is {val_size}, but the training set has {len(full)} images; "
+                            f"set data.val_size between 1 and {len(full) - 1}")
     perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
     return full.subset(perm[val_size:]), full.subset(perm[:val_size])
 

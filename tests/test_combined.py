@@ -1,0 +1,124 @@
+"""Non-patent combinations (issue 9): growth + FSP alignment, and joint CE + FSP in stage 2."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from fspladder import create_model
+from fspladder.baselines import grow_resnet, grown_copies
+from fspladder.cli import main
+from fspladder.config import ConfigError, Stage2Config, load_config
+from fspladder.engine import FlowTarget, fsp_eval_loss, train_stage2
+from fspladder.ladder import default_pairs
+from fspladder.runner import context_for, load_data
+
+
+def test_growth_without_identities_copies_the_teacher_and_keeps_new_blocks_fresh():
+    torch.manual_seed(0)
+    teacher, student = create_model("resnet8", num_classes=10), create_model("resnet20", num_classes=10)
+    fresh = copy.deepcopy(student)
+    grow_resnet(teacher, student, identity=False)
+    copied = grown_copies(teacher, student)
+    assert len(copied) == 2 + 3  # stem, head, one block per section (ResNet-8 has one block per section)
+    t_states = [teacher.stem, teacher.fc, teacher.layer1[0], teacher.layer2[0], teacher.layer3[0]]
+    for s_mod, t_mod in zip(copied, t_states):
+        for a, b in zip(s_mod.state_dict().values(), t_mod.state_dict().values()):
+            torch.testing.assert_close(a, b)
+    for name in ("layer1", "layer2", "layer3"):
+        for i in (1, 2):  # new blocks: untouched, so not identities (bn2's scale is 1, not 0)
+            new, orig = getattr(student, name)[i], getattr(fresh, name)[i]
+            for a, b in zip(new.state_dict().values(), orig.state_dict().values()):
+                torch.testing.assert_close(a, b)
+            assert bool((new.bn2.weight == 1).all())
+
+
+@pytest.fixture
+def setup(idx_folder):
+    cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "progress=false",
+                             "eval_batch_size=64"])
+    data = load_data(cfg)
+    ctx = context_for(cfg, torch.device("cpu"), data)
+    torch.manual_seed(0)
+    prev = create_model("resnet8", in_chans=1, num_classes=4).eval()
+    student = create_model("resnet14", in_chans=1, num_classes=4)
+    return ctx, prev, student
+
+
+def test_joint_stage2_keeps_the_student_nearer_the_previous_flow(setup):
+    ctx, prev, student = setup
+    pairs_s, pairs_p = default_pairs(student), default_pairs(prev)
+    cfg = Stage2Config(epochs=2, batch_size=50)
+    plain, joint = copy.deepcopy(student), copy.deepcopy(student)
+    ctx.seed = 1
+    r_plain = train_stage2(plain, cfg, ctx, "plain", eval_test=False)
+    ctx.seed = 1
+    r_joint = train_stage2(joint, cfg, ctx, "joint", eval_test=False,
+                           joint=FlowTarget(pairs_s, prev, pairs_p, weight=1.0, norm="element"))
+    assert "fsp_weight" not in r_plain and r_joint["fsp_weight"] == 1.0
+    d_plain = fsp_eval_loss(plain, pairs_s, prev, pairs_p, ctx.data.val, ctx)
+    d_joint = fsp_eval_loss(joint, pairs_s, prev, pairs_p, ctx.data.val, ctx)
+    assert d_joint < 0.5 * d_plain, (d_joint, d_plain)
+    # The hooks are gone afterwards: the models run without recording anything.
+    assert not student._forward_hooks and not any(m._forward_hooks for m in joint.modules())
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in prev.modules())
+
+
+def test_fsp_weight_is_checked():
+    with pytest.raises(ConfigError, match=r"stage2.fsp_weight must be a finite number >= 0"):
+        load_config(None, ["stage2.fsp_weight=-1"])
+    with pytest.raises(ConfigError, match=r"rungs\[1\] \(target\): stage2.fsp_weight > 0 with stage1.project_channels"):
+        load_config(None, ["rungs.1.stage2={fsp_weight: 0.001}", "stage1.project_channels=true"])
+    assert load_config(None, ["stage2.fsp_weight=0.001"]).stage2.fsp_weight == 0.001
+
+
+def test_train_refuses_fsp_weight(tmp_path, idx_folder, capsys):
+    code = main(["train", "--model", "resnet8", "--save", str(tmp_path / "t.pt"), "--set", "data.name=idx",
+                 "--set", f"data.root={idx_folder}", "--set", "stage2.fsp_weight=0.1", "--no-progress"])
+    assert code == 2
+    assert "no previous network to align to; set stage2.fsp_weight: 0" in capsys.readouterr().err
+    assert not (tmp_path / "t.pt").exists()
+
+
+def test_a_validation_split_larger_than_the_data_is_a_clear_error(tmp_path, idx_folder, capsys):
+    code = main(["train", "--model", "resnet8", "--save", str(tmp_path / "t.pt"), "--set", "data.name=idx",
+                 "--set", f"data.root={idx_folder}", "--no-progress"])
+    assert code == 2
+    assert "data.val_size is 5000, but the training set has 600 images; set data.val_size between 1 and 599" \
+        in capsys.readouterr().err
+
+
+def test_bench_grow_fsp_arm_and_joint_variants(tmp_path, idx_folder):
+    teacher = tmp_path / "t.pt"
+    common = ["--set", "data.name=idx", "--set", f"data.root={idx_folder}", "--set", "data.val_size=100",
+              "--set", "eval_batch_size=200", "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50",
+              "--no-progress"]
+    assert main(["train", "--model", "resnet8", "--save", str(teacher), "--set", "stage2.epochs=1", *common]) == 0
+    out = tmp_path / "bench"
+    variants = {"grow-joint": {"arm": "grow", "set": {"stage2.fsp_weight": 0.001}},
+                "direct-joint": {"arm": "direct", "set": {"stage2.fsp_weight": 0.001}}}
+    assert main(["bench", "--out", str(out), "--seeds", "1", "--budgets", "1", "--arms", "scratch,grow-fsp",
+                 "--set", "stage2.epochs=1", "--set", "stage1.epochs=0.5", "--set", f"teacher.checkpoint={teacher}",
+                 "--set", "bench.variants=" + json.dumps(variants), *common]) == 0
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["arms"] == ["scratch", "grow-fsp", "grow-joint", "direct-joint"]
+    runs = {r["arm"]: r for r in bench["runs"]}
+    g = runs["grow-fsp"]
+    assert g["base_arm"] == "grow-fsp" and g["stage1_seconds"] > 0 and g["pipeline_seconds"] > g["target_seconds"]
+    assert g["fsp_loss_end"] < g["fsp_loss_start"]  # the new blocks learned the teacher's flow
+    assert runs["grow-joint"]["pre_seconds"] == 0 and runs["direct-joint"]["stage1_seconds"] > 0
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    joint_epochs = [r for r in log if r.get("stage") == 2 and "fsp_loss_train" in r]
+    assert {r["rung"].split("/")[0] for r in joint_epochs} == {"grow-joint", "direct-joint"}
+
+
+def test_bench_refuses_fsp_weight_on_soft(tmp_path, idx_folder, capsys):
+    code = main(["bench", "--out", str(tmp_path / "b"), "--arms", "scratch", "--set", "data.name=idx",
+                 "--set", "data.val_size=100",
+                 "--set", f"data.root={idx_folder}", "--no-progress", "--set", "bench.variants=" + json.dumps(
+                     {"soft-joint": {"arm": "soft", "set": {"stage2.fsp_weight": 0.001}}})])
+    assert code == 2
+    assert "soft-joint sets stage2.fsp_weight on the soft arm" in capsys.readouterr().err
