@@ -32,6 +32,8 @@ from fspladder import FsPair, create_model
 from fspladder.config import Stage1Config, Stage2Config
 from fspladder.data import DataSplits, ImageSet, apply_augment, draw_augment, normalize
 from fspladder.engine import TrainContext, train_stage1, train_stage2
+from fspladder.flow import FlowRecorder, flow_of, taps_of
+from fspladder.fold import fold_batchnorm
 from fspladder.runner import machine_info
 
 
@@ -64,6 +66,24 @@ def hand_loop(model, data: DataSplits, batch: int, steps: int, device: torch.dev
     return time.perf_counter() - t
 
 
+@torch.no_grad()
+def teacher_pass(prev, pairs, data: DataSplits, ctx: TrainContext, batch: int, steps: int) -> float:
+    """Stage 1's share for the frozen network alone: batch, augment, folded forward to the last tap,
+    FSP matrices (as ``train_stage1`` does it). Seconds."""
+    fast, _ = fold_batchnorm(prev, taps_of(pairs))
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(data.train), generator=gen)
+    sync = torch.cuda.synchronize if ctx.device.type == "cuda" else (lambda: None)
+    with FlowRecorder(fast, taps_of(pairs), stop_early=True) as rec:
+        sync()
+        t = time.perf_counter()
+        for i in range(steps):
+            x, _ = ctx.batch(data.train, perm[i * batch : (i + 1) * batch], True, gen)
+            flow_of(rec.run(x), pairs)
+        sync()
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -91,7 +111,7 @@ def main() -> None:
     s1 = Stage1Config(epochs=1.0, batch_size=a.batch)
     s1c = Stage1Config(epochs=1.0, batch_size=a.batch, augment=False, cache_teacher=True)
     hand_loop(fresh(a.model), data, a.batch, min(3, a.steps), device)  # warm-up (allocator, kernels)
-    t_hand, t_s2, t_s1, t_s1c, t_cache = [], [], [], [], []
+    t_hand, t_s2, t_s1, t_s1c, t_cache, t_teacher = [], [], [], [], [], []
     for _ in range(a.repeats):  # interleaved, so drifts in machine load hit all three alike
         t_hand.append(hand_loop(fresh(a.model), data, a.batch, a.steps, device))
         t_s2.append(train_stage2(fresh(a.model), s2, ctx, "bench")["train_seconds"])
@@ -99,29 +119,35 @@ def main() -> None:
         r = train_stage1(fresh(a.model), pairs, prev, pairs, s1c, ctx, "bench")
         t_s1c.append(r["train_seconds"] - r["cache_seconds"])
         t_cache.append(r["cache_seconds"])
+        t_teacher.append(teacher_pass(prev, pairs, data, ctx, a.batch, a.steps))
     ips = {k: a.batch * a.steps / statistics.median(v) for k, v in
            (("hand_loop", t_hand), ("stage2", t_s2), ("stage1", t_s1), ("stage1_cached", t_s1c),
-            ("teacher_cache_pass", t_cache))}
+            ("teacher_cache_pass", t_cache), ("teacher_share_of_stage1", t_teacher))}
     res = {"machine": machine_info(device), "model": a.model, "prev": a.prev, "batch": a.batch, "steps": a.steps,
            "repeats": a.repeats, "images_per_second": ips,
            "stage2_over_hand_loop": ips["stage2"] / ips["hand_loop"],
            "stage1_step_cost_in_ce_steps": ips["stage2"] / ips["stage1"],
            "stage1_cached_step_cost_in_ce_steps": ips["stage2"] / ips["stage1_cached"],
            "teacher_cache_pass_cost_per_image_in_ce_steps": ips["stage2"] / ips["teacher_cache_pass"],
+           # Where a live stage-1 step's time goes: the frozen network's part (batch prep included,
+           # which a CE step has too) and the rest (student to its last tap, its FSP, backward, step).
+           "teacher_share_in_ce_steps": ips["stage2"] / ips["teacher_share_of_stage1"],
            "cache_bytes_per_image": r["cache_bytes_per_image"],
            "seconds": {"hand_loop": t_hand, "stage2": t_s2, "stage1": t_s1, "stage1_cached": t_s1c,
-                       "teacher_cache_pass": t_cache}}
+                       "teacher_cache_pass": t_cache, "teacher_share_of_stage1": t_teacher}}
     Path(a.out).mkdir(parents=True, exist_ok=True)
     path = Path(a.out) / f"throughput-{device.type}{'-dry' if a.dry_run else ''}.json"
     path.write_text(json.dumps(res, indent=2))
     print(f"{a.model}, batch {a.batch}, {a.steps} steps x {a.repeats} repeats on {res['machine'].get('gpu', device)}:")
     for k, v in ips.items():
-        print(f"  {k:10s} {v:9.1f} images/s")
+        print(f"  {k:24s} {v:9.1f} images/s")
     print(f"  stage 2 / hand-written loop: {res['stage2_over_hand_loop']:.3f}x throughput")
     print(f"  one stage-1 step costs {res['stage1_step_cost_in_ce_steps']:.3f} cross-entropy steps")
     print(f"  with the teacher's FSP cached: {res['stage1_cached_step_cost_in_ce_steps']:.3f} cross-entropy steps, "
           f"plus a one-off pass of {res['teacher_cache_pass_cost_per_image_in_ce_steps']:.3f} CE steps' time per "
           f"batch ({res['cache_bytes_per_image']} bytes per image)")
+    print(f"  of a live stage-1 step, the frozen {a.prev}'s batch + forward + FSP alone costs "
+          f"{res['teacher_share_in_ce_steps']:.3f} CE steps")
     print(f"  -> {path}")
 
 

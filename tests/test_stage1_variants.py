@@ -96,3 +96,33 @@ def test_fp16_loss_scale_is_part_of_the_epoch_snapshot(setup):
     scaler.update(new_scale=8.0)
     loop.restore(snap)
     assert scaler.get_scale() == 256.0
+
+
+def test_a_cache_too_large_for_free_memory_is_refused_before_training(setup, monkeypatch):
+    import fspladder.engine as engine
+
+    monkeypatch.setattr(engine, "_free_bytes", lambda device: 200 * 11_264)  # room for 100 images at half
+    ctx, prev, student = setup
+    s = copy.deepcopy(student)
+    before = copy.deepcopy(s.state_dict())
+    with pytest.raises(ConfigError, match=r"for 500 images need 5 MiB \(11264 bytes per image\).*"
+                                          r"set stage1.images to at most 100, or stage1.cache_teacher: false"):
+        train_stage1(s, default_pairs(s), prev, default_pairs(prev),
+                     Stage1Config(batch_size=50, augment=False, cache_teacher=True), ctx, "s")
+    for a, b in zip(before.values(), s.state_dict().values()):
+        assert torch.equal(a, b)  # nothing trained
+    monkeypatch.setattr(engine, "_free_bytes", lambda device: 10**12)
+    _, r = _stage1(setup, augment=False, cache_teacher=True, epochs=0.1)
+    assert r["cache_bytes_per_image"] == 11_264
+
+
+def test_free_memory_is_read_on_cpu():
+    from fspladder.engine import _free_bytes
+
+    import pathlib
+
+    free = _free_bytes(torch.device("cpu"))
+    if pathlib.Path("/proc/meminfo").exists():
+        assert free is not None and free > 2**20
+    else:
+        assert free is None

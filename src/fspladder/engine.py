@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .align import ChannelAligner
-from .config import Stage1Config, Stage2Config
+from .config import ConfigError, Stage1Config, Stage2Config
 from .data import DataSplits, ImageSet, apply_augment, draw_augment, normalize
 from .distributed import DistInfo, all_reduce_sum, average_gradients, shard
 from .faults import kill_point, nan_steps
@@ -509,6 +510,7 @@ def train_stage1(
     prev_fast, result["teacher_bn_folded"] = fold_batchnorm(prev, taps_p)
     with FlowRecorder(student, taps_s, stop_early=True) as rs, FlowRecorder(prev_fast, taps_p, stop_early=True) as rp:
         if cfg.cache_teacher:
+            _check_cache_fits(rp, prev_pairs, train, ctx)
             t0 = time.perf_counter()
             cache = _flows_of_set(rp, prev_pairs, train, ctx)
             spent = time.perf_counter() - t0
@@ -524,6 +526,39 @@ def train_stage1(
                                            cfg.pair_weights, aligner=aligner)
     result["seconds"] += time.perf_counter() - t0
     return result
+
+
+def _free_bytes(device: torch.device) -> int | None:
+    """Free memory where ``device``'s tensors live, in bytes; None where it cannot be read."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+@torch.no_grad()
+def _check_cache_fits(rec: FlowRecorder, pairs: Sequence[FsPair], data: ImageSet, ctx: TrainContext) -> None:
+    """Refuse ``stage1.cache_teacher`` before building a cache that would take more than half the free
+    memory, with the image count that would fit (nothing is trained yet, earlier rungs are saved)."""
+    free = _free_bytes(ctx.device)
+    if free is None:
+        return
+    probe = flow_of(rec.run(ctx.prepare(data.x[:1], False, None)), pairs)  # n x (1, m_i, n_i)
+    per_image = sum(g.numel() * 4 for g in probe)  # stored as float32
+    need = per_image * len(data)
+    if need > free // 2:
+        fit = max(0, free // 2 // per_image)
+        raise ConfigError([
+            f"stage1.cache_teacher: the previous network's FSP matrices for {len(data)} images need "
+            f"{need / 2**20:.0f} MiB ({per_image} bytes per image), more than half of the "
+            f"{free / 2**20:.0f} MiB free on {ctx.device}; set stage1.images to at most {fit}, "
+            "or stage1.cache_teacher: false"])
 
 
 @torch.no_grad()
