@@ -40,7 +40,7 @@ import torch
 from .baselines import can_grow, grow_resnet, grown_copies, soft_target_loss
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model
 from .config import ConfigError, RunConfig, config_to_dict, variant_config
-from .engine import FlowTarget, train_stage1, train_stage2
+from .engine import train_stage1, train_stage2
 from .ladder import Rung, validate_ladder
 from .runner import (MetricsLog, _pairs, build_student, context_for, flow_target, load_data, machine_info, make_aligner,
                      resolve_device)
@@ -165,9 +165,11 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             copied = [p for m in grown_copies(teacher, target.model) for p in m.parameters()]
             for p in copied:
                 p.requires_grad_(False)
-            r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/target")
-            for p in copied:
-                p.requires_grad_(True)
+            try:
+                r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/target")
+            finally:
+                for p in copied:
+                    p.requires_grad_(True)
         else:
             al = make_aligner(target, chain_shapes[-1], prev, chain_shapes[-2], s1.project_channels, seed + 7, device)
             r1 = train_stage1(target.model, target.pairs, prev.model, prev.pairs, s1, ctx, f"{label}/target", al)

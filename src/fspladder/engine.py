@@ -602,9 +602,11 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
 
     ``loss_fn`` replaces the cross-entropy (the bench's soft-target baseline
     uses it). ``joint`` adds a weighted FSP term against a frozen network
-    (``stage2.fsp_weight``; a non-patent variant, see :class:`FlowTarget`). ``eval_test="last"`` scores the test set only after the final epoch
-    (earlier entries are None), which the bench uses to save time. Returns per-epoch validation and test accuracy, the final train
-    accuracy (un-augmented, on up to 10k training images) and the seconds spent.
+    (``stage2.fsp_weight``; a non-patent variant, see :class:`FlowTarget`).
+    ``eval_test="last"`` scores the test set only after the final epoch
+    (earlier entries are None), which the bench uses to save time. Returns
+    per-epoch validation and test accuracy, the final train accuracy
+    (un-augmented, on up to 10k training images) and the seconds spent.
     """
     train = ctx.data.train
     _check_divisible(cfg.batch_size, ctx)
