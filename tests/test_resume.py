@@ -101,3 +101,21 @@ def test_resume_needs_a_run_directory(tmp_path, capsys):
 
     assert main(["run", "--resume", str(tmp_path)]) == 2
     assert "no config.yaml there" in capsys.readouterr().err
+
+
+def test_joint_stage2_resumes_to_the_same_weights(setup):
+    """stage2.fsp_weight reads the previous rung in every stage-2 step; a resume must rebuild it."""
+    root, idx, teacher, _ = setup
+    joint = ("--set", "stage2.fsp_weight=0.01")
+    ref, out = root / "joint-ref", root / "joint-killed"
+    assert _run(_cmd(idx, teacher, ref, *joint)).returncode == 0
+    killed = _run(_cmd(idx, teacher, out, *joint), "kill:stage2:target:2")
+    assert killed.returncode == -signal.SIGKILL
+    resumed = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress", "--no-report"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = _weights(ref / "rung-2-target.pt"), _weights(out / "rung-2-target.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = _weights(setup[3] / "rung-2-target.pt")
+    assert not all(torch.equal(a[k], plain[k]) for k in a)  # the FSP term did change the training
+    epochs = [json.loads(x) for x in (ref / "metrics.jsonl").read_text().splitlines() if '"stage": 2' in x]
+    assert all(e["fsp_loss_train"] > 0 for e in epochs)
