@@ -48,3 +48,36 @@ def make_idx_folder(tmp_path: Path) -> Path:
     write_idx(folder / "t10k-images-idx3-ubyte", xte, compress=False)
     write_idx(folder / "t10k-labels-idx1-ubyte", yte, compress=False)
     return folder
+
+
+@pytest.fixture
+def tiny_pair(idx_folder: Path):
+    """``(ctx, prev, student)`` on the tiny IDX data (CPU): a random ResNet-8 as the frozen previous
+    network and a ResNet-14 student, for stage-level tests."""
+    from fspladder import create_model, load_config
+    from fspladder.runner import context_for, load_data
+
+    cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "progress=false",
+                             "eval_batch_size=64"])
+    data = load_data(cfg)
+    ctx = context_for(cfg, torch.device("cpu"), data)
+    torch.manual_seed(0)
+    prev = create_model("resnet8", in_chans=1, num_classes=4).eval()
+    student = create_model("resnet14", in_chans=1, num_classes=4)
+    return ctx, prev, student
+
+
+def bench_args(idx_folder: Path) -> list[str]:
+    """CLI arguments that make `fspladder train`/`bench` run on the tiny IDX data in seconds."""
+    return ["--set", "data.name=idx", "--set", f"data.root={idx_folder}", "--set", "data.val_size=100",
+            "--set", "eval_batch_size=200", "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50",
+            "--no-progress"]
+
+
+def train_tiny_teacher(path: Path, idx_folder: Path) -> Path:
+    """A ResNet-8 teacher trained one epoch on the tiny IDX data, saved at ``path``."""
+    from fspladder.cli import main
+
+    assert main(["train", "--model", "resnet8", "--save", str(path), "--set", "stage2.epochs=1",
+                 *bench_args(idx_folder)]) == 0
+    return path

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from conftest import bench_args, train_tiny_teacher
 
 from fspladder.bench import summarize, time_to_target
 from fspladder.cli import main
@@ -32,11 +33,8 @@ def test_summarize_uses_scratch_full_budget_as_default_target():
 
 
 def test_bench_end_to_end_small(tmp_path, idx_folder):
-    teacher = tmp_path / "t.pt"
-    common = ["--set", "data.name=idx", "--set", f"data.root={idx_folder}", "--set", "data.val_size=100",
-              "--set", "eval_batch_size=200", "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50",
-              "--no-progress"]
-    assert main(["train", "--model", "resnet8", "--save", str(teacher), "--set", "stage2.epochs=1", *common]) == 0
+    common = bench_args(idx_folder)
+    teacher = train_tiny_teacher(tmp_path / "t.pt", idx_folder)
     out = tmp_path / "bench"
     assert main(["bench", "--out", str(out), "--seeds", "2", "--budgets", "0.5,1", "--set", "stage2.epochs=2",
                  "--set", "stage1.epochs=0.5", "--set", "rungs.0.stage2.epochs=1",

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import bench_args, train_tiny_teacher
 
 from fspladder import create_model
 from fspladder.baselines import grow_resnet, grown_copies
@@ -14,7 +15,6 @@ from fspladder.cli import main
 from fspladder.config import ConfigError, Stage2Config, load_config
 from fspladder.engine import FlowTarget, fsp_eval_loss, train_stage2
 from fspladder.ladder import default_pairs
-from fspladder.runner import context_for, load_data
 
 
 def test_growth_without_identities_copies_the_teacher_and_keeps_new_blocks_fresh():
@@ -36,20 +36,8 @@ def test_growth_without_identities_copies_the_teacher_and_keeps_new_blocks_fresh
             assert bool((new.bn2.weight == 1).all())
 
 
-@pytest.fixture
-def setup(idx_folder):
-    cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "progress=false",
-                             "eval_batch_size=64"])
-    data = load_data(cfg)
-    ctx = context_for(cfg, torch.device("cpu"), data)
-    torch.manual_seed(0)
-    prev = create_model("resnet8", in_chans=1, num_classes=4).eval()
-    student = create_model("resnet14", in_chans=1, num_classes=4)
-    return ctx, prev, student
-
-
-def test_joint_stage2_keeps_the_student_nearer_the_previous_flow(setup):
-    ctx, prev, student = setup
+def test_joint_stage2_keeps_the_student_nearer_the_previous_flow(tiny_pair):
+    ctx, prev, student = tiny_pair
     pairs_s, pairs_p = default_pairs(student), default_pairs(prev)
     cfg = Stage2Config(epochs=2, batch_size=50)
     plain, joint = copy.deepcopy(student), copy.deepcopy(student)
@@ -92,11 +80,8 @@ def test_a_validation_split_larger_than_the_data_is_a_clear_error(tmp_path, idx_
 
 
 def test_bench_grow_fsp_arm_and_joint_variants(tmp_path, idx_folder):
-    teacher = tmp_path / "t.pt"
-    common = ["--set", "data.name=idx", "--set", f"data.root={idx_folder}", "--set", "data.val_size=100",
-              "--set", "eval_batch_size=200", "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50",
-              "--no-progress"]
-    assert main(["train", "--model", "resnet8", "--save", str(teacher), "--set", "stage2.epochs=1", *common]) == 0
+    common = bench_args(idx_folder)
+    teacher = train_tiny_teacher(tmp_path / "t.pt", idx_folder)
     out = tmp_path / "bench"
     variants = {"grow-joint": {"arm": "grow", "set": {"stage2.fsp_weight": 0.001}},
                 "direct-joint": {"arm": "direct", "set": {"stage2.fsp_weight": 0.001}}}

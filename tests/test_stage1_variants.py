@@ -7,24 +7,15 @@ import copy
 import pytest
 import torch
 
-from fspladder import create_model
 from fspladder.config import ConfigError, Stage1Config, load_config
 from fspladder.engine import train_stage1
 from fspladder.ladder import default_pairs
 from fspladder.losses import fsp_loss
-from fspladder.runner import context_for, load_data
 
 
 @pytest.fixture
-def setup(idx_folder):
-    cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "progress=false",
-                             "eval_batch_size=64"])
-    data = load_data(cfg)
-    ctx = context_for(cfg, torch.device("cpu"), data)
-    torch.manual_seed(0)
-    prev = create_model("resnet8", in_chans=1, num_classes=4).eval()
-    student = create_model("resnet14", in_chans=1, num_classes=4)
-    return ctx, prev, student
+def setup(tiny_pair):  # (ctx, frozen ResNet-8, ResNet-14 student) on the tiny IDX data
+    return tiny_pair
 
 
 def _stage1(setup, **kw):
