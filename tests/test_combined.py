@@ -107,3 +107,16 @@ def test_bench_refuses_fsp_weight_on_soft(tmp_path, idx_folder, capsys):
                      {"soft-joint": {"arm": "soft", "set": {"stage2.fsp_weight": 0.001}}})])
     assert code == 2
     assert "soft-joint sets stage2.fsp_weight on the soft arm" in capsys.readouterr().err
+
+
+def test_bench_refuses_a_joint_term_whose_fsp_shapes_differ_before_training(tmp_path, idx_folder, capsys):
+    out = tmp_path / "b"
+    code = main(["bench", "--out", str(out), "--arms", "scratch", "--set", "rungs.1.kwargs={width: 2}",
+                 *bench_args(idx_folder), "--set", "bench.variants=" + json.dumps(
+                     {"scratch-joint": {"arm": "scratch", "set": {"stage2.fsp_weight": 0.001}}})])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "scratch-joint sets stage2.fsp_weight, which compares the target's FSP matrices with the teacher's" in err
+    assert "gives a 32x32 matrix but teacher (stem, layer1) gives 16x16" in err
+    assert "set stage2.fsp_weight: 0 for this arm" in err
+    assert not (out / "bench.json").exists()  # refused before any arm trained

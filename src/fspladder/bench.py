@@ -41,7 +41,7 @@ from .baselines import can_grow, grow_resnet, grown_copies, soft_target_loss
 from .checkpoint import atomic_write_bytes, atomic_write_json, load_model
 from .config import ConfigError, RunConfig, config_to_dict, variant_config
 from .engine import train_stage1, train_stage2
-from .ladder import Rung, validate_ladder
+from .ladder import LadderError, Rung, validate_ladder
 from .runner import (MetricsLog, _pairs, build_student, context_for, flow_target, load_data, machine_info, make_aligner,
                      resolve_device)
 
@@ -103,9 +103,21 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         if arm in ("grow", "grow-fsp") and not can_grow(teacher, fresh(vc.rungs[-1], 0).model):
             log({"event": "arm_skipped", "arm": label, "why": "the target does not contain the teacher's structure"})
             plan.remove((label, arm, vc))
-        if arm == "soft" and vc.stage_for(vc.rungs[-1], "stage2").fsp_weight > 0:
+        joint = vc.stage_for(vc.rungs[-1], "stage2").fsp_weight > 0
+        if arm == "soft" and joint:
             raise ConfigError([f"bench: {label} sets stage2.fsp_weight on the soft arm, whose stage 2 already has "
                                "its own loss; use it with scratch, direct, ladder, grow or grow-fsp"])
+        if arm == "scratch" and joint:  # (grow and grow-fsp need equal widths, so their shapes match)
+            # The FSP term compares the target with the teacher: their FSP matrices must match, checked now
+            # rather than as a shape error after other arms have trained.
+            try:
+                validate_ladder([t_rung, fresh(vc.rungs[-1], 0)], shape_in, False)
+            except LadderError as e:
+                shapes_differ = "; ".join(p.split(";")[0] for p in e.problems)  # the shapes, not stage 1's fixes
+                raise ConfigError([f"bench: {label} sets stage2.fsp_weight, which compares the target's FSP "
+                                   f"matrices with the teacher's, but they differ ({shapes_differ}); set "
+                                   "stage2.fsp_weight: 0 for this arm, or tap target layers whose channel counts "
+                                   "equal the teacher's"]) from None
     arms = [label for label, _, _ in plan]
 
     runs: list[dict[str, Any]] = []
