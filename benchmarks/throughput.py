@@ -1,9 +1,12 @@
 """Images per second: a hand-written PyTorch loop vs fspladder's stage 2 and stage 1.
 
-Stage 1 is measured twice: with the frozen previous network's forward pass in
-every step (the default, needed when stage 1 augments), and with its FSP
+Stage 1 is measured with the frozen previous network's forward pass in every
+step (the default, needed when stage 1 augments), once under the frozen
+network's default autocast (``teacher_amp: auto``: bf16 where the device has
+native bf16, see fspladder/precision.py) and once in float32, and with its FSP
 matrices computed once before training (``stage1.cache_teacher``, inputs
 un-augmented); for the cached form the one-off cache pass is timed separately.
+The student always trains in float32 here, as does the hand-written loop.
 
 All of them train the same model at the same batch size on the same device,
 from the same device-resident uint8 data with the same batched crop+flip
@@ -34,6 +37,7 @@ from fspladder.data import DataSplits, ImageSet, apply_augment, draw_augment, no
 from fspladder.engine import TrainContext, train_stage1, train_stage2
 from fspladder.flow import FlowRecorder, flow_of, taps_of
 from fspladder.fold import fold_batchnorm
+from fspladder.precision import resolve_teacher_amp
 from fspladder.runner import machine_info
 
 
@@ -79,7 +83,8 @@ def teacher_pass(prev, pairs, data: DataSplits, ctx: TrainContext, batch: int, s
         t = time.perf_counter()
         for i in range(steps):
             x, _ = ctx.batch(data.train, perm[i * batch : (i + 1) * batch], True, gen)
-            flow_of(rec.run(x), pairs)
+            with ctx.teacher_autocast():
+                flow_of(rec.run(x), pairs)
         sync()
     return time.perf_counter() - t
 
@@ -99,7 +104,9 @@ def main() -> None:
         a.steps, a.repeats = 2, 1
     device = torch.device(a.device)
     data = fake_fmnist(a.batch * a.steps, device)
-    ctx = TrainContext(device=device, data=data, progress=False, eval_batch_size=1000)
+    teacher_amp = resolve_teacher_amp("auto", "off", device)  # what `fspladder run` picks with amp off
+    ctx = TrainContext(device=device, data=data, progress=False, eval_batch_size=1000, teacher_amp=teacher_amp)
+    ctx32 = TrainContext(device=device, data=data, progress=False, eval_batch_size=1000)  # frozen net in float32
 
     def fresh(name):
         torch.manual_seed(0)
@@ -111,30 +118,33 @@ def main() -> None:
     s1 = Stage1Config(epochs=1.0, batch_size=a.batch)
     s1c = Stage1Config(epochs=1.0, batch_size=a.batch, augment=False, cache_teacher=True)
     hand_loop(fresh(a.model), data, a.batch, min(3, a.steps), device)  # warm-up (allocator, kernels)
-    t_hand, t_s2, t_s1, t_s1c, t_cache, t_teacher = [], [], [], [], [], []
-    for _ in range(a.repeats):  # interleaved, so drifts in machine load hit all three alike
-        t_hand.append(hand_loop(fresh(a.model), data, a.batch, a.steps, device))
-        t_s2.append(train_stage2(fresh(a.model), s2, ctx, "bench")["train_seconds"])
-        t_s1.append(train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx, "bench")["train_seconds"])
+    secs: dict[str, list[float]] = {k: [] for k in (
+        "hand_loop", "stage2", "stage1", "stage1_float32_teacher", "stage1_cached", "teacher_cache_pass",
+        "teacher_share_of_stage1", "teacher_share_float32")}
+    for _ in range(a.repeats):  # interleaved, so drifts in machine load hit all of them alike
+        secs["hand_loop"].append(hand_loop(fresh(a.model), data, a.batch, a.steps, device))
+        secs["stage2"].append(train_stage2(fresh(a.model), s2, ctx, "bench")["train_seconds"])
+        secs["stage1"].append(train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx, "bench")["train_seconds"])
+        secs["stage1_float32_teacher"].append(
+            train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx32, "bench")["train_seconds"])
         r = train_stage1(fresh(a.model), pairs, prev, pairs, s1c, ctx, "bench")
-        t_s1c.append(r["train_seconds"] - r["cache_seconds"])
-        t_cache.append(r["cache_seconds"])
-        t_teacher.append(teacher_pass(prev, pairs, data, ctx, a.batch, a.steps))
-    ips = {k: a.batch * a.steps / statistics.median(v) for k, v in
-           (("hand_loop", t_hand), ("stage2", t_s2), ("stage1", t_s1), ("stage1_cached", t_s1c),
-            ("teacher_cache_pass", t_cache), ("teacher_share_of_stage1", t_teacher))}
+        secs["stage1_cached"].append(r["train_seconds"] - r["cache_seconds"])
+        secs["teacher_cache_pass"].append(r["cache_seconds"])
+        secs["teacher_share_of_stage1"].append(teacher_pass(prev, pairs, data, ctx, a.batch, a.steps))
+        secs["teacher_share_float32"].append(teacher_pass(prev, pairs, data, ctx32, a.batch, a.steps))
+    ips = {k: a.batch * a.steps / statistics.median(v) for k, v in secs.items()}
     res = {"machine": machine_info(device), "model": a.model, "prev": a.prev, "batch": a.batch, "steps": a.steps,
-           "repeats": a.repeats, "images_per_second": ips,
+           "repeats": a.repeats, "teacher_amp": teacher_amp, "images_per_second": ips,
            "stage2_over_hand_loop": ips["stage2"] / ips["hand_loop"],
            "stage1_step_cost_in_ce_steps": ips["stage2"] / ips["stage1"],
+           "stage1_float32_teacher_step_cost_in_ce_steps": ips["stage2"] / ips["stage1_float32_teacher"],
            "stage1_cached_step_cost_in_ce_steps": ips["stage2"] / ips["stage1_cached"],
            "teacher_cache_pass_cost_per_image_in_ce_steps": ips["stage2"] / ips["teacher_cache_pass"],
            # Where a live stage-1 step's time goes: the frozen network's part (batch prep included,
            # which a CE step has too) and the rest (student to its last tap, its FSP, backward, step).
            "teacher_share_in_ce_steps": ips["stage2"] / ips["teacher_share_of_stage1"],
-           "cache_bytes_per_image": r["cache_bytes_per_image"],
-           "seconds": {"hand_loop": t_hand, "stage2": t_s2, "stage1": t_s1, "stage1_cached": t_s1c,
-                       "teacher_cache_pass": t_cache, "teacher_share_of_stage1": t_teacher}}
+           "teacher_share_float32_in_ce_steps": ips["stage2"] / ips["teacher_share_float32"],
+           "cache_bytes_per_image": r["cache_bytes_per_image"], "seconds": secs}
     Path(a.out).mkdir(parents=True, exist_ok=True)
     path = Path(a.out) / f"throughput-{device.type}{'-dry' if a.dry_run else ''}.json"
     path.write_text(json.dumps(res, indent=2))
@@ -142,12 +152,14 @@ def main() -> None:
     for k, v in ips.items():
         print(f"  {k:24s} {v:9.1f} images/s")
     print(f"  stage 2 / hand-written loop: {res['stage2_over_hand_loop']:.3f}x throughput")
-    print(f"  one stage-1 step costs {res['stage1_step_cost_in_ce_steps']:.3f} cross-entropy steps")
+    print(f"  one stage-1 step costs {res['stage1_step_cost_in_ce_steps']:.3f} cross-entropy steps "
+          f"(frozen network under teacher_amp {teacher_amp}); "
+          f"{res['stage1_float32_teacher_step_cost_in_ce_steps']:.3f} with it in float32")
     print(f"  with the teacher's FSP cached: {res['stage1_cached_step_cost_in_ce_steps']:.3f} cross-entropy steps, "
           f"plus a one-off pass of {res['teacher_cache_pass_cost_per_image_in_ce_steps']:.3f} CE steps' time per "
           f"batch ({res['cache_bytes_per_image']} bytes per image)")
     print(f"  of a live stage-1 step, the frozen {a.prev}'s batch + forward + FSP alone costs "
-          f"{res['teacher_share_in_ce_steps']:.3f} CE steps")
+          f"{res['teacher_share_in_ce_steps']:.3f} CE steps ({res['teacher_share_float32_in_ce_steps']:.3f} in float32)")
     print(f"  -> {path}")
 
 

@@ -40,13 +40,17 @@ def test_bench_end_to_end_small(tmp_path, idx_folder):
                  "--set", "stage1.epochs=0.5", "--set", "rungs.0.stage2.epochs=1",
                  "--set", f"teacher.checkpoint={teacher}", "--set", "bench.variants=" + json.dumps(
                      {"ladder-cached": {"arm": "ladder", "set": {"stage1.augment": False, "stage1.cache_teacher": True,
-                                                                 "stage1.images": 100, "stage2.lr": 0.02}}}),
-                 *common]) == 0
+                                                                 "stage1.images": 100, "stage2.lr": 0.02,
+                                                                 "teacher_amp": "off"}}}),
+                 "--set", "teacher_amp=bf16", *common]) == 0
     bench = json.loads((out / "bench.json").read_text())
     assert bench["arms"] == ["scratch", "direct", "ladder", "soft", "grow", "ladder-cached"]
     assert len(bench["runs"]) == 6 * 2 * 2
     cached = [r for r in bench["runs"] if r["arm"] == "ladder-cached"]
     assert all(r["base_arm"] == "ladder" and r["stage1_seconds"] > 0 for r in cached)
+    # A variant's engine settings take effect: each arm trains under its own resolved precision.
+    assert bench["precision"]["ladder-cached"] == {"amp": "off", "teacher_amp": "off"}
+    assert bench["precision"]["ladder"] == {"amp": "off", "teacher_amp": "bf16"}
     # The test set is scored once, after the last epoch of each budget.
     assert all(r["test_acc"][-1] is not None and r["test_acc"][:-1] == [None] * (r["epochs"] - 1)
                for r in bench["runs"])
@@ -67,6 +71,7 @@ def test_bench_variants_are_checked_before_training():
     from fspladder.config import ConfigError, load_config
 
     bad = {"scratch": {"arm": "scratch"}, "v-data": {"arm": "ladder", "set": {"data.train_subset": 10}},
+           "v-cl": {"arm": "ladder", "set": {"channels_last": False}},
            "v-arm": {"arm": "ladders"}, "v-key": {"arm": "ladder", "set": {"stage1.imgs": 10}},
            "v-cache": {"arm": "direct", "set": {"stage1.cache_teacher": True}}}
     with pytest.raises(ConfigError) as e:
@@ -74,6 +79,7 @@ def test_bench_variants_are_checked_before_training():
     msg = str(e.value)
     assert "bench.variants.scratch: a variant needs its own name" in msg
     assert "v-data.set: ['data.train_subset'] would change what every arm shares" in msg
+    assert "v-cl.set: ['channels_last'] would change what every arm shares" in msg
     assert "bench.variants.v-arm must be a mapping" in msg
     assert "bench.variants.v-key.set:" in msg and "imgs" in msg and "images" in msg
     assert "bench.variants.v-cache.set:" in msg and "augment: false" in msg

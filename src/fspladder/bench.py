@@ -79,7 +79,6 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     data = load_data(cfg).to(device)
     log = MetricsLog(out / "metrics.jsonl", cfg.tensorboard)
-    ctx = context_for(cfg, device, data, log)
     mf = torch.channels_last if cfg.channels_last else torch.preserve_format
     teacher, tck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
     teacher.to(device, memory_format=mf).eval()
@@ -119,11 +118,14 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                                    "stage2.fsp_weight: 0 for this arm, or tap target layers whose channel counts "
                                    "equal the teacher's"]) from None
     arms = [label for label, _, _ in plan]
+    # Each arm's own engine context, so a variant's amp, teacher_amp, compile or eval_batch_size takes effect.
+    ctxs = {label: context_for(vc, device, data, log) for label, _, vc in plan}
+    precision = {label: {"amp": c.amp, "teacher_amp": c.teacher_amp} for label, c in ctxs.items()}  # as resolved
 
     runs: list[dict[str, Any]] = []
     t_bench = time.perf_counter()
 
-    def stage2(vc: RunConfig, target: Rung, prev: Rung, budget, name, seed, loss_fn=None):
+    def stage2(vc: RunConfig, ctx, target: Rung, prev: Rung, budget, name, seed, loss_fn=None):
         s2 = copy.copy(vc.stage_for(vc.rungs[-1], "stage2"))
         s2.epochs = _epochs(budget, full)
         s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
@@ -134,18 +136,19 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
 
     def save():
         atomic_write_json(out / "bench.json", {"config": config_to_dict(cfg), "machine": machine_info(device),
-                                               "arms": arms, "budgets": b.budgets, "full_epochs": full,
+                                               "precision": precision, "arms": arms, "budgets": b.budgets, "full_epochs": full,
                                                "runs": runs, "seconds": time.perf_counter() - t_bench})
 
     def run_arm(label: str, arm: str, vc: RunConfig, seed: int) -> None:
         target_rc = vc.rungs[-1]
+        ctx = ctxs[label]
         if arm in ("scratch", "soft", "grow"):
             for budget in b.budgets:
                 target = fresh(target_rc, seed + 7)
                 loss_fn = soft_target_loss(teacher, b.kd_temperature, b.kd_alpha) if arm == "soft" else None
                 if arm == "grow":
                     grow_resnet(teacher, target.model)
-                r2 = stage2(vc, target, t_rung, budget, f"{label}/{budget}", seed, loss_fn)
+                r2 = stage2(vc, ctx, target, t_rung, budget, f"{label}/{budget}", seed, loss_fn)
                 runs.append(_record(label, seed, budget, r2, 0.0, {"base_arm": arm}))
                 save()
             return
@@ -189,7 +192,7 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         start = copy.deepcopy(target.model.state_dict())
         for budget in b.budgets:
             target.model.load_state_dict(start)
-            r2 = stage2(vc, target, prev, budget, f"{label}/{budget}", seed)
+            r2 = stage2(vc, ctx, target, prev, budget, f"{label}/{budget}", seed)
             runs.append(_record(label, seed, budget, r2, pre_seconds, {
                 "base_arm": arm, "stage1_seconds": r1["train_seconds"],
                 "stage1_steps": r1.get("stopped_at_step", r1["steps"]), "fsp_loss_start": r1["fsp_loss_start"],
@@ -204,7 +207,8 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     log.close()
     save()
     result = summarize(runs, arms, b.budgets, b.target_accuracy)
-    bench = {"config": config_to_dict(cfg), "machine": machine_info(device), "arms": arms, "budgets": b.budgets,
+    bench = {"config": config_to_dict(cfg), "machine": machine_info(device), "precision": precision,
+             "arms": arms, "budgets": b.budgets,
              "full_epochs": full, "teacher": {"model": tck["model"], "trained": tck["meta"]},
              "runs": runs, "summary": result, "seconds": time.perf_counter() - t_bench}
     atomic_write_json(out / "bench.json", bench)

@@ -184,7 +184,8 @@ class RungConfig(ModelConfig):
 
 ARMS = ("scratch", "direct", "ladder", "soft", "grow", "grow-fsp")
 DEFAULT_ARMS = ARMS[:5]  # grow-fsp, a non-patent combination, runs only when asked for
-VARIANT_FIXED = ("data", "teacher", "bench", "plan", "seed", "device")  # keys a bench variant may not change
+# Keys a bench variant may not change: the data, teacher, models' memory format and logging every arm shares.
+VARIANT_FIXED = ("data", "teacher", "bench", "plan", "seed", "device", "channels_last", "tensorboard", "progress")
 
 
 @dataclass
@@ -265,6 +266,9 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     channels_last: bool = True
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 autocast on CUDA, off on CPU
+    # The frozen previous network's forward when it makes training targets (not the patent's concern):
+    # auto = amp's mode if on, else bf16 where the device has native bf16, else off. See precision.py.
+    teacher_amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the student for stage 2
     tensorboard: str | None = None  # also write scalars to this TensorBoard log dir (needs `pip install tensorboard`)
     eval_batch_size: int = 1000

@@ -35,6 +35,7 @@ from .faults import kill_point, nan_steps
 from .flow import FlowRecorder, FsPair, flow_of, taps_of
 from .fold import fold_batchnorm
 from .losses import fsp_loss
+from .precision import autocast_for
 
 __all__ = ["TrainContext", "DivergenceError", "FlowTarget", "train_stage1", "train_stage2", "evaluate",
            "fsp_eval_loss", "mean_flows", "count_params"]
@@ -61,11 +62,16 @@ class TrainContext:
     log: MetricsSink = field(default=lambda rec: None)
     dist: DistInfo = field(default_factory=DistInfo)
     amp: str = "off"  # off | bf16 | fp16: autocast of forward passes (FSP matrices stay float32)
+    # off | bf16 | fp16: autocast of the frozen previous network's forward pass when it makes training
+    # targets (stage 1, its cache, stage 2's fsp_weight); held-out FSP losses use ``amp``. See precision.py.
+    teacher_amp: str = "off"
     compile: bool = False  # torch.compile the student in stage 2
 
     def autocast(self) -> torch.autocast:
-        dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp != "off")
+        return autocast_for(self.device, self.amp)
+
+    def teacher_autocast(self) -> torch.autocast:
+        return autocast_for(self.device, self.teacher_amp)
 
     def scaler(self) -> torch.amp.GradScaler:
         """Loss scaling for fp16 (a no-op otherwise)."""
@@ -471,13 +477,13 @@ def train_stage1(
             if i == steps // 2:
                 kill_point(f"stage1:{name}:{epoch}")
             x, _ = ctx.batch(train, idx, cfg.augment, gen)
-            with ctx.autocast():  # fsp_matrix itself runs in float32
-                if cache is None:
-                    with torch.no_grad():
-                        g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
-                else:
-                    li = ctx.local(idx).to(ctx.device)
-                    g_prev = [c[li] for c in cache]
+            if cache is None:
+                with torch.no_grad(), ctx.teacher_autocast():  # fsp_matrix itself runs in float32
+                    g_prev = flow_of(rp.run(x), prev_pairs)  # n x (B, m_i, n_i)
+            else:
+                li = ctx.local(idx).to(ctx.device)
+                g_prev = [c[li] for c in cache]
+            with ctx.autocast():
                 feats = rs.run(x)
                 g_student = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
             loss = fsp_loss(g_student, g_prev, cfg.pair_weights, cfg.loss_norm)
@@ -568,7 +574,7 @@ def _flows_of_set(rec: FlowRecorder, pairs: Sequence[FsPair], data: ImageSet, ct
     parts: list[list[torch.Tensor]] = []
     for i in range(0, len(data), ctx.eval_batch_size):
         x = ctx.prepare(data.x[i : i + ctx.eval_batch_size], False, None)
-        with ctx.autocast():
+        with ctx.teacher_autocast():
             parts.append(flow_of(rec.run(x), pairs))
     return [torch.cat(p) for p in zip(*parts)]
 
@@ -636,7 +642,7 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
         rec_p = FlowRecorder(prev_fast, taps_of(joint.prev_pairs), stop_early=True)
 
     def fsp_term(x: torch.Tensor, joint: FlowTarget) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), ctx.teacher_autocast():
             g_prev = flow_of(rec_p.run(x), joint.prev_pairs)
         g_student = flow_of(rec_s.features, joint.student_pairs)
         return fsp_loss(g_student, g_prev, joint.pair_weights, joint.norm)

@@ -26,8 +26,10 @@ import torch.nn.functional as F
 from .checkpoint import atomic_write_json
 from .config import RunConfig, parse_config
 from .flow import FlowRecorder, FsPair, flow_of, fsp_matrix, taps_of
+from .fold import fold_batchnorm
 from .losses import fsp_loss
 from .models import create_model
+from .precision import autocast_for, resolve_amp, resolve_teacher_amp
 
 __all__ = ["run_micro", "step_ratio", "fsp_costs", "FSP_SIZES"]
 
@@ -70,10 +72,14 @@ def step_ratio(cfg: RunConfig, device: torch.device, batch: int = 128, repeats: 
         loss.backward()
         opt.step()
 
+    # As train_stage1 runs it: the frozen network folded, under the resolved teacher_amp (precision.py).
+    amp = resolve_amp(cfg.amp, device)
+    teacher_amp = resolve_teacher_amp(cfg.teacher_amp, amp, device)
+    prev, _ = fold_batchnorm(prev, taps)
     rs, rp = FlowRecorder(student, taps, stop_early=True), FlowRecorder(prev, taps, stop_early=True)
 
     def fsp_step():
-        with torch.no_grad():
+        with torch.no_grad(), autocast_for(device, teacher_amp):
             gp = flow_of(rp.run(x), pairs)
         loss = fsp_loss(flow_of(rs.run(x), pairs), gp)
         opt.zero_grad(set_to_none=True)
@@ -84,7 +90,7 @@ def step_ratio(cfg: RunConfig, device: torch.device, batch: int = 128, repeats: 
         t_fsp = _median_time(fsp_step, repeats, sync)
     t_ce = _median_time(ce_step, repeats, sync)
     return {"student": target.model, "previous": prev.__class__.__name__, "batch": batch, "input": [c, h, w],
-            "ce_step_s": t_ce, "stage1_step_s": t_fsp, "ratio": t_fsp / t_ce}
+            "teacher_amp": teacher_amp, "ce_step_s": t_ce, "stage1_step_s": t_fsp, "ratio": t_fsp / t_ce}
 
 
 def _broadcast(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -147,7 +153,8 @@ def fsp_costs(device: torch.device, sizes=FSP_SIZES, repeats: int = 10) -> list[
 
 def format_micro(res: dict[str, Any]) -> str:
     s = res["step"]
-    lines = [f"stage-1 step vs CE step ({s['student']}, batch {s['batch']}, input {s['input']}): "
+    lines = [f"stage-1 step (frozen network folded, teacher_amp {s['teacher_amp']}) vs CE step "
+             f"({s['student']}, batch {s['batch']}, input {s['input']}): "
              f"{s['stage1_step_s'] * 1e3:.1f} ms vs {s['ce_step_s'] * 1e3:.1f} ms = {s['ratio']:.2f}x",
              "fsp_matrix (bmm) vs broadcast-and-mean:",
              f"{'B,m,n,h,w':>22}  {'bmm ms':>8}  {'bcast ms':>9}  {'speedup':>7}  {'bmm peak MiB':>12}  {'bcast peak MiB':>14}"]

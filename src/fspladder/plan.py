@@ -188,10 +188,11 @@ def _profile(prev: Rung, cur: Rung, ctx: TrainContext, batch: int, repeats: int)
     rec_c, rec_p = FlowRecorder(model, taps_c, stop_early=True), FlowRecorder(prev.model, taps_p, stop_early=True)
     prev.model.eval()
 
-    def s1() -> None:
-        with torch.no_grad():
+    def s1() -> None:  # the mixed precision of train_stage1's steps, so the estimate matches them
+        with torch.no_grad(), ctx.teacher_autocast():
             gp = flow_of(rec_p.run(x), prev.pairs)
-        gs = flow_of(rec_c.run(x), cur.pairs)
+        with ctx.autocast():
+            gs = flow_of(rec_c.run(x), cur.pairs)
         if [g.shape for g in gs] == [g.shape for g in gp]:
             loss = fsp_loss(gs, gp)
         else:  # width growth: the projections cost little; time the student's part
@@ -201,7 +202,8 @@ def _profile(prev: Rung, cur: Rung, ctx: TrainContext, batch: int, repeats: int)
         opt.step()
 
     def s2() -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with ctx.autocast():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

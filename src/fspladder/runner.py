@@ -33,6 +33,7 @@ from .flow import FsPair
 from .align import ChannelAligner
 from .ladder import LadderError, Rung, default_pairs, validate_ladder
 from .models import accepted_kwargs, create_model
+from .precision import native_bf16, resolve_amp, resolve_teacher_amp
 
 __all__ = ["run_ladder", "train_network", "make_aligner", "flow_target", "ResumeError", "load_data", "resolve_device", "build_student", "MetricsLog", "format_table"]
 
@@ -120,16 +121,17 @@ def context_for(cfg: RunConfig, device: torch.device, data: DataSplits, log: Any
                 dist: DistInfo | None = None) -> TrainContext:
     """The engine's context for a run config (one place, for run, bench, plan and train)."""
     main = dist is None or dist.is_main
-    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
+    amp = resolve_amp(cfg.amp, device)
     return TrainContext(device=device, data=data, seed=cfg.seed, channels_last=cfg.channels_last,
                         eval_batch_size=cfg.eval_batch_size, progress=cfg.progress and main,
                         crop_pad=cfg.data.crop_pad, flip=cfg.data.flip, log=log or (lambda rec: None),
-                        dist=dist or DistInfo(), amp=amp, compile=cfg.compile)
+                        dist=dist or DistInfo(), amp=amp,
+                        teacher_amp=resolve_teacher_amp(cfg.teacher_amp, amp, device), compile=cfg.compile)
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "device": str(device), "cpu_threads": torch.get_num_threads()}
+            "device": str(device), "cpu_threads": torch.get_num_threads(), "native_bf16": native_bf16(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -280,7 +282,9 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
         r.model.to(device, memory_format=mf)
 
     summary: dict[str, Any] = {
-        "config": config_to_dict(cfg), "machine": machine_info(device), "data": {
+        "config": config_to_dict(cfg), "machine": machine_info(device),
+        "precision": {"amp": ctx.amp, "teacher_amp": ctx.teacher_amp},  # what "auto" resolved to here
+        "data": {
             "name": data.name, "train": len(data.train), "val": len(data.val), "test": len(data.test),
             "num_classes": data.num_classes},
         "teacher": {"name": "teacher", "model": teacher_spec["name"], "kwargs": teacher_spec["kwargs"],
