@@ -68,6 +68,10 @@ def _check_report(out):
         assert (out / n).is_file() and (out / n).stat().st_size > 1000, n
     assert "report-fsp-1-student1.png" in names and "report-curves.png" in names
     assert "Config</h2>" in page and "Summary</h2>" in page
+    prec = json.loads((out / "summary.json").read_text())["precision"]  # what "auto" resolved to, stated
+    word = {"off": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
+    assert (f"Students trained in {word[prec['amp']]}; the frozen networks made stage-1 targets in "
+            f"{word[prec['teacher_amp']]}") in page
 
 
 def test_report_on_a_wrong_directory_is_a_clear_error(tmp_path, capsys):

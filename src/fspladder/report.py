@@ -200,6 +200,12 @@ def write_report(run_dir: str | Path) -> Path:
         if t:
             parts.append(f"<p class='big'>Target <b>{html.escape(t['name'])}</b>: test accuracy "
                          f"<b>{t['test_acc']:.4f}</b>; run took {summary.get('total_seconds', 0):.0f} s.</p>")
+        prec = summary.get("precision")  # what amp/teacher_amp "auto" resolved to (runs before 8a2ef74 lack it)
+        if prec:
+            word = {"off": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
+            parts.append(f"<p>Students trained in {word.get(prec['amp'], prec['amp'])}; the frozen networks made "
+                         f"stage-1 targets in {word.get(prec['teacher_amp'], prec['teacher_amp'])} "
+                         "(FSP matrices always float32).</p>")
         rows = [("teacher", summary["teacher"]["model"], summary["teacher"]["params"], "-", "-",
                  summary["teacher"].get("test_acc", "-"))]
         for r in summary.get("rungs", []):
