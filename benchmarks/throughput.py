@@ -89,6 +89,19 @@ def teacher_pass(prev, pairs, data: DataSplits, ctx: TrainContext, batch: int, s
     return time.perf_counter() - t
 
 
+@torch.no_grad()
+def target_error(prev, pairs, data: DataSplits, ctx: TrainContext, batch: int) -> list[float]:
+    """Relative Frobenius error, per pair, of the frozen network's FSP matrices under ``ctx.teacher_amp``
+    against float32, on one batch: what the cheaper forward pass costs in target accuracy."""
+    fast, _ = fold_batchnorm(prev, taps_of(pairs))
+    x, _ = ctx.batch(data.train, torch.arange(batch), False, torch.Generator().manual_seed(0))
+    with FlowRecorder(fast, taps_of(pairs), stop_early=True) as rec:
+        exact = flow_of(rec.run(x), pairs)
+        with ctx.teacher_autocast():
+            cheap = flow_of(rec.run(x), pairs)
+    return [((a - b).norm() / a.norm()).item() for a, b in zip(exact, cheap)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -134,7 +147,8 @@ def main() -> None:
         secs["teacher_share_float32"].append(teacher_pass(prev, pairs, data, ctx32, a.batch, a.steps))
     ips = {k: a.batch * a.steps / statistics.median(v) for k, v in secs.items()}
     res = {"machine": machine_info(device), "model": a.model, "prev": a.prev, "batch": a.batch, "steps": a.steps,
-           "repeats": a.repeats, "teacher_amp": teacher_amp, "images_per_second": ips,
+           "repeats": a.repeats, "teacher_amp": teacher_amp,
+           "teacher_amp_target_error": target_error(prev, pairs, data, ctx, a.batch), "images_per_second": ips,
            "stage2_over_hand_loop": ips["stage2"] / ips["hand_loop"],
            "stage1_step_cost_in_ce_steps": ips["stage2"] / ips["stage1"],
            "stage1_float32_teacher_step_cost_in_ce_steps": ips["stage2"] / ips["stage1_float32_teacher"],
@@ -158,6 +172,8 @@ def main() -> None:
     print(f"  with the teacher's FSP cached: {res['stage1_cached_step_cost_in_ce_steps']:.3f} cross-entropy steps, "
           f"plus a one-off pass of {res['teacher_cache_pass_cost_per_image_in_ce_steps']:.3f} CE steps' time per "
           f"batch ({res['cache_bytes_per_image']} bytes per image)")
+    print(f"  the frozen network's FSP matrices under teacher_amp {teacher_amp} differ from float32 by "
+          + ", ".join(f"{e:.2%}" for e in res["teacher_amp_target_error"]) + " (relative Frobenius, per pair)")
     print(f"  of a live stage-1 step, the frozen {a.prev}'s batch + forward + FSP alone costs "
           f"{res['teacher_share_in_ce_steps']:.3f} CE steps ({res['teacher_share_float32_in_ce_steps']:.3f} in float32)")
     print(f"  -> {path}")
