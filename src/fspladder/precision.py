@@ -5,8 +5,8 @@ stage 1 its target FSP matrices. Its forward pass can therefore run in bfloat16
 wherever the hardware computes bfloat16 natively (CUDA GPUs from Ampere on; x86
 CPUs with AVX512-BF16 or AMX), even when the student trains in float32: the
 FSP matrices themselves are always made in float32 (:func:`fspladder.flow.fsp_matrix`),
-so only the features' rounding changes (about 0.2-0.4 % relative Frobenius error
-in the targets, tests/test_precision.py), while the frozen forward pass, a
+so only the features' rounding changes (0.2-0.4 % relative Frobenius error in a
+ResNet-14's targets, benchmarks/throughput.py; tests/test_precision.py checks < 1 %), while the frozen forward pass, a
 fifth of a live stage-1 step on a CPU, gets 1.5-1.8x faster (README "Engine overhead").
 """
 
