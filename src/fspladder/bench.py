@@ -136,8 +136,9 @@ def run_bench(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
 
     def save():
         atomic_write_json(out / "bench.json", {"config": config_to_dict(cfg), "machine": machine_info(device),
-                                               "precision": precision, "arms": arms, "budgets": b.budgets, "full_epochs": full,
-                                               "runs": runs, "seconds": time.perf_counter() - t_bench})
+                                               "precision": precision, "arms": arms, "budgets": b.budgets,
+                                               "full_epochs": full, "runs": runs,
+                                               "seconds": time.perf_counter() - t_bench})
 
     def run_arm(label: str, arm: str, vc: RunConfig, seed: int) -> None:
         target_rc = vc.rungs[-1]

@@ -641,7 +641,7 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
         rec_s = FlowRecorder(model, taps_of(joint.student_pairs))
         rec_p = FlowRecorder(prev_fast, taps_of(joint.prev_pairs), stop_early=True)
 
-    def fsp_term(x: torch.Tensor, joint: FlowTarget) -> torch.Tensor:
+    def fsp_term(x: torch.Tensor) -> torch.Tensor:  # only called when joint is set
         with torch.no_grad(), ctx.teacher_autocast():
             g_prev = flow_of(rec_p.run(x), joint.prev_pairs)
         g_student = flow_of(rec_s.features, joint.student_pairs)
@@ -664,7 +664,7 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
                 else:
                     loss = loss_fn(logits, x, y)
             if joint is not None:
-                term = fsp_term(x, joint)  # float32 (FSP matrices are made outside autocast)
+                term = fsp_term(x)  # float32 (FSP matrices are made outside autocast)
                 loss = loss + joint.weight * term
             bad = loop.finite(loss, bad)
             if bad:
