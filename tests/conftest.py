@@ -1,14 +1,27 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
-torch.set_num_threads(2)
+if "OMP_NUM_THREADS" not in os.environ:  # a thread setting the user made is kept (tests pass on any)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# One Hypothesis profile for every run, local or CI (Hypothesis would otherwise switch to its own
+# `ci` profile when CI=true is set, and replay examples stored in .hypothesis/ on one machine only):
+# derandomised, so `make test` draws the same examples everywhere, with no example database.
+# HYPOTHESIS_PROFILE=deep explores: 400 fresh random examples per property; a failure prints the
+# seed and an @reproduce_failure blob (README, "Tests").
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None, print_blob=True)
+settings.register_profile("fspladder", max_examples=40, derandomize=True, **_COMMON)
+settings.register_profile("deep", max_examples=400, derandomize=False, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fspladder"))
 
 
 def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> Path:
