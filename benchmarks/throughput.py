@@ -38,7 +38,7 @@ from fspladder.engine import TrainContext, train_stage1, train_stage2
 from fspladder.flow import FlowRecorder, flow_of, taps_of
 from fspladder.fold import fold_batchnorm
 from fspladder.precision import resolve_teacher_amp
-from fspladder.runner import machine_info
+from fspladder.session import machine_info
 
 
 def fake_fmnist(n: int, device: torch.device) -> DataSplits:
@@ -127,7 +127,7 @@ def main() -> None:
 
     prev = fresh(a.prev).eval()
     pairs = [FsPair.parse(p) for p in prev.default_fsp_pairs]
-    s2 = Stage2Config(epochs=1, batch_size=a.batch)
+    s2 = Stage2Config(epochs=1, batch_size=a.batch, lr=0.05, warmup_epochs=0.0)  # the patent recipe's schedule
     s1 = Stage1Config(epochs=1.0, batch_size=a.batch)
     s1c = Stage1Config(epochs=1.0, batch_size=a.batch, augment=False, cache_teacher=True)
     hand_loop(fresh(a.model), data, a.batch, min(3, a.steps), device)  # warm-up (allocator, kernels)
@@ -136,13 +136,13 @@ def main() -> None:
         "teacher_share_of_stage1", "teacher_share_float32")}
     for _ in range(a.repeats):  # interleaved, so drifts in machine load hit all of them alike
         secs["hand_loop"].append(hand_loop(fresh(a.model), data, a.batch, a.steps, device))
-        secs["stage2"].append(train_stage2(fresh(a.model), s2, ctx, "bench")["train_seconds"])
-        secs["stage1"].append(train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx, "bench")["train_seconds"])
+        secs["stage2"].append(train_stage2(fresh(a.model), s2, ctx, "bench").train_seconds)
+        secs["stage1"].append(train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx, "bench").train_seconds)
         secs["stage1_float32_teacher"].append(
-            train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx32, "bench")["train_seconds"])
+            train_stage1(fresh(a.model), pairs, prev, pairs, s1, ctx32, "bench").train_seconds)
         r = train_stage1(fresh(a.model), pairs, prev, pairs, s1c, ctx, "bench")
-        secs["stage1_cached"].append(r["train_seconds"] - r["cache_seconds"])
-        secs["teacher_cache_pass"].append(r["cache_seconds"])
+        secs["stage1_cached"].append(r.train_seconds - r.cache_seconds)
+        secs["teacher_cache_pass"].append(r.cache_seconds)
         secs["teacher_share_of_stage1"].append(teacher_pass(prev, pairs, data, ctx, a.batch, a.steps))
         secs["teacher_share_float32"].append(teacher_pass(prev, pairs, data, ctx32, a.batch, a.steps))
     ips = {k: a.batch * a.steps / statistics.median(v) for k, v in secs.items()}
@@ -158,7 +158,7 @@ def main() -> None:
            # which a CE step has too) and the rest (student to its last tap, its FSP, backward, step).
            "teacher_share_in_ce_steps": ips["stage2"] / ips["teacher_share_of_stage1"],
            "teacher_share_float32_in_ce_steps": ips["stage2"] / ips["teacher_share_float32"],
-           "cache_bytes_per_image": r["cache_bytes_per_image"], "seconds": secs}
+           "cache_bytes_per_image": r.cache_bytes_per_image, "seconds": secs}
     Path(a.out).mkdir(parents=True, exist_ok=True)
     path = Path(a.out) / f"throughput-{device.type}{'-dry' if a.dry_run else ''}.json"
     path.write_text(json.dumps(res, indent=2))

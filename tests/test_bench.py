@@ -15,21 +15,29 @@ def test_time_to_target_interpolates_bounds_and_misses():
 
 
 def _run(arm, seed, budget, acc, sec, pre=0.0):
-    return {"arm": arm, "seed": seed, "budget": budget, "epochs": 1, "val_acc": [acc], "test_acc": [acc - 0.01],
+    return {"arm": arm, "seed": seed, "budget": budget, "epochs": round(4 * budget), "val_acc": [acc],
+            "test_acc": [acc - 0.01],
             "train_acc": acc + 0.02, "target_seconds": sec, "pipeline_seconds": sec + pre}
 
 
 def test_summarize_uses_scratch_full_budget_as_default_target():
     runs = [_run("scratch", s, b, a, t) for s in (0, 1) for b, a, t in ((0.5, 0.80, 50), (1.0, 0.90, 100))]
     runs += [_run("direct", s, b, a, t, pre=20) for s in (0, 1) for b, a, t in ((0.5, 0.88, 50), (1.0, 0.92, 100))]
-    s = summarize(runs, ["scratch", "direct"], [0.5, 1.0])
-    assert s["target_accuracy"] == pytest.approx(0.90)
+    s = summarize(runs, ["scratch", "direct"], [0.5, 1.0], teacher_val_acc=0.89)
+    assert s["thresholds"] == {"scratch": pytest.approx(0.90), "teacher": 0.89}
+    assert s["scratch_above_teacher"] == pytest.approx(0.01) and s["scratch_passes_teacher"]
     d = s["arms"]["direct"]
     assert d["budgets"]["1.0"]["gap"][0] == pytest.approx(0.03)
     # direct: 0.88 at 50 s, 0.92 at 100 s -> 0.90 at 75 s on the target clock, 95 s on the pipeline clock
-    assert d["time_to_target"]["target_seconds"]["seconds"] == pytest.approx(75.0)
-    assert d["time_to_target"]["pipeline_seconds"]["seconds"] == pytest.approx(95.0)
-    assert d["time_to_target"]["target_seconds"]["ratio_to_scratch_full"] == pytest.approx(0.75)
+    t = d["time_to_target"]["scratch"]
+    assert t["target_seconds"]["seconds"] == pytest.approx(75.0)
+    assert t["pipeline_seconds"]["seconds"] == pytest.approx(95.0)
+    assert t["target_seconds"]["ratio_to_scratch_full"] == pytest.approx(0.75)
+    # in epochs: 0.88 after 2, 0.92 after 4 -> 0.90 after 3 epochs, 0.75 of scratch's 4
+    assert t["epochs"]["seconds"] == pytest.approx(3.0) and t["epochs"]["ratio_to_scratch_full"] == pytest.approx(0.75)
+    # the teacher's 0.89: 0.88 at 50 s, 0.92 at 100 s -> 62.5 s on the target clock; scratch reaches it at 95 s
+    assert d["time_to_target"]["teacher"]["target_seconds"]["seconds"] == pytest.approx(62.5)
+    assert s["arms"]["scratch"]["time_to_target"]["teacher"]["target_seconds"]["seconds"] == pytest.approx(95.0)
 
 
 def test_bench_end_to_end_small(tmp_path, idx_folder):
@@ -45,6 +53,10 @@ def test_bench_end_to_end_small(tmp_path, idx_folder):
                  "--set", "teacher_amp=bf16", *common]) == 0
     bench = json.loads((out / "bench.json").read_text())
     assert bench["arms"] == ["scratch", "direct", "ladder", "soft", "grow", "ladder-cached"]
+    # The teacher trained on all 500 training images, the arms on the same 500: equal fingerprints.
+    prot = bench["protocol"]
+    assert prot["same_training_images"] and prot["arms_fingerprint"] == prot["teacher_fingerprint"]
+    assert set(bench["summary"]["thresholds"]) == {"scratch", "teacher"}
     assert len(bench["runs"]) == 6 * 2 * 2
     cached = [r for r in bench["runs"] if r["arm"] == "ladder-cached"]
     assert all(r["base_arm"] == "ladder" and r["stage1_seconds"] > 0 for r in cached)
@@ -63,6 +75,8 @@ def test_bench_end_to_end_small(tmp_path, idx_folder):
     for arm, a in bench["summary"]["arms"].items():
         acc = a["budgets"]["1.0"]["test_acc"][0]
         assert f"| {arm} |" in md and f"{acc:.4f}" in md
+    assert "Time to the **teacher** threshold" in md and "Time to the **scratch** threshold" in md
+    assert "the same images" in md
     assert (out / "curves.png").stat().st_size > 1000
     assert "**ladder-cached**: ladder with `stage1.augment: false`" in md and '`stage2.lr: 0.02`' in md
 

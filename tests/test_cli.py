@@ -30,7 +30,8 @@ rungs:
 """)
     assert main(["check", str(cfg)]) == 2
     err = capsys.readouterr().err
-    for part in ("stage1.lr must be > 0", "stage2.epocs: unknown key", "data.crop_pad must be >= 0",
+    for part in ("stage1.lr must be a finite number in (0, 10], got -0.01", "stage2.epocs: unknown key",
+                 "data.crop_pad must be an integer in [0, 64], got -1",
                  "unknown model 'resnet200'", "missing-teacher.pt does not exist", "'layr3' (closest: layer3"):
         assert part in err, part
     assert "6 problem(s)" in err

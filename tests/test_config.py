@@ -1,6 +1,7 @@
 import pytest
 
 from fspladder.config import ConfigError, apply_overrides, load_config, parse_config
+from fspladder.recipes import GROWN_LR, RANDOM_LR
 
 
 def test_default_config_is_valid():
@@ -22,8 +23,10 @@ def test_all_problems_are_reported_at_once():
         parse_config({"seed": "zero", "stage2": {"epochs": 0, "lr": -1}, "data": {"crop_pad": -2},
                       "teacher": {"model": "resnet9", "checkpoint": "x.pt"}, "bogus": 1})
     msg = str(e.value)
-    for part in ("seed must be int", "stage2.epochs must be >= 1", "stage2.lr must be > 0",
-                 "data.crop_pad must be >= 0", "teacher.model: unknown model 'resnet9'", "bogus: unknown key"):
+    for part in ("seed must be int", "stage2.epochs must be an integer in [1, 10000], got 0",
+                 "stage2.lr must be a finite number in (0, 10], got -1",
+                 "data.crop_pad must be an integer in [0, 64], got -2", "teacher.model: unknown model 'resnet9'",
+                 "bogus: unknown key"):
         assert part in msg, part
     assert len(e.value.problems) >= 6
 
@@ -31,7 +34,12 @@ def test_all_problems_are_reported_at_once():
 def test_rung_overrides_are_validated_and_merged():
     cfg = parse_config({"rungs": [{"model": "resnet20", "stage2": {"epochs": 7}}]})
     assert cfg.stage_for(cfg.rungs[0], "stage2").epochs == 7
-    assert cfg.stage_for(cfg.rungs[0], "stage2").lr == cfg.stage2.lr
+    # stage2.lr is null by default: the rung's recipe sets it (a grown network starts gentler).
+    assert cfg.stage2.lr is None and cfg.stage_for(cfg.rungs[0], "stage2").lr == RANDOM_LR
+    grown = parse_config({"recipe": "grow", "rungs": [{"model": "resnet20", "stage2": {"epochs": 7}}]})
+    assert grown.stage_for(grown.rungs[0], "stage2").lr == GROWN_LR
+    assert parse_config({"recipe": "grow", "stage2": {"lr": 0.1}, "rungs": [{"model": "resnet20"}]}).stage_for(
+        grown.rungs[0], "stage2").lr == 0.1  # a value the user set wins
     with pytest.raises(ConfigError, match=r"rungs\[0\].stage1.epoch: unknown key"):
         parse_config({"rungs": [{"model": "resnet20", "stage1": {"epoch": 1}}]})
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from fspladder import create_model, save_checkpoint
+from fspladder import save_checkpoint
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available here")

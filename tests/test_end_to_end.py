@@ -45,7 +45,7 @@ def test_two_rung_ladder_end_to_end(tmp_path, idx_folder, teacher, capsys):
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [(x["rung"], x["stage"], x["epoch"]) for x in lines if "stage" in x]
     assert ("student1", 1, 1) in epochs and ("target", 2, 2) in epochs
-    assert (out / "config.yaml").is_file()
+    assert (out / "resolved-config.yaml").is_file()
     # The summary records what the teacher was trained with.
     assert summary["teacher"]["trained"]["command"].startswith("fspladder train")
     _check_report(out)
@@ -92,9 +92,9 @@ def test_stage1_lowers_fsp_loss_and_touches_only_layers_up_to_last_tap(idx_folde
     s1 = cfg.stage1
     s1.epochs, s1.batch_size = 3.0, 50
     rec = train_stage1(student, pairs, prev, pairs, s1, ctx, "s")
-    assert rec["fsp_loss_end"] < 0.5 * rec["fsp_loss_start"]
+    assert rec.fsp_loss_end < 0.5 * rec.fsp_loss_start
     assert torch.equal(student.fc.weight, fc_before)  # the head is after the last tap
-    assert len(rec["history"]) == 3
+    assert len(rec.history) == 3
 
 
 def test_bad_teacher_path_is_a_clear_cli_error(tmp_path, idx_folder, capsys):
@@ -122,14 +122,14 @@ def test_bf16_autocast_trains_both_stages_with_float32_fsp(idx_folder, teacher):
     prev, _ = load_model(teacher)
     student = create_model("resnet14", in_chans=1, num_classes=4)
     pairs = [FsPair.parse(p) for p in student.default_fsp_pairs]
-    s1, s2 = cfg.stage1, cfg.stage2
+    s1, s2 = cfg.stage1, cfg.stage_for(cfg.rungs[-1], "stage2")
     s1.epochs, s1.batch_size, s2.epochs, s2.batch_size = 2.0, 50, 1, 50
     r1 = train_stage1(student, pairs, prev, pairs, s1, ctx, "s")
-    assert r1["fsp_loss_end"] < r1["fsp_loss_start"] and r1["skipped_steps"] == 0
+    assert r1.fsp_loss_end < r1.fsp_loss_start and r1.skipped_steps == 0
     from fspladder import train_stage2
 
     r2 = train_stage2(student, s2, ctx, "s")
-    assert r2["skipped_steps"] == 0 and 0 <= r2["val_acc"][-1] <= 1
+    assert r2.skipped_steps == 0 and 0 <= r2.val_acc[-1] <= 1
     assert all(p.dtype == torch.float32 for p in student.parameters())  # autocast leaves weights in fp32
 
 

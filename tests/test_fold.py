@@ -2,13 +2,12 @@
 
 import torch
 import torch.nn as nn
+from custom_models import PlainCNN
 
 from fspladder import create_model
 from fspladder.flow import FlowRecorder, flow_of, parse_tap, taps_of
 from fspladder.fold import fold_batchnorm
 from fspladder.ladder import default_pairs
-
-from custom_models import PlainCNN
 
 
 def _trained_stats(model: nn.Module) -> nn.Module:

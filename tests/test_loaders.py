@@ -30,9 +30,9 @@ def test_cifar10_loads_from_the_archive_folder_or_its_parent(tmp_path):
 def test_cifar100_fine_labels(tmp_path):
     d = tmp_path / "cifar-100-python"
     d.mkdir()
-    for name, n in (("train", 50), ("test", 10)):
+    for name, n in (("train", 300), ("test", 10)):
         with open(d / name, "wb") as f:
-            pickle.dump({b"data": np.zeros((n, 3072), np.uint8), b"fine_labels": [99] * n,
+            pickle.dump({b"data": np.zeros((n, 3072), np.uint8), b"fine_labels": [k % 100 for k in range(n)],
                          b"coarse_labels": [0] * n}, f)
     s = load_cifar(d, 100, val_size=10)
     assert s.num_classes == 100 and int(s.train.y.max()) == 99

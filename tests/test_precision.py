@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-import fspladder.engine as engine
+import fspladder.engine.stage1 as engine
 import fspladder.precision as precision
 from fspladder import ConfigError, FsPair, create_model, parse_config
 from fspladder.config import Stage1Config
-from fspladder.engine import fsp_eval_loss, train_stage1
+from fspladder.engine import Stage1Result, fsp_eval_loss, train_stage1
 from fspladder.flow import FlowRecorder, flow_of, taps_of
 from fspladder.fold import fold_batchnorm
 from fspladder.precision import resolve_amp, resolve_teacher_amp
@@ -97,10 +97,10 @@ def test_stage1_runs_the_frozen_network_under_teacher_amp(tiny_pair, monkeypatch
         assert frozenset({torch.float32}) in kinds  # student, and the held-out measurement
         assert all(k <= {torch.float32, torch.bfloat16} for k in kinds)
     # The held-out loss is measured against float32 targets in both runs, so they compare directly.
-    start = results["off"]["fsp_loss_start"]
-    assert results["bf16"]["fsp_loss_start"] == pytest.approx(start, rel=1e-6)
-    gain32 = start - results["off"]["fsp_loss_end"]
-    gain16 = start - results["bf16"]["fsp_loss_end"]
+    start = results["off"].fsp_loss_start
+    assert results["bf16"].fsp_loss_start == pytest.approx(start, rel=1e-6)
+    gain32 = start - results["off"].fsp_loss_end
+    gain16 = start - results["bf16"].fsp_loss_end
     assert gain32 > 0 and gain16 == pytest.approx(gain32, rel=0.1)
 
 
@@ -111,8 +111,10 @@ def test_cache_is_built_under_teacher_amp(tiny_pair) -> None:
     fast, _ = fold_batchnorm(prev, taps_of(pairs))
     caches = {}
     for mode in ("off", "bf16"):
-        with FlowRecorder(fast, taps_of(pairs), stop_early=True) as rec:
-            caches[mode] = engine._flows_of_set(rec, pairs, ctx.data.train, dataclasses.replace(ctx, teacher_amp=mode))
+        obj = engine.FspObjective(student, pairs_s, prev, pairs, Stage1Config(augment=False, cache_teacher=True),
+                                  dataclasses.replace(ctx, teacher_amp=mode), "s", Stage1Result(epochs=1, steps=1))
+        obj.build_cache(ctx.data.train)
+        caches[mode] = obj.cache
     for a, b in zip(caches["off"], caches["bf16"]):
         assert b.dtype == torch.float32 and 0 < ((a - b).norm() / a.norm()).item() < 0.01
     # and the held-out measurement ignores teacher_amp

@@ -100,13 +100,13 @@ def test_resume_needs_a_run_directory(tmp_path, capsys):
     from fspladder.cli import main
 
     assert main(["run", "--resume", str(tmp_path)]) == 2
-    assert "no config.yaml there" in capsys.readouterr().err
+    assert "no resolved-config.yaml there" in capsys.readouterr().err
 
 
 def test_joint_stage2_resumes_to_the_same_weights(setup):
     """stage2.fsp_weight reads the previous rung in every stage-2 step; a resume must rebuild it."""
     root, idx, teacher, _ = setup
-    joint = ("--set", "stage2.fsp_weight=0.01")
+    joint = ("--set", "recipe=patent-joint", "--set", "stage2.fsp_weight=0.01")
     ref, out = root / "joint-ref", root / "joint-killed"
     assert _run(_cmd(idx, teacher, ref, *joint)).returncode == 0
     killed = _run(_cmd(idx, teacher, out, *joint), "kill:stage2:target:2")
@@ -119,3 +119,29 @@ def test_joint_stage2_resumes_to_the_same_weights(setup):
     assert not all(torch.equal(a[k], plain[k]) for k in a)  # the FSP term did change the training
     epochs = [json.loads(x) for x in (ref / "metrics.jsonl").read_text().splitlines() if '"stage": 2' in x]
     assert all(e["fsp_loss_train"] > 0 for e in epochs)
+
+
+def test_a_run_killed_in_the_targets_stage2_resumes_to_a_report_and_counts_its_whole_time(setup):
+    """Issue 17.1: the resumed run exits 0, writes report.html, and its total_seconds include the killed session."""
+    root, idx, teacher, ref = setup
+    out = root / "report-after-resume"
+    killed = _run(_cmd(idx, teacher, out), "kill:stage2:target:2")
+    assert killed.returncode == -signal.SIGKILL
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    before = lines[-1]["time"] - next(x["time"] for x in lines if x.get("event") == "run_start")
+    assert before > 0
+    resumed = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (out / "report.html").is_file() and "target test accuracy" in resumed.stdout
+    s = json.loads((out / "summary.json").read_text())
+    assert s["seconds_before_resume"] == pytest.approx(before, abs=0.01)
+    assert s["total_seconds"] > s["seconds_before_resume"]
+    # A second --resume of the finished run is refused and changes nothing.
+    snapshot = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    again = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress"])
+    assert again.returncode == 2 and "holds a finished run" in again.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == snapshot
+    # `fspladder report` reads the resumed run's metrics (its "resumed" event has a stage but no seconds).
+    from fspladder.cli import main
+
+    assert main(["report", str(out)]) == 0

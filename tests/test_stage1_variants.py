@@ -33,8 +33,8 @@ def test_cached_teacher_flows_train_like_the_live_teacher(setup):
     for a, b in zip(live.state_dict().values(), cached.state_dict().values()):
         if a.is_floating_point():
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
-    assert r_cached["cache_bytes_per_image"] == 4 * (16 * 16 + 16 * 32 + 32 * 64)  # float32 per image
-    assert r_cached["fsp_loss_end"] < r_cached["fsp_loss_start"]
+    assert r_cached.cache_bytes_per_image == 4 * (16 * 16 + 16 * 32 + 32 * 64)  # float32 per image
+    assert r_cached.fsp_loss_end < r_cached.fsp_loss_start
 
 
 def test_cache_needs_fixed_inputs():
@@ -46,19 +46,19 @@ def test_cache_needs_fixed_inputs():
 
 def test_image_subset_sets_the_steps(setup):
     _, r = _stage1(setup, images=200, epochs=1)
-    assert r["images"] == 200 and r["steps"] == 4  # 200 images / batch 50
+    assert r.images == 200 and r.steps == 4  # 200 images / batch 50
     _, r = _stage1(setup, images=10_000, epochs=1)
-    assert r["images"] == 500 and r["steps"] == 10  # more than there are: all 500 training images
+    assert r.images == 500 and r.steps == 10  # more than there are: all 500 training images
 
 
 def test_plateau_stops_early_and_says_so(setup):
     _, r = _stage1(setup, epochs=3, plateau=0.9)  # "improve by 90% per window" is soon unmet
-    window = max(5, r["steps"] // 10)
-    assert r["stopped_at_step"] % window == 0 and window <= r["stopped_at_step"] < r["steps"]
-    assert len(r["history"]) < 3  # later epochs never ran
+    window = max(5, r.steps // 10)
+    assert r.stopped_at_step % window == 0 and window <= r.stopped_at_step < r.steps
+    assert len(r.history) < 3  # later epochs never ran
     _, r = _stage1(setup, epochs=1)
-    assert "stopped_at_step" not in r
-    with pytest.raises(ConfigError, match="plateau must be a fraction"):
+    assert r.stopped_at_step is None
+    with pytest.raises(ConfigError, match=r"plateau must be a finite number in \(0, 1\)"):
         load_config(None, ["stage1.plateau=2"])
 
 
@@ -74,13 +74,22 @@ def test_loss_norms():
 
 
 def test_fp16_loss_scale_is_part_of_the_epoch_snapshot(setup):
-    from fspladder.engine import _EpochLoop
+    from dataclasses import replace
+
+    from fspladder.config import Stage2Config
+    from fspladder.engine import Objective, Stage2Result
+    from fspladder.engine.loop import _Loop
 
     ctx, _, student = setup
-    opt = torch.optim.SGD(student.parameters(), lr=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
-    loop = _EpochLoop(2, "s", {"model": student}, opt, sched, torch.Generator(), {}, ctx, None, 1, scaler)
+
+    class Model(Objective):
+        def modules(self):
+            return {"model": student}
+
+    loop = _Loop(Model(), Stage2Config(lr=0.1), ctx.data.train, replace(ctx, amp="fp16"), name="s", seed=0, total=1,
+                 steps_per_epoch=1, warmup=0, result=Stage2Result(epochs=1, steps=1), on_epoch_end=None)
+    scaler = loop.scaler
+    assert scaler.is_enabled()
     scaler.scale(torch.ones(()))  # the scale tensor exists from the first scaled loss on
     scaler.update(new_scale=256.0)
     snap = loop.snapshot()
@@ -90,9 +99,9 @@ def test_fp16_loss_scale_is_part_of_the_epoch_snapshot(setup):
 
 
 def test_a_cache_too_large_for_free_memory_is_refused_before_training(setup, monkeypatch):
-    import fspladder.engine as engine
+    import fspladder.engine.stage1 as stage1
 
-    monkeypatch.setattr(engine, "_free_bytes", lambda device: 200 * 11_264)  # room for 100 images at half
+    monkeypatch.setattr(stage1, "free_bytes", lambda device: 200 * 11_264)  # room for 100 images at half
     ctx, prev, student = setup
     s = copy.deepcopy(student)
     before = copy.deepcopy(s.state_dict())
@@ -102,17 +111,17 @@ def test_a_cache_too_large_for_free_memory_is_refused_before_training(setup, mon
                      Stage1Config(batch_size=50, augment=False, cache_teacher=True), ctx, "s")
     for a, b in zip(before.values(), s.state_dict().values()):
         assert torch.equal(a, b)  # nothing trained
-    monkeypatch.setattr(engine, "_free_bytes", lambda device: 10**12)
+    monkeypatch.setattr(stage1, "free_bytes", lambda device: 10**12)
     _, r = _stage1(setup, augment=False, cache_teacher=True, epochs=0.1)
-    assert r["cache_bytes_per_image"] == 11_264
+    assert r.cache_bytes_per_image == 11_264
 
 
 def test_free_memory_is_read_on_cpu():
-    from fspladder.engine import _free_bytes
-
     import pathlib
 
-    free = _free_bytes(torch.device("cpu"))
+    from fspladder.engine.stage1 import free_bytes
+
+    free = free_bytes(torch.device("cpu"))
     if pathlib.Path("/proc/meminfo").exists():
         assert free is not None and free > 2**20
     else:

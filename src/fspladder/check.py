@@ -1,59 +1,109 @@
 """``fspladder check``: every problem of a run config, found before any training.
 
 Checks, in one pass: keys, types and ranges (strict parsing); the data folder
-and files; the teacher checkpoint; that every model builds; tap names against
-the real models; the ladder's ordering and FSP shapes. Later checks that
-depend on a failed earlier one are skipped rather than reported twice.
+and files; the teacher checkpoint and whether it can read this data; that
+every model builds and returns logits for the data's classes; tap names
+against the real models; the ladder's ordering and FSP shapes; whether each
+rung's recipe can apply (growth, soft targets, joint FSP) and whether a
+recipe key is set that nothing reads. Later checks that depend on a failed
+earlier one are skipped rather than reported twice.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .checkpoint import CheckpointError, load_model
-from .config import RunConfig, parse_config_lenient
-from .data import DataFileError
+import torch
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, RunConfig, parse_config_lenient
+from .data import DataSplits
+from .errors import FspladderError
 from .flow import TapError, check_taps
 from .ladder import LadderError, Rung, validate_ladder
-from .models import is_model
+from .models import ModelOutputError, is_model, logits_of
 
 __all__ = ["check_config"]
 
 
+@torch.no_grad()
+def _output_problem(model: torch.nn.Module, data: DataSplits, where: str) -> str | None:
+    model.eval()
+    try:
+        out = logits_of(model(torch.zeros(2, data.in_chans, *data.image_size)))
+    except ModelOutputError as e:
+        return f"{where}: {e}"
+    except RuntimeError as e:
+        return (f"{where}: the model cannot run on the data's images ({data.in_chans}x{data.image_size[0]}x"
+                f"{data.image_size[1]}): {str(e).splitlines()[0]}")
+    if out.dim() != 2 or out.shape[1] != data.num_classes:
+        return (f"{where}: the model returns logits of shape {tuple(out.shape)}, but the data has "
+                f"{data.num_classes} classes: its output must be (batch, {data.num_classes}); pass num_classes to it")
+    return None
+
+
 def check_config(data: dict[str, Any]) -> tuple[RunConfig, list[str]]:
     """Return the parsed config and the list of every problem found (empty when it can run)."""
-    from .runner import _pairs, build_student, load_data
+    from .rung import (
+        load_teacher,
+        rung_problems,
+        student_rung,
+        teacher_knows_the_classes,
+        teacher_problems,
+    )
+    from .session import load_data
 
     cfg, problems = parse_config_lenient(data)
     splits = None
-    if not any(p.startswith(("data.root", "data.name")) for p in problems):
+    if not any(p.startswith(("data.root", "data.name", "seed")) for p in problems):
         try:
             splits = load_data(cfg)
-        except (DataFileError, ValueError) as e:
+        except FspladderError as e:
             problems.append(f"data: {e}")
-    chain: list[Rung | None] = []
+    teacher: Rung | None = None
+    tck: dict[str, Any] = {}
     try:
-        teacher, ck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
-        chain.append(Rung("teacher", teacher, _pairs(cfg.teacher, teacher), ck["model"]))
+        teacher, tck = load_teacher(cfg)
+        if splits is not None:
+            tp = teacher_problems(teacher, tck, splits, cfg)
+            problems += [f"teacher: {p}" for p in tp]
+            teacher = None if tp else teacher
     except (CheckpointError, TapError) as e:
         problems.append(f"teacher.checkpoint: {e}")
-        chain.append(None)
+    chain: list[Rung | None] = [teacher]
     for i, rc in enumerate(cfg.rungs):
         if not is_model(rc.model) or splits is None:
             chain.append(None)
             continue
         try:
-            model, spec = build_student(rc, splits, 0)
-            rung = Rung(rc.name, model, _pairs(rc, model), spec)
-            check_taps(model, rung.taps)
+            rung = student_rung(rc, splits, 0)
+            check_taps(rung.model, rung.taps)
+            out = _output_problem(rung.model, splits, f"rungs[{i}] ({rc.name})")
+            if out:
+                problems.append(out)
             chain.append(rung)
-        except (TypeError, ValueError) as e:  # TapError is a ValueError
-            problems.append(f"rungs[{i}] ({rc.name}): {e}")
+        except (TypeError, ValueError, KeyError, FspladderError) as e:  # TapError is a ValueError
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            problems.append(f"rungs[{i}] ({rc.name}): {msg}")
             chain.append(None)
-    if splits is not None and all(r is not None for r in chain):
-        try:
-            validate_ladder(chain, (splits.in_chans, *splits.image_size),  # type: ignore[arg-type]
-                            project_channels=cfg.projects_channels())
-        except LadderError as e:
-            problems += [f"ladder: {p}" for p in e.problems]
+    if splits is None or any(r is None for r in chain) or any(p.startswith(("recipe", "rungs[")) for p in problems):
+        return cfg, problems
+    rungs: list[Rung] = chain  # type: ignore[assignment]
+    try:
+        recipes = [cfg.recipe_for(rc) for rc in cfg.rungs]
+        s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
+    except ConfigError as e:
+        return cfg, problems + e.problems
+    try:
+        shapes = validate_ladder(rungs, (splits.in_chans, *splits.image_size), [s.project_channels for s in s1s],
+                                 compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
+    except LadderError as e:
+        return cfg, problems + [f"ladder: {p}" for p in e.problems]
+    problems += cfg.recipe_key_problems(recipes)
+    with torch.no_grad():
+        n_out = logits_of(rungs[0].model(torch.zeros(2, splits.in_chans, *splits.image_size))).shape[-1]
+    other = teacher_knows_the_classes(tck, n_out, splits, cfg)
+    for k in range(1, len(rungs)):
+        problems += rung_problems(rungs[k - 1], rungs[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k],
+                                  other if k == 1 else None)
     return cfg, problems

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from importlib import resources
@@ -17,16 +18,17 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .errors import FspladderError
 from .faults import kill_point
 from .models import create_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "atomic_write_bytes",
-           "atomic_write_json", "load_model", "state_digest"]
+           "atomic_write_json", "json_safe", "check_writable", "load_model", "state_digest"]
 
 FORMAT = "fspladder-checkpoint-v1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FspladderError, ValueError):
     """A checkpoint is missing, unreadable or does not fit the model."""
 
 
@@ -54,8 +56,38 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by None, so the JSON written is strict (RFC 8259)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+    """Strict JSON (non-finite numbers become null), written atomically."""
+    atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False) + "\n").encode())
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, a checkpoint path that exists (it is never overwritten), is a folder, or whose
+    folder cannot be created or written."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give a file name for the checkpoint, e.g. {path / 'model.pt'}")
+    if path.exists():
+        raise CheckpointError(f"{path} already exists and fspladder never overwrites a file; choose another path "
+                              "or move that one away")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create the folder {parent} for {path.name}: {e.strerror}") from e
+    if not os.access(parent, os.W_OK):
+        raise CheckpointError(f"cannot write into {parent} (permission denied); choose another path")
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, spec: dict[str, Any], meta: dict[str, Any] | None = None) -> None:

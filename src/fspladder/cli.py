@@ -1,4 +1,9 @@
-"""Command-line interface: ``fspladder run | bench | plan | check | report | train | layers | models``."""
+"""Command-line interface: ``fspladder run | bench | plan | check | report | train | predict | layers | models``.
+
+An error the user can cause (any :class:`fspladder.errors.FspladderError`)
+ends in one line, ``fspladder CMD: error: ...``, and exit status 2; anything
+else is a bug and shows its traceback with a line asking to report it.
+"""
 
 from __future__ import annotations
 
@@ -28,20 +33,18 @@ def _load(args: argparse.Namespace, pre: list[str] | None = None):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .config import ConfigError
+    from .config import ConfigError, load_config
     from .distributed import init_from_env
-    from .runner import format_table, run_ladder
+    from .runner import format_table, run_config_path, run_ladder
 
     if args.resume:
-        from .config import load_config
-
         if args.config or args.overrides or args.out:
-            raise ConfigError(["--resume DIR continues DIR with the config saved there (DIR/config.yaml); "
-                               "drop CONFIG, --set and --out"])
+            raise ConfigError(["--resume DIR continues DIR with the config saved there; drop CONFIG, --set and --out"])
         out = Path(args.resume)
-        if not (out / "config.yaml").is_file():
-            raise ConfigError([f"--resume {out}: no config.yaml there; is it the --out directory of a run?"])
-        cfg = load_config(out / "config.yaml", ["progress=false"] if args.no_progress else [])
+        path = run_config_path(out)
+        if not path.is_file():
+            raise ConfigError([f"--resume {out}: no resolved-config.yaml there; is it the --out directory of a run?"])
+        cfg = load_config(path, ["progress=false"] if args.no_progress else [])
         dist = init_from_env(cfg.device)
         if dist.is_main:
             print(f"fspladder run: resuming {out}", file=sys.stderr)
@@ -63,7 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not dist.is_main:
         return 0
     print(format_table(summary))
-    print(f"outputs in {out}/ (summary.json, metrics.jsonl, config.yaml, checkpoints)")
+    print(f"outputs in {out}/ (summary.json, metrics.jsonl, resolved-config.yaml, checkpoints)")
     return _report_unless(args, out)
 
 
@@ -80,47 +83,37 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .check import check_config
     from .config import read_config_data
 
-    _, problems = check_config(read_config_data(args.config, args.overrides))
+    overrides = list(args.overrides) + (["progress=false"] if args.no_progress else [])
+    _, problems = check_config(read_config_data(args.config, overrides))
     if problems:
         print(f"{len(problems)} problem(s) in {args.config or 'the default config'}:", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
         return 2
-    print(f"{args.config or 'default config'}: OK (config, data, teacher checkpoint, models, taps, ladder)")
+    print(f"{args.config or 'default config'}: OK (config, data, teacher checkpoint, models, taps, ladder, recipes)")
     return 0
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from .checkpoint import load_model
-    from .ladder import Rung
+    from .checkpoint import atomic_write_json
     from .plan import format_plan, run_plan
-    from .runner import _pairs, load_data, resolve_device
+    from .rung import load_teacher
+    from .session import load_data, memory_format, resolve_device
 
     pre = []
-    if args.time_budget is not None:
-        pre.append(f"plan.time_budget={args.time_budget}")
-    if args.target_accuracy is not None:
-        pre.append(f"plan.target_accuracy={args.target_accuracy}")
-    if args.planning_budget is not None:
-        pre.append(f"plan.planning_budget={args.planning_budget}")
+    for key, val in (("time_budget", args.time_budget), ("target_accuracy", args.target_accuracy),
+                     ("planning_budget", args.planning_budget)):
+        if val is not None:
+            pre.append(f"plan.{key}={val}")
     cfg = _load(args, pre)
     device = resolve_device(cfg.device)
     data = load_data(cfg).to(device)
-    teacher, ck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
-    teacher.to(device, memory_format=torch_channels_last(cfg))
-    plan = run_plan(cfg, data, device, Rung("teacher", teacher, _pairs(cfg.teacher, teacher), ck["model"]))
+    teacher, ck = load_teacher(cfg, device, memory_format(cfg))
+    plan = run_plan(cfg, data, device, teacher, teacher_meta=ck)
     print(format_plan(plan))
     if args.out:
-        from .checkpoint import atomic_write_json
-
         atomic_write_json(Path(args.out) / "plan.json", plan)
     return 0 if plan["choice"] else 2
-
-
-def torch_channels_last(cfg):
-    import torch
-
-    return torch.channels_last if cfg.channels_last else torch.preserve_format
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -131,50 +124,114 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import PRESETS, format_bench_md, run_bench
+    from .bench import PRESETS, format_bench_md, resume_config, run_bench
+    from .config import ConfigError
 
-    pre = list(PRESETS[args.preset]) if args.preset else []
-    if args.seeds is not None:
-        pre.append(f"bench.seeds={args.seeds}")
-    if args.budgets:
-        pre.append(f"bench.budgets=[{args.budgets}]")
-    if args.arms:
-        pre.append(f"bench.arms=[{args.arms}]")
-    if args.target_accuracy is not None:
-        pre.append(f"bench.target_accuracy={args.target_accuracy}")
-    cfg = _load(args, pre)
-    out = Path(args.out or f"runs/bench-{datetime.now():%Y%m%d-%H%M%S}")
-    print(f"fspladder bench -> {out}", file=sys.stderr)
-    if args.micro:
-        from .micro import run_micro
+    if args.resume:
+        if args.config or args.overrides or args.out or args.preset:
+            raise ConfigError(["--resume DIR continues DIR with the config saved there; drop CONFIG, --set, "
+                               "--preset and --out"])
+        out = Path(args.resume)
+        cfg = resume_config(out)
+        print(f"fspladder bench: resuming {out}", file=sys.stderr)
+        bench = run_bench(cfg, out, resume=True)
+    else:
+        pre = list(PRESETS[args.preset]) if args.preset else []
+        for key, val in (("seeds", args.seeds), ("target_accuracy", args.target_accuracy)):
+            if val is not None:
+                pre.append(f"bench.{key}={val}")
+        if args.budgets:
+            pre.append(f"bench.budgets=[{args.budgets}]")
+        if args.arms:
+            pre.append(f"bench.arms=[{args.arms}]")
+        cfg = _load(args, pre)
+        out = Path(args.out or f"runs/bench-{datetime.now():%Y%m%d-%H%M%S}")
+        print(f"fspladder bench -> {out}", file=sys.stderr)
+        if args.micro:
+            from .micro import run_micro
 
-        run_micro(out, cfg)
-    bench = run_bench(cfg, out)
+            run_micro(out, cfg)
+        bench = run_bench(cfg, out)
     print(format_bench_md(bench))
-    print(f"outputs in {out}/ (bench.json, bench.md, curves.png)")
+    print(f"outputs in {out}/ (bench.json, bench.md, curves.png, runs/)")
     return _report_unless(args, out)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import ModelConfig
+    import yaml
+
+    from .checkpoint import check_writable
+    from .config import ConfigError, ModelConfig
     from .runner import train_network
 
+    check_writable(args.save)
+    kwargs = {}
+    if args.kwargs:
+        try:
+            kwargs = yaml.safe_load(args.kwargs)
+        except yaml.YAMLError as e:
+            raise ConfigError([f"--kwargs {args.kwargs!r} is not valid YAML ({e})"]) from e
+        if not isinstance(kwargs, dict):
+            raise ConfigError([f"--kwargs must be a mapping like '{{depth: 32, width: 2}}', got {args.kwargs!r}"])
+    problems: list[str] = []
+    ModelConfig(model=args.model, kwargs=kwargs)._check("--model", problems)
+    if problems:
+        raise ConfigError(problems)
     cfg = _load(args)
-    mc = ModelConfig(model=args.model)
     command = "fspladder " + " ".join(shlex.quote(a) for a in args.argv)
-    meta = train_network(cfg, mc, args.save, command)
+    meta = train_network(cfg, ModelConfig(model=args.model, kwargs=kwargs), args.save, command)
     print(f"{args.model}: val acc {meta['val_acc']:.4f}, test acc {meta['test_acc']:.4f}, "
           f"{meta['seconds']:.0f} s -> {args.save}")
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    from .config import ConfigError, load_config
+    from .predict import classify_files, image_files, load_for_inference, score_data
+
+    if bool(args.inputs) == bool(args.data):
+        raise ConfigError(["give either image files or folders to classify, or --data CONFIG to score a data set"])
+    if args.data:
+        from .checkpoint import load_model
+
+        model, ck = load_model(args.checkpoint)
+        res = score_data(model.eval(), (ck["meta"] or {}).get("preprocessing"),
+                         load_config(args.data, args.overrides), args.split)
+        print(json.dumps(res))
+        return 0
+    model, prep = load_for_inference(args.checkpoint)
+    rows = classify_files(model, prep, image_files(args.inputs), top=args.top)
+    if args.out:
+        out = Path(args.out)
+        if out.exists():
+            raise ConfigError([f"--out {out} exists; fspladder never overwrites a file: choose another name"])
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "class", "label", "probability"])
+            for r in rows:
+                w.writerow([r["file"], r["classes"][0], r["labels"][0], f"{r['probabilities'][0]:.6f}"])
+        print(f"{len(rows)} images classified -> {out}")
+    else:
+        for r in rows:
+            print("\t".join([r["file"]] + [f"{c} {p:.4f}" for c, p in zip(r["classes"], r["probabilities"])]))
+    return 0
+
+
 def _cmd_layers(args: argparse.Namespace) -> int:
+    from .config import ConfigError
     from .layers import layer_table
 
     try:
         shape = tuple(int(s) for s in args.input_shape.split(","))
     except ValueError:
-        raise SystemExit(f"--input-shape must be C,H,W integers like 1,28,28, got {args.input_shape!r}") from None
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError([f"--input-shape must be three positive integers C,H,W like 1,28,28, got {args.input_shape!r}"])
+    if args.num_classes < 1:
+        raise ConfigError([f"--num-classes must be >= 1, got {args.num_classes}"])
     print(layer_table(args.model, shape, num_classes=args.num_classes))
     return 0
 
@@ -188,18 +245,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fspladder", description=(
-        "Train a large network faster by transferring the information flow (FSP matrices) of a small "
-        "trained network through networks of growing size (Yim et al. CVPR 2017; KR 10-2063377)."))
+        "Train a large network faster from a small trained one, step by step through networks of growing size: "
+        "the FSP ladder of KR 10-2063377 (Yim et al. CVPR 2017) and other recipes (growth, soft targets)."))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run a ladder: teacher -> intermediates -> target")
+    p = sub.add_parser("run", help="run a ladder: teacher -> intermediates -> target, each rung by its recipe")
     _add_config_args(p)
     p.add_argument("--out", help="output directory (default runs/DATE-TIME)")
     p.add_argument("--resume", metavar="DIR", help="continue a killed run in DIR from its last completed epoch")
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_run)
 
-    p = sub.add_parser("plan", help="choose how many intermediates from measured cost and probe accuracy")
+    p = sub.add_parser("plan", help="choose the intermediates and the recipe from measured cost and probe accuracy")
     _add_config_args(p)
     p.add_argument("--time-budget", type=float, help="seconds the whole pipeline may take")
     p.add_argument("--target-accuracy", type=float, help="target probe validation accuracy to reach")
@@ -207,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write plan.json into this directory")
     p.set_defaults(fn=_cmd_plan)
 
-    p = sub.add_parser("check", help="validate a config (keys, data, checkpoint, taps, ladder) without training")
+    p = sub.add_parser("check", help="validate a config (keys, data, checkpoint, taps, ladder, recipes) without training")
     _add_config_args(p)
     p.set_defaults(fn=_cmd_check)
 
@@ -215,24 +272,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="the --out directory of `fspladder run` or `fspladder bench`")
     p.set_defaults(fn=_cmd_report)
 
-    p = sub.add_parser("bench", help="accuracy vs training seconds: ladder, direct, scratch, soft targets, growth")
+    from .recipes import ARMS, DEFAULT_ARMS
+
+    p = sub.add_parser("bench", help="accuracy vs training seconds of every recipe against training from scratch")
     _add_config_args(p)
-    p.add_argument("--preset", choices=["quick", "full"], help="quick: ~1 h on 2 CPU cores; full: whole data set")
+    p.add_argument("--preset", choices=["quick", "full", "realistic"],
+                   help="quick: ~1 h on 2 CPU cores, target below its teacher; realistic: ~100 min, the teacher's "
+                        "own data, targets that pass it; full: the whole data set")
     p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
     p.add_argument("--budgets", help="stage-2 budgets as fractions of the full epochs, e.g. 0.25,0.5,1")
-    p.add_argument("--arms", help="comma-separated arms from scratch,direct,ladder,soft,grow,grow-fsp "
-                   "(default: all but grow-fsp)")
+    p.add_argument("--arms", help=f"comma-separated arms from {','.join(ARMS)} (default: {','.join(DEFAULT_ARMS)})")
     p.add_argument("--target-accuracy", type=float, help="accuracy for time-to-target (default: scratch at full budget)")
     p.add_argument("--micro", action="store_true", help="also time one stage-1 step vs one CE step, and fsp_matrix")
     p.add_argument("--out", help="output directory (default runs/bench-DATE-TIME)")
+    p.add_argument("--resume", metavar="DIR", help="continue a killed bench in DIR from its finished runs")
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_bench)
 
     p = sub.add_parser("train", help="train one network from scratch with cross-entropy (e.g. a teacher)")
     _add_config_args(p)
-    p.add_argument("--model", required=True, help="registered model name, e.g. resnet8")
-    p.add_argument("--save", required=True, help="checkpoint file to write")
+    p.add_argument("--model", required=True, help="registered model name (e.g. resnet8) or package.module:factory")
+    p.add_argument("--kwargs", help="the model's keyword arguments as YAML, e.g. '{depth: 32, width: 2}'")
+    p.add_argument("--save", required=True, help="checkpoint file to write (never overwritten)")
     p.set_defaults(fn=_cmd_train)
+
+    p = sub.add_parser("predict", help="classify images, or score a data set, with a trained checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint of `fspladder run` (rung-K-NAME.pt) or `fspladder train`")
+    p.add_argument("inputs", nargs="*", help="image files and/or folders of images to classify")
+    p.add_argument("--data", metavar="CONFIG", help="score this config's data set instead (its test split)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the --data config")
+    p.add_argument("--split", choices=["test", "val", "train"], default="test", help="which split --data scores")
+    p.add_argument("--top", type=int, default=1, help="classes to print per image (default 1)")
+    p.add_argument("--out", help="write the classes to this CSV file instead of printing them")
+    p.set_defaults(fn=_cmd_predict)
 
     p = sub.add_parser("layers", help="list a model's tap-able modules with their output shapes")
     p.add_argument("model", help="registered model name, e.g. resnet20")
@@ -246,28 +319,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataFileError
-    from .engine import DivergenceError
-    from .flow import TapError
-    from .ladder import LadderError
-    from .report import ReportError
-    from .plan import PlanError
-    from .runner import ResumeError
+    from .errors import FspladderError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
         return args.fn(args)
-    except (ConfigError, LadderError, TapError, CheckpointError, DataFileError, DivergenceError, ReportError, ResumeError, PlanError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"fspladder {args.command}: error: {msg}", file=sys.stderr)
+    except FspladderError as e:
+        print(f"fspladder {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"fspladder {args.command}: interrupted; finished rungs' checkpoints are kept", file=sys.stderr)
+        print(f"fspladder {args.command}: interrupted; finished rungs' checkpoints and finished bench runs are kept",
+              file=sys.stderr)
         return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"fspladder {args.command}: internal error (a bug in fspladder, not in your input); please report it "
+              "in the project's issue tracker with the command and the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

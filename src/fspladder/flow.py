@@ -21,10 +21,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import FspladderError
+
 __all__ = ["Tap", "FsPair", "FlowRecorder", "TapError", "fsp_matrix", "parse_tap", "flow_of", "taps_of"]
 
 
-class TapError(ValueError):
+class TapError(FspladderError, ValueError):
     """A tap names a module the model does not have."""
 
 

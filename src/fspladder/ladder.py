@@ -13,17 +13,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from .errors import ProblemsError
 from .flow import FlowRecorder, FsPair, TapError, check_taps, flow_of, taps_of
 
 __all__ = ["Rung", "LadderError", "validate_ladder", "default_pairs", "flow_shapes"]
 
 
-class LadderError(ValueError):
+class LadderError(ProblemsError):
     """The chain of networks cannot run; ``problems`` lists every reason."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid ladder:\n" + "\n".join(f"  - {p}" for p in problems))
+    heading = "invalid ladder"
 
 
 @dataclass
@@ -71,14 +70,16 @@ def flow_shapes(rung: Rung, input_shape: Sequence[int]) -> list[tuple[int, int]]
     return [tuple(g.shape[1:]) for g in mats]  # type: ignore[misc]
 
 
-def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int],
-                    project_channels: bool = False) -> list[list[tuple[int, int]]]:
+def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int], project_channels: bool | Sequence[bool] = False,
+                    compare: Sequence[bool] | None = None) -> list[list[tuple[int, int]]]:
     """Check a chain before any training; raise :class:`LadderError` listing every problem.
 
     Checks: at least a teacher and one student; every tap exists; parameter
-    counts strictly increase along the chain (patent claim 3); each network
-    has as many FSP pairs as the one before it, with equal ``(m, n)`` shapes
-    unless ``project_channels`` lets 1x1 projections align them (width growth).
+    counts strictly increase along the chain (patent claim 3); each student
+    whose recipe compares FSP matrices (``compare[i]``, default all: the
+    patent's stage 1) has as many FSP pairs as the network before it, with
+    equal ``(m, n)`` shapes unless ``project_channels`` (one flag, or one per
+    student) lets 1x1 projections align them (width growth).
     Returns the FSP shapes of every rung.
     """
     problems: list[str] = []
@@ -99,17 +100,22 @@ def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int],
                 "(patent claim 3): reorder the rungs or pick a larger model"
             )
     shapes = [flow_shapes(r, input_shape) for r in rungs]
-    for (prev, ps), (cur, cs) in zip(zip(rungs, shapes), zip(rungs[1:], shapes[1:])):
+    n = len(rungs) - 1
+    compare = list(compare) if compare is not None else [True] * n
+    project = [project_channels] * n if isinstance(project_channels, bool) else list(project_channels)
+    for k, ((prev, ps), (cur, cs)) in enumerate(zip(zip(rungs, shapes), zip(rungs[1:], shapes[1:]))):
+        if not compare[k]:
+            continue
         if len(ps) != len(cs):
             problems.append(f"{cur.name} has {len(cs)} FSP pairs but {prev.name} has {len(ps)}; use the same number")
             continue
         for i, (a, b, pa, pb) in enumerate(zip(ps, cs, prev.pairs, cur.pairs)):
-            if a != b and not project_channels:
+            if a != b and not project[k]:
                 problems.append(
                     f"FSP pair {i}: {cur.name} {pb} gives a {b[0]}x{b[1]} matrix but {prev.name} {pa} gives "
                     f"{a[0]}x{a[1]}; tapped channel counts must match pair by pair and in the same order "
-                    "(grow depth at equal width, tap layers of equal width, or set stage1.project_channels: "
-                    "true to align them with learned 1x1 projections)"
+                    "(grow depth at equal width, tap layers of equal width, set stage1.project_channels: "
+                    "true to align them with learned 1x1 projections, or use a recipe without stage 1, e.g. grow)"
                 )
     if problems:
         raise LadderError(problems)

@@ -1,4 +1,4 @@
-"""The FSP loss (patent eq. 2, [0092-0098]; Yim et al., CVPR 2017, eq. 2)."""
+"""The FSP loss (patent eq. 2, [0092-0098]; Yim et al., CVPR 2017, eq. 2) and soft targets (Hinton et al. 2015)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["fsp_loss", "LOSS_NORMS"]
+__all__ = ["fsp_loss", "soft_target_loss", "LOSS_NORMS"]
 
 LossNorm = Literal["patent", "element", "pair"]
 LOSS_NORMS: tuple[str, ...] = ("patent", "element", "pair")
@@ -66,3 +67,25 @@ def fsp_loss(
             sq = sq / gt.detach().float().pow(2).sum(dim=(1, 2)).mean().clamp_min(1e-12)
         total = total + lam * sq.mean()
     return total
+
+
+def soft_target_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, temperature: float = 4.0,
+                     alpha: float = 0.9, label_smoothing: float = 0.0) -> torch.Tensor:
+    """``(1 - alpha) * CE(logits, y) + alpha * T^2 * KL(softmax(t / T) || softmax(s / T))`` (Hinton et al. 2015).
+
+    Args:
+        logits: ``(B, K)`` the student's outputs.
+        teacher_logits: ``(B, K)`` the frozen network's outputs (no gradient flows into them).
+        y: ``(B,)`` labels.
+        temperature: ``T``; the ``T^2`` factor keeps the soft term's gradients on the scale of the hard one's.
+        alpha: weight of the soft term.
+
+    Computed in float32 whatever autocast is active, like the FSP terms.
+    """
+    if logits.shape != teacher_logits.shape:
+        raise ValueError(f"soft targets: the student gives {tuple(logits.shape)} logits but the previous network "
+                         f"{tuple(teacher_logits.shape)}; both must predict the same classes")
+    s, t = logits.float(), teacher_logits.detach().float()
+    kd = F.kl_div(F.log_softmax(s / temperature, 1), F.softmax(t / temperature, 1),
+                  reduction="batchmean") * temperature**2
+    return (1 - alpha) * F.cross_entropy(s, y, label_smoothing=label_smoothing) + alpha * kd

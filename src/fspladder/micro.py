@@ -167,7 +167,7 @@ def format_micro(res: dict[str, Any]) -> str:
 
 def run_micro(out: str | Path, cfg: RunConfig | None = None, device: str = "auto") -> dict[str, Any]:
     """Run both micro-benchmarks, print them and write ``micro.json`` with the machine they ran on."""
-    from .runner import machine_info, resolve_device
+    from .session import machine_info, resolve_device
 
     cfg = cfg or parse_config({})
     dev = resolve_device(device if device != "auto" else cfg.device)

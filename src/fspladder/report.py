@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import FspladderError
+
 __all__ = ["write_report", "ReportError"]
 
 
-class ReportError(ValueError):
+class ReportError(FspladderError, ValueError):
     """The directory holds no run or bench outputs to report."""
 
 
@@ -70,18 +72,20 @@ def heatmaps(run: Path, summary: dict[str, Any]) -> list[tuple[str, Path]]:
         for i in range(n):
             mats = [z[f"previous_{i}"], z[f"before_{i}"], z[f"after_{i}"]]
             mats.append(mats[2] - mats[0])
-            lim = float(max(np.abs(m).max() for m in mats)) or 1.0
+            # The previous network and the student after stage 1 share one scale (stage 1 makes them equal);
+            # the student before stage 1 (often far larger) and the difference get their own, so no panel is blank.
+            shared = float(max(np.abs(mats[0]).max(), np.abs(mats[2]).max())) or 1.0
+            lims = [shared, float(np.abs(mats[1]).max()) or 1.0, shared, float(np.abs(mats[3]).max()) or 1.0]
             titles = [f"{rung['learns_from']} {prev_pairs[i]}", f"{rung['name']} before stage 1",
                       f"{rung['name']} after stage 1", "after − previous"]
-            for ax, m, t in zip(axes[i], mats, titles):
+            for ax, m, t, lim in zip(axes[i], mats, titles, lims):
                 im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
-                ax.set_title(t, fontsize=9)
+                ax.set_title(f"{t}\n(scale ±{lim:.3g})", fontsize=9)
                 ax.set_xlabel(f"channel j of 2nd tap (n={m.shape[1]})", fontsize=8)
                 ax.set_ylabel(f"channel i of 1st tap (m={m.shape[0]})", fontsize=8)
-            cb = fig.colorbar(im, ax=list(axes[i]), fraction=0.025, pad=0.01)
-            cb.set_label(f"G[i, j], pair {i} {pairs[i]}", fontsize=8)
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
         fig.suptitle(f"Rung {k} ({rung['name']}): mean FSP matrices on {FLOW_IMAGES} held-out images "
-                     f"(shared colour scale per pair)", fontsize=11)
+                     f"(previous and after share a colour scale)", fontsize=11)
         figs.append((f"FSP matrices, rung {k}: {rung['name']} learning from {rung['learns_from']}",
                      _save(fig, run / f"report-fsp-{k}-{rung['name']}.png")))
     return figs
@@ -98,7 +102,7 @@ def curves(run: Path, summary: dict[str, Any], metrics: list[dict[str, Any]]) ->
         if s1:
             axes[0, 0].plot([m["seconds"] for m in s1], [m["fsp_loss"] for m in s1], label=name)
             axes[0, 1].plot([m["step"] for m in s1], [m["fsp_loss"] for m in s1], label=name)
-        s2 = [m for m in metrics if m.get("stage") == 2 and m.get("rung") == name]
+        s2 = [m for m in metrics if m.get("stage") == 2 and m.get("rung") == name and "event" not in m]
         if s2:
             for key, style in (("val_acc", "-o"), ("test_acc", "--s")):
                 axes[1, 0].plot([m["seconds"] for m in s2], [m[key] for m in s2], style, label=f"{name} {key[:-4]}")
@@ -123,23 +127,25 @@ def curves(run: Path, summary: dict[str, Any], metrics: list[dict[str, Any]]) ->
 
 
 def time_bars(run: Path, summary: dict[str, Any]) -> list[tuple[str, Path]]:
+    """This run's own seconds per rung and stage (the teacher's earlier training is stated, not drawn)."""
     plt = _plt()
     labels, values, colors = [], [], []
-    t = summary.get("teacher", {}).get("trained", {})
-    if t.get("seconds"):
-        labels.append("teacher (trained earlier)")
-        values.append(t["seconds"])
-        colors.append("0.6")
     for r in summary.get("rungs", []):
-        labels += [f"{r['name']} stage 1", f"{r['name']} stage 2"]
-        values += [r["stage1"]["seconds"], r["stage2"]["seconds"]]
-        colors += ["tab:orange", "tab:blue"]
+        if r.get("stage1"):
+            labels.append(f"{r['name']} stage 1")
+            values.append(r["stage1"]["seconds"])
+            colors.append("tab:orange")
+        labels.append(f"{r['name']} stage 2")
+        values.append(r["stage2"]["seconds"])
+        colors.append("tab:blue")
     if not values:
         return []
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(values) + 1.2))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(values) + 1.4))
     ax.barh(labels[::-1], values[::-1], color=colors[::-1])
     ax.set_xlabel("seconds (wall clock, incl. evaluation)")
-    ax.set_title("Where the time went")
+    t = summary.get("teacher", {}).get("trained", {})
+    note = f"; the teacher was trained earlier in {t['seconds']:.0f} s (not drawn)" if t.get("seconds") else ""
+    ax.set_title(f"Where this run's time went{note}", fontsize=10)
     for y, v in enumerate(values[::-1]):
         ax.text(v, y, f" {v:.0f} s", va="center", fontsize=8)
     fig.tight_layout()
@@ -175,6 +181,24 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, f"{d:.6g}" if isinstance(d, float) else d)]
 
 
+def _relevant_config(path: Path, is_bench: bool) -> str:
+    """The config without the sections that did not act on this output (bench keys in a run, plan keys
+    unless it planned)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return path.read_text()
+    if not isinstance(cfg, dict):
+        return path.read_text()
+    if not is_bench:
+        cfg.pop("bench", None)
+    if (cfg.get("plan") or {}).get("intermediates") != "auto":
+        cfg.pop("plan", None)
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
 def _img(title: str, path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return (f"<figure><figcaption>{html.escape(title)}</figcaption>"
@@ -206,14 +230,19 @@ def write_report(run_dir: str | Path) -> Path:
             parts.append(f"<p>Students trained in {word.get(prec['amp'], prec['amp'])}; the frozen networks made "
                          f"stage-1 targets in {word.get(prec['teacher_amp'], prec['teacher_amp'])} "
                          "(FSP matrices always float32).</p>")
-        rows = [("teacher", summary["teacher"]["model"], summary["teacher"]["params"], "-", "-",
-                 summary["teacher"].get("test_acc", "-"))]
+        t = summary["teacher"]
+        rows = [("teacher", t["model"], t["params"], "-", "-", "-", t.get("val_acc", "-"), t.get("test_acc", "-"))]
         for r in summary.get("rungs", []):
-            rows.append((r["name"], r["model"], r["params"],
-                         f"{r['stage1']['fsp_loss_start']:.4g} → {r['stage1']['fsp_loss_end']:.4g}",
-                         f"{r['stage1']['seconds']:.0f} + {r['stage2']['seconds']:.0f}", r["stage2"]["test_acc"][-1]))
-        head = "".join(f"<th>{h}</th>" for h in ("network", "model", "parameters", "FSP loss (stage 1)",
-                                                 "seconds (stage 1 + 2)", "test accuracy"))
+            s1, s2 = r.get("stage1"), r["stage2"]
+            recipe = "/".join((r.get("recipe") or {"init": "random", "stage1": "fsp", "guidance": "ce"}).values())
+            kd = f"; soft targets off after step {s2['kd_off']['step']}" if s2.get("kd_off") else ""
+            rows.append((r["name"], r["model"], r["params"], recipe + kd,
+                         f"{s1['fsp_loss_start']:.4g} → {s1['fsp_loss_end']:.4g}" if s1 else "-",
+                         f"{s1['seconds']:.0f} + {s2['seconds']:.0f}" if s1 else f"{s2['seconds']:.0f}",
+                         s2["val_acc"][-1], s2["test_acc"][-1]))
+        head = "".join(f"<th>{h}</th>" for h in ("network", "model", "parameters", "recipe (init/stage 1/guidance)",
+                                                 "FSP loss (stage 1)", "seconds (stage 1 + 2)", "val accuracy",
+                                                 "test accuracy"))
         body = "".join("<tr>" + "".join(f"<td>{html.escape(f'{c:.4f}' if isinstance(c, float) else str(c))}</td>"
                                         for c in row) + "</tr>" for row in rows)
         parts.append(f"<h2>Ladder</h2><table><tr>{head}</tr>{body}</table>")
@@ -225,9 +254,10 @@ def write_report(run_dir: str | Path) -> Path:
             if md.is_file():
                 parts.append(f"<h2>Bench</h2><pre>{html.escape(md.read_text())}</pre>")
     parts += [_img(t, p) for t, p in figures]
-    cfg = run / "config.yaml"
-    if cfg.is_file():
-        parts.append(f"<h2>Config</h2><pre>{html.escape(cfg.read_text())}</pre>")
+    cfg = next((run / n for n in ("resolved-config.yaml", "config.yaml", "bench-config.yaml") if (run / n).is_file()),
+               None)
+    if cfg is not None:
+        parts.append(f"<h2>Config</h2><pre>{html.escape(_relevant_config(cfg, bench_p.is_file()))}</pre>")
     if summary_p.is_file():
         slim = {k: v for k, v in json.loads(summary_p.read_text()).items() if k != "config"}
         parts.append("<h2>Summary</h2>" + _table(_flatten(slim)))

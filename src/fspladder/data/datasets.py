@@ -10,39 +10,55 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .idx import DataFileError, read_idx
 
-__all__ = ["ImageSet", "DataSplits", "load_fashion_mnist", "load_idx_folder", "split_train_val",
-           "FASHION_MNIST_DIR"]
+if TYPE_CHECKING:
+    from .sources import RawData
+
+__all__ = ["ImageSet", "DataSplits", "load_fashion_mnist", "load_idx_folder", "read_idx_folder", "split_train_val",
+           "channel_stats", "FASHION_MNIST_DIR"]
 
 FASHION_MNIST_DIR = Path(os.environ.get("FSPLADDER_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 
 
 @dataclass
 class ImageSet:
-    """Images ``x`` (uint8, ``(N, C, H, W)``) and labels ``y`` (int64, ``(N,)``)."""
+    """Images ``x`` (uint8, ``(N, C, H, W)``), labels ``y`` (int64, ``(N,)``) and, optionally, ``origin``: each
+    image's index in its source's training or test files (int64, ``(N,)``), for fingerprints."""
 
     x: torch.Tensor
     y: torch.Tensor
+    origin: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.x.dim() != 4 or self.x.dtype != torch.uint8:
             raise ValueError(f"ImageSet.x must be a uint8 (N, C, H, W) tensor, got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y.shape != (self.x.shape[0],):
             raise ValueError(f"ImageSet: {self.x.shape[0]} images but labels of shape {tuple(self.y.shape)}")
+        if self.origin is None:
+            self.origin = torch.arange(self.x.shape[0])
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def subset(self, idx: torch.Tensor) -> "ImageSet":
-        return ImageSet(self.x[idx], self.y[idx])
+        return ImageSet(self.x[idx], self.y[idx], self.origin[idx.to(self.origin.device)])  # type: ignore[index]
 
     def to(self, device: torch.device | str) -> "ImageSet":
-        return ImageSet(self.x.to(device), self.y.to(device))
+        return ImageSet(self.x.to(device), self.y.to(device), self.origin)
+
+    def fingerprint(self, source: str = "") -> str:
+        """SHA-256 of the images' source indices (in order) and the source's name: equal fingerprints, same images."""
+        import hashlib
+
+        h = hashlib.sha256(source.encode() + b"|")
+        h.update(self.origin.to("cpu", torch.int64).numpy().tobytes())  # type: ignore[union-attr]
+        return h.hexdigest()
 
 
 @dataclass
@@ -56,6 +72,18 @@ class DataSplits:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     name: str = ""
+    class_names: list[str] | None = None  # None: "0", "1", ...
+    source: dict | None = None  # where the images came from (kind, root, image size), for checkpoints
+
+    def __post_init__(self) -> None:
+        if self.class_names is None:
+            self.class_names = [str(k) for k in range(self.num_classes)]
+
+    def describe(self) -> dict:
+        """What a trained network needs to be used on its own: preprocessing, input shape, classes, source."""
+        return {"name": self.name, "input_shape": [self.in_chans, *self.image_size], "mean": list(self.mean),
+                "std": list(self.std), "num_classes": self.num_classes, "class_names": list(self.class_names or []),
+                "source": self.source or {}}
 
     @property
     def in_chans(self) -> int:
@@ -67,7 +95,7 @@ class DataSplits:
 
     def to(self, device: torch.device | str) -> "DataSplits":
         return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device),
-                          self.num_classes, self.mean, self.std, self.name)
+                          self.num_classes, self.mean, self.std, self.name, self.class_names, self.source)
 
 
 def split_train_val(full: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
@@ -106,38 +134,35 @@ def _idx_pair(folder: Path, prefix: str) -> ImageSet:
     return ImageSet(x, torch.from_numpy(labels.astype(np.int64)))
 
 
+def read_idx_folder(folder: str | Path, name: str = "idx", class_names: list[str] | None = None) -> "RawData":
+    """MNIST-format data: ``train-*`` and ``t10k-*`` IDX files (gzip or plain) in ``folder``."""
+    from .sources import RawData
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataFileError(f"data folder {folder} does not exist; set data.root to the folder holding the IDX files")
+    train, test = _idx_pair(folder, "train"), _idx_pair(folder, "t10k")
+    num_classes = max(int(train.y.max()), int(test.y.max())) + 1
+    names = class_names if class_names is not None and len(class_names) == num_classes else None
+    return RawData(train, test, num_classes, names or [str(k) for k in range(num_classes)], name,
+                   {"kind": "idx", "root": str(folder)})
+
+
 def load_idx_folder(
     folder: str | Path, val_size: int = 5000, seed: int = 0, name: str = "idx",
     classes: list[int] | None = None,
 ) -> DataSplits:
-    """MNIST-format data: ``train-*`` and ``t10k-*`` IDX files (gzip or plain) in ``folder``.
+    """MNIST-format data in ``folder``, split and checked. ``classes`` keeps only those labels,
+    renumbered 0..k-1 in the given order (used for the transfer-learning split)."""
+    from .sources import finish_splits
 
-    ``classes`` keeps only those labels, renumbered 0..k-1 in the given order
-    (used for the transfer-learning split).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataFileError(f"data folder {folder} does not exist; set data.root to the folder holding the IDX files")
-    train, test = _idx_pair(folder, "train"), _idx_pair(folder, "t10k")
-    num_classes = int(max(train.y.max(), test.y.max())) + 1
-    if classes is not None:
-        train, test = _keep_classes(train, classes), _keep_classes(test, classes)
-        num_classes = len(classes)
-    train, val = split_train_val(train, val_size, seed)
-    mean, std = channel_stats(train.x)
-    return DataSplits(train, val, test, num_classes, mean, std, name)
-
-
-def _keep_classes(s: ImageSet, classes: list[int]) -> ImageSet:
-    lut = torch.full((int(s.y.max()) + 1,), -1, dtype=torch.int64)
-    for new, old in enumerate(classes):
-        if old <= int(s.y.max()):
-            lut[old] = new
-    keep = lut[s.y] >= 0
-    return ImageSet(s.x[keep], lut[s.y[keep]])
+    return finish_splits(read_idx_folder(folder, name), val_size, seed, classes)
 
 
 def load_fashion_mnist(root: str | Path | None = None, val_size: int = 5000, seed: int = 0,
                        classes: list[int] | None = None) -> DataSplits:
     """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (or any folder of its IDX files)."""
-    return load_idx_folder(root or FASHION_MNIST_DIR, val_size, seed, "fashion-mnist", classes)
+    from .sources import FASHION_MNIST_CLASSES, finish_splits
+
+    return finish_splits(read_idx_folder(root or FASHION_MNIST_DIR, "fashion-mnist", FASHION_MNIST_CLASSES),
+                         val_size, seed, classes)

@@ -4,21 +4,40 @@ Layout: ``root/train/<class>/*.png|jpg|...`` and ``root/test/<class>/...``.
 Without ``train``/``test`` sub-folders, ``root/<class>/...`` is split into a
 test set of ``test_fraction`` per class (seeded). Images are converted to
 ``channels`` (1 = grey, 3 = RGB) and resized to ``image_size`` squares.
+
+:func:`index_image_folder` lists the files without decoding them (the
+streaming path reads them batch by batch); :func:`read_image_folder` decodes
+them all into one uint8 tensor (the in-memory path).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .datasets import DataSplits, ImageSet, channel_stats, split_train_val
+from .datasets import DataSplits, ImageSet
 from .idx import DataFileError
+from .sources import RawData, finish_splits
 
-__all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
+__all__ = ["load_image_folder", "read_image_folder", "index_image_folder", "FolderIndex", "decode_image",
+           "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+@dataclass
+class FolderIndex:
+    """Image files and their labels, before any decoding."""
+
+    root: Path
+    classes: list[str]
+    train_files: list[Path]
+    train_labels: list[int]
+    test_files: list[Path]
+    test_labels: list[int]
 
 
 def _classes(folder: Path) -> list[str]:
@@ -28,55 +47,82 @@ def _classes(folder: Path) -> list[str]:
     return classes
 
 
-def _read(folder: Path, classes: list[str], size: int, channels: int) -> ImageSet:
-    from PIL import Image, UnidentifiedImageError
-
-    mode = {1: "L", 3: "RGB"}[channels]
-    xs, ys = [], []
+def _files(folder: Path, classes: list[str], need_all: bool) -> tuple[list[Path], list[int]]:
+    files, labels = [], []
     for k, c in enumerate(classes):
         d = folder / c
         if not d.is_dir():
             raise DataFileError(f"class folder {d} is missing; train and test need the same class sub-folders")
-        for f in sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            try:
-                with Image.open(f) as im:
-                    im = im.convert(mode).resize((size, size), Image.BILINEAR)
-                    arr = np.asarray(im, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataFileError(f"image {f} cannot be read ({e}); remove it or replace it with a valid image") from e
-            xs.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
-            ys.append(k)
-    if not xs:
-        raise DataFileError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
-    return ImageSet(torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.int64))
+        found = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not found and need_all:
+            raise DataFileError(f"class folder {d} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add images "
+                                "or remove the folder (an empty class cannot be learned)")
+        files += found
+        labels += [k] * len(found)
+    return files, labels
+
+
+def index_image_folder(root: str | Path, seed: int = 0, test_fraction: float = 0.2) -> FolderIndex:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataFileError(f"image folder {root} does not exist; set data.root to it")
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        classes = _classes(root / "train")
+        extra = sorted(set(_classes(root / "test")) - set(classes))
+        if extra:
+            raise DataFileError(f"image folder {root}: test has class folders {extra} that train lacks; a class "
+                                "without training images cannot be learned: add them to train or remove them")
+        tr, ytr = _files(root / "train", classes, need_all=True)
+        te, yte = _files(root / "test", classes, need_all=False)
+        return FolderIndex(root, classes, tr, ytr, te, yte)
+    classes = _classes(root)
+    files, labels = _files(root, classes, need_all=True)
+    y = torch.tensor(labels)
+    g = torch.Generator().manual_seed(seed)
+    test_idx = []
+    for k in range(len(classes)):  # per-class test split
+        idx = (y == k).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        test_idx += idx[: max(1, round(test_fraction * len(idx)))].tolist()
+    is_test = set(test_idx)
+    keep = [i for i in range(len(files)) if i not in is_test]
+    return FolderIndex(root, classes, [files[i] for i in keep], [labels[i] for i in keep],
+                       [files[i] for i in sorted(is_test, key=test_idx.index)],
+                       [labels[i] for i in sorted(is_test, key=test_idx.index)])
+
+
+def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """One image file as a uint8 ``(C, size, size)`` array (bilinear resize)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert({1: "L", 3: "RGB"}[channels]).resize((size, size), Image.BILINEAR),
+                             dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataFileError(f"image {path} cannot be read ({e}); remove it or replace it with a valid image") from e
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+def _decode_all(files: list[Path], labels: list[int], size: int, channels: int) -> ImageSet:
+    if not files:
+        return ImageSet(torch.zeros((0, channels, size, size), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    return ImageSet(torch.from_numpy(np.stack([decode_image(f, size, channels) for f in files])),
+                    torch.tensor(labels, dtype=torch.int64))
+
+
+def read_image_folder(root: str | Path, image_size: int = 32, channels: int = 3, seed: int = 0,
+                      test_fraction: float = 0.2) -> RawData:
+    if channels not in (1, 3):
+        raise DataFileError(f"channels must be 1 or 3, got {channels}")
+    ix = index_image_folder(root, seed, test_fraction)
+    train = _decode_all(ix.train_files, ix.train_labels, image_size, channels)
+    test = _decode_all(ix.test_files, ix.test_labels, image_size, channels)
+    return RawData(train, test, len(ix.classes), ix.classes, f"folder:{ix.root.name}",
+                   {"kind": "folder", "root": str(ix.root), "image_size": image_size, "channels": channels})
 
 
 def load_image_folder(root: str | Path, image_size: int = 32, channels: int = 3, val_size: int = 5000,
                       seed: int = 0, test_fraction: float = 0.2) -> DataSplits:
-    root = Path(root)
-    if not root.is_dir():
-        raise DataFileError(f"image folder {root} does not exist; set data.root to it")
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        classes = _classes(root / "train")
-        full, test = _read(root / "train", classes, image_size, channels), _read(root / "test", classes, image_size, channels)
-    else:
-        classes = _classes(root)
-        every = _read(root, classes, image_size, channels)
-        g = torch.Generator().manual_seed(seed)
-        test_idx = []
-        for k in range(len(classes)):  # per-class test split
-            idx = (every.y == k).nonzero().flatten()
-            idx = idx[torch.randperm(len(idx), generator=g)]
-            test_idx.append(idx[: max(1, round(test_fraction * len(idx)))])
-        t = torch.cat(test_idx)
-        keep = torch.ones(len(every), dtype=torch.bool)
-        keep[t] = False
-        full, test = every.subset(keep.nonzero().flatten()), every.subset(t)
-    if val_size >= len(full):
-        raise DataFileError(f"image folder {root}: val_size {val_size} leaves no training images "
-                            f"({len(full)} in all); lower data.val_size")
-    train, val = split_train_val(full, val_size, seed)
-    mean, std = channel_stats(train.x)
-    return DataSplits(train, val, test, len(classes), mean, std, f"folder:{root.name}")
+    """An image folder, decoded, split and checked."""
+    return finish_splits(read_image_folder(root, image_size, channels, seed, test_fraction), val_size, seed)

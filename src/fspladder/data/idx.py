@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FspladderError
+
 __all__ = ["read_idx", "DataFileError"]
 
 
-class DataFileError(ValueError):
+class DataFileError(FspladderError, ValueError):
     """A data file is missing, truncated or not in the expected format."""
 
 

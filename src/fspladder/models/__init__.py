@@ -2,14 +2,29 @@
 
 from . import plain as _plain  # noqa: F401  (registers the plain CNNs)
 from . import resnet as _resnet  # noqa: F401  (registers the ResNets)
-from .registry import FeatureInfo, accepted_kwargs, create_model, is_factory_spec, is_model, list_models, register_model
+from .outputs import ModelOutputError, logits_of
 from .plain import PlainCNN
+from .registry import (
+                       FeatureInfo,
+                       ModelBuildError,
+                       UnknownModelError,
+                       accepted_kwargs,
+                       create_for_data,
+                       create_model,
+                       is_factory_spec,
+                       is_model,
+                       list_models,
+                       register_model,
+)
 from .resnet import BasicBlock, CifarResNet
 
 __all__ = [
+    "ModelBuildError",
+    "UnknownModelError",
     "FeatureInfo",
     "register_model",
     "create_model",
+    "create_for_data",
     "list_models",
     "is_model",
     "is_factory_spec",
@@ -17,4 +32,6 @@ __all__ = [
     "CifarResNet",
     "BasicBlock",
     "PlainCNN",
+    "logits_of",
+    "ModelOutputError",
 ]

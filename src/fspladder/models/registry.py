@@ -18,10 +18,23 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-__all__ = ["FeatureInfo", "register_model", "create_model", "list_models", "is_model", "is_factory_spec",
-           "accepted_kwargs"]
+from ..errors import FspladderError
+
+__all__ = ["ModelBuildError", "UnknownModelError", "FeatureInfo", "register_model", "create_model", "create_for_data", "list_models", "is_model",
+           "is_factory_spec", "accepted_kwargs"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+class ModelBuildError(FspladderError, TypeError):
+    """A model cannot be built with the given arguments, or its factory returns no ``nn.Module``."""
+
+
+class UnknownModelError(FspladderError, KeyError):
+    """A model name is neither registered nor an importable ``module:factory``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -66,21 +79,21 @@ def resolve_factory(spec: str) -> Callable[..., nn.Module]:
     """Import ``package.module:factory`` (the working directory is importable too)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise KeyError(f"model spec {spec!r} must look like 'package.module:factory'")
+        raise UnknownModelError(f"model spec {spec!r} must look like 'package.module:factory'")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise KeyError(f"model spec {spec!r}: cannot import module {module_name!r} ({e}); check the name and "
+        raise UnknownModelError(f"model spec {spec!r}: cannot import module {module_name!r} ({e}); check the name and "
                        "that it is installed or in the working directory") from e
     fn = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
-            raise KeyError(f"model spec {spec!r}: module {module_name!r} has no attribute {attr!r}")
+            raise UnknownModelError(f"model spec {spec!r}: module {module_name!r} has no attribute {attr!r}")
     if not callable(fn):
-        raise KeyError(f"model spec {spec!r}: {attr!r} is not callable")
+        raise UnknownModelError(f"model spec {spec!r}: {attr!r} is not callable")
     return fn  # type: ignore[return-value]
 
 
@@ -98,29 +111,63 @@ def accepted_kwargs(name: str, kwargs: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in kwargs.items() if k in params or k not in ("in_chans", "num_classes")}
 
 
+DATA_KWARGS = ("in_chans", "num_classes")  # what fspladder passes to size a model for the data
+
+
+def create_for_data(name: str, in_chans: int, num_classes: int, kwargs: dict[str, object] | None = None,
+                    seed: int | None = None) -> tuple[nn.Module, dict[str, object]]:
+    """Build ``name`` sized for the data; returns the model and the keyword arguments that built it.
+
+    ``in_chans`` and ``num_classes`` go to a factory whose signature names them, and are left out
+    where it does not. A factory that only takes ``**kwargs`` (torchvision-style ``f(*, weights=None,
+    **kwargs)``) gets them too, and whichever one it then refuses is dropped and the call retried:
+    torchvision's constructors take ``num_classes`` but not ``in_chans``. The user's own ``kwargs`` win.
+    ``seed`` seeds the initialisation (again before a retry, so the weights do not depend on it).
+    """
+    import torch
+
+    user = dict(kwargs or {})
+    full = accepted_kwargs(name, {"in_chans": in_chans, "num_classes": num_classes, **user})
+    tried = dict(full)
+    while True:
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            return create_model(name, **tried), tried
+        except TypeError as e:
+            why = str(e.__cause__ or e)  # the factory's own message, not ours that lists every argument
+            drop = next((k for k in DATA_KWARGS if k in tried and k not in user and k in why), None)
+            if drop is None:
+                raise
+            tried = {k: v for k, v in tried.items() if k != drop}
+
+
 def create_model(name: str, **kwargs: object) -> nn.Module:
     """Build a registered model by name, or a user's model from ``package.module:factory``.
 
-    Raises ``KeyError`` with the closest registered names when ``name`` is unknown.
+    Raises :class:`UnknownModelError` (a ``KeyError``) with the closest registered names when ``name`` is
+    unknown, and :class:`ModelBuildError` when the arguments do not build it (the factory's own error
+    is chained, and named in the message).
     """
     if is_factory_spec(name):
         fn = resolve_factory(name)
         try:
             model = fn(**kwargs)
-        except TypeError as e:
-            raise TypeError(f"cannot build model {name!r} with arguments {kwargs}: {e}") from e
+        except Exception as e:  # the user's own code: whatever it raises, say which model and arguments
+            raise ModelBuildError(f"cannot build model {name!r} with arguments {kwargs}: "
+                                  f"{type(e).__name__}: {e}") from e
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model spec {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+            raise ModelBuildError(f"model spec {name!r} returned {type(model).__name__}, not a torch.nn.Module")
         return model
     try:
         fn = _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}.{hint} Registered models: {', '.join(list_models())}."
         ) from None
     try:
         return fn(**kwargs)
-    except TypeError as e:
-        raise TypeError(f"cannot build model {name!r} with arguments {kwargs}: {e}") from e
+    except (TypeError, ValueError) as e:
+        raise ModelBuildError(f"cannot build model {name!r} with arguments {kwargs}: {e}") from e

@@ -1,0 +1,294 @@
+"""Running a bench: every arm at every budget for every seed, each run's record saved as it finishes.
+
+An arm is a chain and a recipe (:data:`fspladder.recipes.ARMS`): ``target``
+arms train the target right after the teacher, ``ladder`` arms train every
+rung of the config. The chain before the target and the target's init and
+stage 1 run once per seed; stage 2 then runs once per budget from the same
+start, each budget with a complete learning-rate schedule of its own length.
+
+Two clocks per run: the *target* clock (the target's stage-2 training
+seconds) and the *pipeline* clock (everything the arm needs beyond the
+already-trained teacher: intermediates' stages and the target's stage 1 count
+too; work shared between budgets is counted in full for each budget).
+Evaluation time is on neither clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..checkpoint import atomic_write_bytes, atomic_write_json
+from ..config import ConfigError, RunConfig, config_to_dict, load_config, variant_config
+from ..engine import evaluate
+from ..faults import kill_point
+from ..ladder import LadderError, validate_ladder
+from ..outputs import MetricsLog
+from ..recipes import ARMS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
+from ..rung import (
+    aligner_for,
+    init_rung,
+    load_teacher,
+    rung_problems,
+    stage1_of_rung,
+    stage2_of_rung,
+    student_rung,
+    teacher_knows_the_classes,
+    teacher_problems,
+)
+from ..session import (
+    context_for,
+    load_data,
+    machine_info,
+    memory_format,
+    resolve_device,
+)
+from .plot import plot_bench
+from .summary import format_bench_md, summarize
+
+__all__ = ["PRESETS", "run_bench", "resume_config", "BENCH_CONFIG", "Arm"]
+
+BENCH_CONFIG = "bench-config.yaml"  # the config the bench runs with (a resume reads it back)
+RUNS_DIR = "runs"  # one JSON record per finished run, written atomically
+
+# Presets are --set overrides applied before the user's own.
+PRESETS: dict[str, list[str]] = {
+    # ~45-60 min on 2 CPU cores: a 10k-image training subset, a 4-epoch full budget. The target ends below its
+    # teacher (trained on all 55k images for 15 epochs): the quick protocol.
+    "quick": ["data.train_subset=10000", "stage2.epochs=4", "progress=false"],
+    # The whole training set and a 15-epoch full budget (hours on CPU; minutes on a GPU).
+    "full": ["stage2.epochs=15", "rungs.0.stage2.epochs=8", "progress=false"],
+}
+
+
+@dataclass
+class Arm:
+    """One arm (or variant) of the bench: its label, base arm, chain, recipe and config."""
+
+    label: str
+    base: str
+    chain: str  # "target" | "ladder"
+    recipe: Recipe
+    cfg: RunConfig
+
+    @property
+    def rungs(self):
+        return self.cfg.rungs if self.chain == "ladder" else self.cfg.rungs[-1:]
+
+
+def _epochs(budget: float, full: int) -> int:
+    return max(1, round(budget * full))
+
+
+def _run_file(out: Path, label: str, seed: int, budget: float) -> Path:
+    return out / RUNS_DIR / f"{label}__seed{seed}__budget{budget:g}.json"
+
+
+class _Bench:
+    def __init__(self, cfg: RunConfig, out: Path, resume: bool) -> None:
+        self.t0 = time.perf_counter()
+        self.cfg, self.out, self.resume = cfg, out, resume
+        if not resume and ((out / "bench.json").exists() or (out / RUNS_DIR).exists()):
+            raise ConfigError([f"{out} already holds a bench; continue it with `fspladder bench --resume {out}` or "
+                               "choose another --out (nothing was changed)"])
+        if resume and (out / "bench.json").is_file() and "summary" in json.loads((out / "bench.json").read_text()):
+            raise ConfigError([f"{out} holds a finished bench; nothing to resume (nothing was changed)"])
+        self.prior = float(json.loads((out / "bench.json").read_text()).get("seconds", 0.0)) \
+            if resume and (out / "bench.json").is_file() else 0.0
+
+    def prepare(self) -> None:
+        cfg, b = self.cfg, self.cfg.bench
+        self.device = resolve_device(cfg.device)
+        self.data = load_data(cfg).to(self.device)
+        self.log: Any = MetricsLog(self.out / "metrics.jsonl", cfg.tensorboard, hold=True)
+        self.mf = memory_format(cfg)
+        self.teacher, self.tck = load_teacher(cfg, self.device, self.mf)
+        problems = teacher_problems(self.teacher, self.tck, self.data, cfg)
+        if problems:
+            raise ConfigError(problems)
+        self.full = cfg.stage_for(cfg.rungs[-1], "stage2").epochs
+        arms = [Arm(a, a, ARMS[a][0], cfg.recipe_for(cfg.rungs[-1], ARMS[a][1]), cfg) for a in b.arms]
+        problems: list[str] = []
+        for name, v in b.variants.items():
+            chain, recipe = ARMS[v["arm"]]
+            vc = variant_config(cfg, v.get("set") or {})
+            arm = Arm(name, v["arm"], chain, vc.recipe_for(vc.rungs[-1], v.get("recipe") or recipe), vc)
+            arms.append(arm)
+            defaults = schedule_defaults(arm.recipe)
+            for key in v.get("set") or {}:  # a key the variant sets but its recipe does not read would do nothing
+                sub = str(key).split(".")[-1]
+                if str(key).startswith("stage2.") and sub in RECIPE_DEFAULT_KEYS and defaults[sub] is None:
+                    problems.append(f"bench.variants.{name} sets {key}, which its recipe {arm.recipe} does not use; "
+                                    "remove it or give the variant a recipe that does")
+        ctx0 = context_for(cfg, self.device, self.data)
+        from ..runner import _num_outputs
+
+        self.other_classes = teacher_knows_the_classes(self.tck, _num_outputs(self.teacher.model, ctx0), self.data, cfg)
+        self.arms, self.shapes, self.skipped = [], {}, {}
+        problems += cfg.recipe_key_problems([a.recipe for a in arms])
+        shape_in = (self.data.in_chans, *self.data.image_size)
+        for arm in arms:
+            chain = [self.teacher] + [student_rung(rc, self.data, 0) for rc in arm.rungs]
+            s1s = [arm.cfg.stage_for(rc, "stage1") for rc in arm.rungs]
+            try:
+                shapes = validate_ladder(chain, shape_in, [s.project_channels for s in s1s],
+                                         compare=[arm.recipe.stage1 == "fsp" and arm.recipe.init != "grow"] * len(s1s))
+            except LadderError as e:
+                problems += [f"bench arm {arm.label}: {p}" for p in e.problems]
+                continue
+            why = [p for k in range(1, len(chain)) for p in rung_problems(
+                chain[k - 1], chain[k], arm.recipe, s1s[k - 1], shapes[k - 1], shapes[k],
+                self.other_classes if k == 1 else None)]
+            if why and arm.label in b.arms and (arm.recipe.init == "grow" or arm.recipe.guidance.startswith("kd")):
+                self.skipped[arm.label] = "; ".join(why)  # the recipe cannot apply here (another family, classes)
+                continue
+            problems += why
+            self.shapes[arm.label] = shapes
+            self.arms.append(arm)
+        if problems:
+            raise ConfigError(problems)
+        # Each arm's own engine context, so a variant's amp, teacher_amp, compile or eval_batch_size takes effect.
+        self.ctxs = {a.label: context_for(a.cfg, self.device, self.data, self.log) for a in self.arms}
+
+    def protocol(self) -> dict[str, Any]:
+        """What the teacher and the arms trained on, as fingerprints of the training images' indices."""
+        meta = self.tck["meta"]
+        arms_fp = self.data.train.fingerprint(self.data.name)
+        teacher_fp = meta.get("train_fingerprint")
+        return {"arms_train_images": len(self.data.train), "arms_fingerprint": arms_fp,
+                "teacher_train_images": meta.get("train_images"), "teacher_fingerprint": teacher_fp,
+                "same_training_images": None if teacher_fp is None else teacher_fp == arms_fp}
+
+    def teacher_record(self) -> dict[str, Any]:
+        rec: dict[str, Any] = {"model": self.tck["model"], "trained": self.tck["meta"]}
+        if self.other_classes is None:
+            ctx = next(iter(self.ctxs.values()))
+            rec["val_acc"] = evaluate(self.teacher.model, self.data.val, ctx)
+            rec["test_acc"] = evaluate(self.teacher.model, self.data.test, ctx)
+        return rec
+
+    def done(self, label: str, seed: int, budget: float) -> dict[str, Any] | None:
+        f = _run_file(self.out, label, seed, budget)
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    def run_arm(self, arm: Arm, seed: int) -> None:
+        budgets = [bu for bu in self.cfg.bench.budgets if self.done(arm.label, seed, bu) is None]
+        if not budgets:
+            return
+        ctx, shapes, data = self.ctxs[arm.label], self.shapes[arm.label], self.data
+        prev, pre_seconds, stages = self.teacher, 0.0, []
+        for k, rc in enumerate(arm.rungs[:-1], start=1):  # intermediates (ladder arms)
+            cur = student_rung(rc, data, seed + k, self.device, self.mf)
+            s1, s2 = arm.cfg.stage_for(rc, "stage1"), arm.cfg.stage_for(rc, "stage2", arm.recipe)
+            name = f"{arm.label}/{rc.name}"
+            init_rung(prev, cur, arm.recipe, seed + k)
+            al = aligner_for(arm.recipe, s1, shapes[k - 1], shapes[k], seed + k, self.device, cur.name)
+            r1 = stage1_of_rung(prev, cur, arm.recipe, s1, ctx, seed=seed + k, name=name, aligner=al)
+            r2 = stage2_of_rung(prev, cur, arm.recipe, s1, s2, ctx, seed=seed + k, name=name, eval_test=False)
+            pre_seconds += (r1.train_seconds if r1 else 0.0) + r2.train_seconds
+            stages.append({"rung": rc.name, "stage1_seconds": r1.train_seconds if r1 else 0.0,
+                           "stage1_steps": r1.steps_run if r1 else 0, "stage2_seconds": r2.train_seconds,
+                           "val_acc": r2.val_acc[-1]})
+            cur.model.eval()
+            prev = cur
+        trc = arm.rungs[-1]
+        target = student_rung(trc, data, seed + 7, self.device, self.mf)
+        s1 = arm.cfg.stage_for(trc, "stage1")
+        init = init_rung(prev, target, arm.recipe, seed + 7)
+        al = aligner_for(arm.recipe, s1, shapes[-2], shapes[-1], seed + 7, self.device, target.name)
+        r1 = stage1_of_rung(prev, target, arm.recipe, s1, ctx, seed=seed + 7, name=f"{arm.label}/target", aligner=al)
+        pre_seconds += r1.train_seconds if r1 else 0.0
+        prev_val = evaluate(prev.model, data.val, ctx) if arm.recipe.guidance == "kd-early" else None
+        start = copy.deepcopy(target.model.state_dict())
+        for budget in budgets:
+            target.model.load_state_dict(start)
+            s2 = copy.copy(arm.cfg.stage_for(trc, "stage2", arm.recipe))
+            s2.epochs = _epochs(budget, self.full)
+            s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
+            # Only the final test accuracy enters the summary: score the test set once, not every epoch.
+            r2 = stage2_of_rung(prev, target, arm.recipe, s1, s2, ctx, seed=seed, name=f"{arm.label}/{budget}",
+                                eval_test="last", previous_val_acc=prev_val)
+            rec = {"arm": arm.label, "base_arm": arm.base, "recipe": arm.recipe.as_dict(), "seed": seed,
+                   "budget": budget, "epochs": r2.epochs, "val_acc": r2.val_acc, "test_acc": r2.test_acc,
+                   "train_acc": r2.train_acc, "target_seconds": r2.train_seconds,
+                   "pipeline_seconds": pre_seconds + r2.train_seconds, "pre_seconds": pre_seconds, "init": init,
+                   "stage1_seconds": r1.train_seconds if r1 else 0.0, "stage1_steps": r1.steps_run if r1 else 0,
+                   "fsp_loss_start": r1.fsp_loss_start if r1 else None, "fsp_loss_end": r1.fsp_loss_end if r1 else None,
+                   "chain": stages, "kd_off": r2.kd_off, "lr": s2.lr}
+            atomic_write_json(_run_file(self.out, arm.label, seed, budget), rec)
+            kill_point(f"bench-run:{arm.label}:{seed}:{budget:g}")
+
+    def all_runs(self) -> list[dict[str, Any]]:
+        """Every finished run's record, in the bench's own order (seed, arm, budget), whatever order they ran in."""
+        out = []
+        for si in range(self.cfg.bench.seeds):
+            for arm in self.arms:
+                for budget in self.cfg.bench.budgets:
+                    rec = self.done(arm.label, self.cfg.seed + 100 * si, budget)
+                    if rec is not None:
+                        out.append(rec)
+        return out
+
+    def record(self, final: bool) -> dict[str, Any]:
+        b = self.cfg.bench
+        bench = {"config": config_to_dict(self.cfg), "machine": machine_info(self.device),
+                 "precision": {a.label: {"amp": c.amp, "teacher_amp": c.teacher_amp} for a, c in
+                               zip(self.arms, self.ctxs.values())},
+                 "arms": [a.label for a in self.arms], "recipes": {a.label: a.recipe.as_dict() for a in self.arms},
+                 "skipped": self.skipped, "budgets": b.budgets, "full_epochs": self.full, "teacher": self.teacher_rec,
+                 "protocol": self.protocol(), "runs": self.all_runs(),
+                 "seconds": self.prior + time.perf_counter() - self.t0}
+        if final:
+            bench["summary"] = summarize(bench["runs"], bench["arms"], b.budgets, b.target_accuracy,
+                                         self.teacher_rec.get("val_acc"))
+        return bench
+
+    def run(self) -> dict[str, Any]:
+        self.prepare()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / RUNS_DIR).mkdir(exist_ok=True)
+        if not self.resume:
+            atomic_write_bytes(self.out / BENCH_CONFIG,
+                               yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
+        self.log.open()
+        for tmp in (self.out / RUNS_DIR).glob(".*.tmp"):
+            tmp.unlink()
+        self.log({"event": "bench_start", "resume": self.resume, "skipped": self.skipped})
+        self.teacher_rec = self.teacher_record()
+        try:
+            for si in range(self.cfg.bench.seeds):
+                seed = self.cfg.seed + 100 * si
+                for arm in self.arms:
+                    self.log({"event": "arm_start", "arm": arm.label, "seed": seed})
+                    self.run_arm(arm, seed)
+                    atomic_write_json(self.out / "bench.json", self.record(final=False))
+        finally:
+            self.log.close()
+        bench = self.record(final=True)
+        atomic_write_json(self.out / "bench.json", bench)
+        atomic_write_bytes(self.out / "bench.md", format_bench_md(bench).encode())
+        plot_bench(bench, self.out / "curves.png")
+        return bench
+
+
+def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train every arm at every budget for every seed; write bench.json, bench.md and curves.png.
+
+    With ``resume``, ``out`` holds a killed bench: its finished runs are kept and the rest run.
+    """
+    return _Bench(cfg, Path(out), resume).run()
+
+
+def resume_config(out: str | Path) -> RunConfig:
+    """The config a bench directory was started with."""
+    path = Path(out) / BENCH_CONFIG
+    if not path.is_file():
+        raise ConfigError([f"--resume {out}: no {BENCH_CONFIG} there; is it the --out directory of a bench?"])
+    return load_config(path)
+

@@ -1,0 +1,327 @@
+"""The one training loop both stages run: an :class:`Objective` states the loss of a batch, the loop does the rest.
+
+The loop owns the mechanics shared by stage 1 and stage 2: the optimiser and
+its warm-up-then-cosine schedule, seeded batch order and augmentation, the
+optimiser step (fp16 loss scaling, gradient averaging across ranks, clipping),
+the progress bar, the divergence guard with rollback, and a snapshot after
+every completed epoch that ``--resume`` continues from. An objective only says
+what is trained and what its loss is (:mod:`.stage1`: patent eq. 3,
+:mod:`.stage2`: eq. 4 and the recipe's guidance).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..data import ImageSet
+from ..distributed import all_reduce_sum, average_gradients
+from ..errors import FspladderError
+from ..faults import kill_point, nan_steps
+from .context import TrainContext
+from .results import StageResult
+
+__all__ = ["Objective", "OptimConfig", "fit", "DivergenceError", "StateSink", "batches", "cosine_schedule",
+           "make_optimizer"]
+
+StateSink = Callable[[dict[str, Any]], None]
+
+
+class DivergenceError(FspladderError, RuntimeError):
+    """Training produced non-finite losses too many steps in a row, even after rolling back."""
+
+
+class OptimConfig(Protocol):
+    """The optimiser settings a stage config carries (Stage1Config and Stage2Config both do)."""
+
+    optimizer: str
+    lr: float
+    min_lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+
+
+class Objective:
+    """What one stage trains and its loss of a batch. Subclasses override what they need.
+
+    ``modules`` are saved in every snapshot (and restored on resume and rollback);
+    ``parameters`` are what the optimiser updates.
+    """
+
+    stage: int = 0
+    label: str = ""  # progress bar text, e.g. "stage 1 (FSP)"
+    augment: bool = True
+    sync_gradients: bool = False  # average gradients across ranks by hand (stage 1; stage 2's DDP does it)
+    grad_clip: float | None = None
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for m in self.modules().values() for p in m.parameters() if p.requires_grad]
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, step: int) -> torch.Tensor:
+        """The scalar loss of one batch: ``x`` ``(b, C, H, W)`` prepared images, ``y`` ``(b,)`` labels, ``idx``
+        their global indices in the training set, ``step`` the optimiser steps completed so far."""
+        raise NotImplementedError
+
+    def start_epoch(self) -> None:
+        """Reset per-epoch sums."""
+
+    def took_step(self, loss: torch.Tensor) -> None:
+        """A finite loss was applied (accumulate what the epoch record reports)."""
+
+    def after_step(self, step: int, total: int, loss: torch.Tensor, bad: bool, bar: tqdm) -> bool:
+        """Logging after every step; return True to end the stage early (stage 1's plateau criterion)."""
+        return False
+
+    def end_epoch(self, epoch: int, step: int, lr: float) -> None:
+        """Evaluate and record the finished epoch."""
+
+    def __enter__(self) -> "Objective":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches over one shuffled epoch; the last short batch is dropped when another exists."""
+    perm = torch.randperm(n, generator=gen)
+    stop = n - n % batch_size if n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield perm[i : i + batch_size]
+
+
+def cosine_schedule(opt: torch.optim.Optimizer, total: int, warmup: int, lr: float, min_lr: float):
+    """Linear warm-up for ``warmup`` steps, then cosine decay from ``lr`` to ``min_lr``."""
+    floor = min_lr / lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def make_optimizer(params: list[torch.Tensor], cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=getattr(cfg, "nesterov", False) and cfg.momentum > 0)
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """Deep copy of a (nested) state dict with every tensor cloned to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
+def check_divisible(batch_size: int, ctx: TrainContext) -> None:
+    if ctx.dist.enabled and batch_size % ctx.dist.world:
+        from ..config import ConfigError
+
+        raise ConfigError([f"batch_size {batch_size} is the global batch and must divide evenly over "
+                           f"{ctx.dist.world} processes; pick a multiple of {ctx.dist.world}"])
+
+
+def show_progress(ctx: TrainContext) -> bool:
+    """Bars only on a terminal: piped into a log file they would write hundreds of carriage-return lines."""
+    return ctx.progress and sys.stderr.isatty()
+
+
+class _Loop:
+    """Epoch mechanics: steps, snapshots, resume, divergence rollback.
+
+    After every completed epoch the loop snapshots the objective's modules,
+    optimiser, scheduler, data-order generator and results. That snapshot is
+    (a) handed to ``on_epoch_end`` so the runner can write it to disk for
+    ``--resume`` and (b) kept in memory as the last good state: when an epoch
+    diverges (``ctx.max_bad_steps`` non-finite losses in a row, or all of
+    it) the loop restores it, halves the learning rate and retries the epoch,
+    at most ``ctx.max_rollbacks`` times, then stops with :class:`DivergenceError`.
+    """
+
+    def __init__(self, obj: Objective, cfg: OptimConfig, train: ImageSet, ctx: TrainContext, *, name: str,
+                 seed: int, total: int, steps_per_epoch: int, warmup: int, result: StageResult,
+                 on_epoch_end: StateSink | None) -> None:
+        self.obj, self.train, self.ctx, self.name = obj, train, ctx, name
+        self.batch_size, self.total, self.steps_per_epoch = cfg.batch_size, total, steps_per_epoch
+        self.result, self.on_epoch_end = result, on_epoch_end
+        self.params = obj.parameters()
+        self.opt = make_optimizer(self.params, cfg)
+        self.scaler = ctx.scaler()  # fp16 loss scale: part of the state, so a resumed run continues with it
+        self.sched = cosine_schedule(self.opt, total, warmup, cfg.lr, cfg.min_lr)
+        self.gen = torch.Generator().manual_seed(seed)
+        # An epoch diverged after max_bad non-finite losses in a row, or when all of it was.
+        self.max_bad = max(1, min(ctx.max_bad_steps, steps_per_epoch, total))
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed optimiser steps (skipped ones included)
+        self.lr_scale = 1.0
+        self.stopped = False
+        self.poison = nan_steps(obj.stage, name)  # fault injection, tests only
+
+    def snapshot(self) -> dict[str, Any]:
+        return _cpu_copy({"stage": self.obj.stage, "epoch": self.epoch, "step": self.step, "lr_scale": self.lr_scale,
+                          "stopped": self.stopped,
+                          "modules": {k: m.state_dict() for k, m in self.obj.modules().items()},
+                          "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                          "gen": self.gen.get_state(), "result": self.result.to_dict(),
+                          "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {}})
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        for k, m in self.obj.modules().items():
+            m.load_state_dict(snap["modules"][k])
+        self.opt.load_state_dict(snap["opt"])
+        self.sched.load_state_dict(snap["sched"])
+        self.gen.set_state(snap["gen"])
+        if self.scaler.is_enabled() and snap.get("scaler"):
+            self.scaler.load_state_dict(snap["scaler"])
+        self.epoch, self.step, self.lr_scale = snap["epoch"], snap["step"], snap["lr_scale"]
+        self.stopped = bool(snap.get("stopped", False))
+        fresh = type(self.result).from_dict(_cpu_copy(snap["result"]))
+        for f, v in vars(fresh).items():  # in place: the objective holds the same result object
+            setattr(self.result, f, v)
+
+    def finite(self, loss: torch.Tensor, bad: int) -> int:
+        """Consecutive non-finite losses so far (0 if this one is finite); raise past the limit."""
+        if self.poison > 0:
+            self.poison -= 1
+            loss = loss * float("nan")
+        not_finite = (~torch.isfinite(loss.detach())).to(torch.int32)
+        if self.ctx.dist.enabled:  # every rank must take the same decision, or collectives would hang
+            all_reduce_sum(not_finite, self.ctx.dist)
+        if not not_finite.item():  # one host sync per step: a skipped step must be known before it is taken
+            return 0
+        bad += 1
+        self.ctx.log({"event": "nonfinite_loss", "rung": self.name, "stage": self.obj.stage, "step": self.step,
+                      "consecutive": bad})
+        if bad >= self.max_bad:
+            raise DivergenceError(
+                f"{self.name} stage {self.obj.stage}: the loss was not finite for {bad} steps in a row. Lower the "
+                f"learning rate (stage{self.obj.stage}.lr) or set stage1.grad_clip.")
+        return bad
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Backward; cross-rank gradient averaging and clipping where the objective asks; the update."""
+        opt, scaler = self.opt, self.scaler
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.obj.sync_gradients:
+            average_gradients(self.params, self.ctx.dist)
+        if self.obj.grad_clip:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(self.params, self.obj.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+
+    def advance(self, skipped: bool) -> None:
+        """Step the schedule; a skipped (non-finite) step advances it too, so it stays aligned with steps."""
+        if not skipped:
+            self.sched.step()
+            return
+        with warnings.catch_warnings():  # torch warns when no optimiser step came first
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            self.sched.step()
+
+    def run_epoch(self, epoch: int, bar: tqdm) -> None:
+        obj, ctx, res = self.obj, self.ctx, self.result
+        te = time.perf_counter()
+        bar.n = self.step
+        obj.start_epoch()
+        bad = 0
+        steps = min(self.steps_per_epoch, self.total - self.step)
+        for i, idx in enumerate(batches(len(self.train), self.batch_size, self.gen)):
+            if i >= steps:
+                break
+            if i == steps // 2:
+                kill_point(f"stage{obj.stage}:{self.name}:{epoch}")
+            x, y = ctx.batch(self.train, idx, obj.augment, self.gen)
+            loss = obj.loss(x, y, idx, self.step)
+            bad = self.finite(loss, bad)
+            if bad:
+                res.skipped_steps += 1
+            else:
+                self.update(loss)
+                obj.took_step(loss)
+            self.advance(skipped=bool(bad))
+            self.step += 1
+            bar.update(1)
+            if obj.after_step(self.step, self.total, loss, bool(bad), bar):
+                self.stopped = True
+                break
+        res.train_seconds += time.perf_counter() - te
+        obj.end_epoch(epoch, self.step, self.sched.get_last_lr()[0])
+        res.seconds += time.perf_counter() - te
+
+    def run(self, n_epochs: int, resume: dict[str, Any] | None, label: str) -> None:
+        if resume is not None:
+            self.restore(resume)
+            self.ctx.log({"event": "resumed", "rung": self.name, "stage": self.obj.stage,
+                          "from_epoch": self.epoch, "step": self.step})
+        good = self.snapshot()
+        rollbacks = since_good = 0
+        bar = tqdm(total=self.total, desc=f"{self.name} {label}", disable=not show_progress(self.ctx), leave=False)
+        try:
+            while self.epoch < n_epochs and not self.stopped:
+                try:
+                    self.run_epoch(self.epoch + 1, bar)
+                except DivergenceError as e:
+                    if rollbacks >= self.ctx.max_rollbacks:
+                        raise DivergenceError(
+                            f"{e} Rolled back {rollbacks} time(s) to the last good epoch ({good['epoch']}) with a "
+                            "halved learning rate each time; giving up. The last good epoch's state and every "
+                            "finished rung's checkpoint are kept.") from None
+                    rollbacks += 1
+                    since_good += 1
+                    self.restore(good)
+                    factor = 0.5**since_good  # halve again for each retry of the same epoch
+                    self.lr_scale *= factor
+                    self.sched.base_lrs = [b * factor for b in self.sched.base_lrs]
+                    for g, b in zip(self.opt.param_groups, self.sched.base_lrs):
+                        g["lr"] = b * self.sched.lr_lambdas[0](self.sched.last_epoch)
+                    self.ctx.log({"event": "rollback", "rung": self.name, "stage": self.obj.stage,
+                                  "to_epoch": self.epoch, "lr_scale": self.lr_scale, "rollbacks": rollbacks})
+                    continue
+                self.epoch += 1
+                since_good = 0
+                good = self.snapshot()
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(good)
+        finally:
+            bar.close()
+
+
+def fit(obj: Objective, cfg: OptimConfig, train: ImageSet, ctx: TrainContext, *, name: str, seed: int,
+        epochs: float, result: StageResult, warmup_epochs: float = 0.0, resume: dict[str, Any] | None = None,
+        on_epoch_end: StateSink | None = None) -> None:
+    """Train ``obj`` for ``epochs`` passes over ``train`` (fractions allowed: the last epoch is cut short).
+
+    ``seed`` seeds the batch order and augmentation; ``resume`` is a snapshot
+    handed to ``on_epoch_end`` earlier. ``result`` is updated in place.
+    """
+    check_divisible(cfg.batch_size, ctx)
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total = math.ceil(epochs * steps_per_epoch)
+    if total == 0:
+        return
+    loop = _Loop(obj, cfg, train, ctx, name=name, seed=seed, total=total, steps_per_epoch=steps_per_epoch,
+                 warmup=round(warmup_epochs * steps_per_epoch), result=result, on_epoch_end=on_epoch_end)
+    with obj:
+        loop.run(math.ceil(total / steps_per_epoch), resume, obj.label)

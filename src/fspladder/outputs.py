@@ -1,0 +1,157 @@
+"""A run directory's files: the metrics log, the resumable state, the saved FSP matrices.
+
+Layout (``fspladder run --out DIR``)::
+
+    resolved-config.yaml  the config that ran (every default filled in, a planned chain spelled out)
+    metrics.jsonl         one JSON line per epoch per stage per rung, plus events (strict JSON: no NaN)
+    rung-K-NAME.pt        checkpoint of each finished rung (self-describing: preprocessing, classes, input)
+    flow-K-NAME.npz       mean FSP matrices of the previous network and the student before/after stage 1
+    state.pt              the unfinished stage's last completed epoch (model, optimiser, scheduler, RNG)
+    summary.json          teacher and rungs: sizes, recipes, stage-1 and stage-2 records; totals
+    report.html           figures and tables (``fspladder report DIR`` rewrites it)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write_bytes, json_safe
+from .errors import FspladderError
+
+__all__ = ["MetricsLog", "NoLog", "ResumeError", "save_state", "load_state", "save_flows", "prior_seconds",
+           "json_safe", "STATE_FILE", "CONFIG_FILE", "LEGACY_CONFIG_FILE"]
+
+STATE_FILE = "state.pt"
+CONFIG_FILE = "resolved-config.yaml"  # never config.yaml: that name may be the user's own file in the same folder
+LEGACY_CONFIG_FILE = "config.yaml"  # what runs before this version wrote
+
+
+class ResumeError(FspladderError, ValueError):
+    """A run directory cannot be resumed."""
+
+
+class NoLog:
+    """The metrics sink of ranks other than 0, and of work that records nothing."""
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``metrics.jsonl`` and flushes each line.
+
+    Records made before the file may be created (``hold=True``: a run still
+    validating, or planning) are kept in memory and written by :meth:`open`,
+    so a refused command leaves no file behind.
+    """
+
+    def __init__(self, path: Path, tensorboard: str | None = None, hold: bool = False) -> None:
+        self.path = path
+        self._f = None
+        self._held: list[str] | None = [] if hold else None
+        self._tb = None
+        self.tensorboard = tensorboard
+
+    def open(self) -> None:
+        """Start writing (and write what was held)."""
+        held, self._held = self._held or [], None
+        for line in held:
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        if self._f is None:
+            self._f = open(self.path, "a", buffering=1)
+        self._f.write(line)
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        line = json.dumps(json_safe({"time": round(time.time(), 3), **rec}), allow_nan=False, default=str) + "\n"
+        if self._held is not None:
+            self._held.append(line)
+            return
+        self._write(line)
+        if self.tensorboard and "rung" in rec:
+            self._scalars(rec)
+
+    def _scalars(self, rec: dict[str, Any]) -> None:
+        if self._tb is None:  # optional; the config check says how to install it
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(self.tensorboard)
+        step = rec.get("epoch", rec.get("step", 0))
+        stage = f"stage{rec['stage']}" if "stage" in rec else "stage1_steps"
+        for k, v in rec.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "step", "stage"):
+                self._tb.add_scalar(f"{rec['rung']}/{stage}/{k}", v, step)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def save_state(out: Path, rung: int, flows: dict[str, Any], snap: dict[str, Any],
+               stage1_result: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+    buf = io.BytesIO()
+    torch.save({"format": "fspladder-state-v2", "rung": rung, "flows": flows, "stage1_result": stage1_result,
+                **(extra or {}), **snap}, buf)
+    atomic_write_bytes(out / STATE_FILE, buf.getvalue())
+
+
+def load_state(out: Path) -> dict[str, Any] | None:
+    path = out / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a partial file is impossible (atomic rename); anything else is foreign
+        raise ResumeError(f"{path} cannot be read ({e}); delete it to restart the unfinished rung from scratch, "
+                          "finished rungs are kept") from e
+    if not isinstance(state, dict) or state.get("format") != "fspladder-state-v2":
+        raise ResumeError(f"{path} is not a state file of this fspladder version; delete it to restart the "
+                          "unfinished rung (finished rungs are kept)")
+    return state
+
+
+def save_flows(path: Path, flows: dict[str, list[torch.Tensor]], pairs, prev_pairs) -> None:
+    """``previous_i``, ``before_i``, ``after_i``: mean FSP matrices of pair ``i``, plus pair names."""
+    arrays = {f"{k}_{i}": g.numpy() for k, gs in flows.items() for i, g in enumerate(gs)}
+    arrays["pairs"] = np.array([str(p) for p in pairs])
+    arrays["previous_pairs"] = np.array([str(p) for p in prev_pairs])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def prior_seconds(metrics: Path) -> float:
+    """Seconds the earlier sessions of a run spent, from ``metrics.jsonl``: each session starts with a
+    ``run_start`` event and lasted until its last record (a killed session's last epoch or step record)."""
+    if not metrics.is_file():
+        return 0.0
+    total, start, last = 0.0, None, None
+    for line in metrics.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        t = rec.get("time")
+        if not isinstance(t, (int, float)):
+            continue
+        if rec.get("event") == "run_start":
+            if start is not None and last is not None:
+                total += last - start
+            start = t
+        last = t
+    if start is not None and last is not None:
+        total += last - start
+    return total

@@ -1,0 +1,172 @@
+"""Recipes: how one rung of the ladder learns from the network before it.
+
+A rung's transfer has three independent parts:
+
+* **init**: ``random`` (a fresh network; the patent) or ``grow`` (function-
+  preserving growth of the previous network, deeper and/or wider, Net2Net:
+  Chen, Goodfellow and Shlens, ICLR 2016; see :mod:`fspladder.growth`);
+* **stage 1**: ``fsp`` (match the previous network's FSP matrices, patent
+  eq. 3) or ``none``;
+* **guidance** of stage 2: ``ce`` (cross-entropy alone, patent eq. 4),
+  ``kd`` (soft targets from the previous network all along; Hinton et al.
+  2015), ``kd-early`` (soft targets only until the student's validation
+  accuracy passes the previous network's, or a fraction of the schedule,
+  whichever comes first; Weak-to-Strong KD, Li, Chai and Heide 2026) or
+  ``joint`` (cross-entropy plus ``fsp_weight`` times the FSP loss against the
+  previous network; not in the patent).
+
+With ``init: grow`` and ``stage1: fsp`` the copied parts of the previous
+network are frozen during stage 1 and only the new blocks, left at their fresh
+initialisation instead of identities, learn the previous network's flow (the
+bench's ``grow-fsp``).
+
+The patent's recipe (random, fsp, ce) is the default. The named presets are
+the bench's arms where an arm is one recipe (``direct`` and ``ladder`` are the
+patent's recipe over two different chains, so both are names of it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["Recipe", "PRESETS", "ARMS", "DEFAULT_ARMS", "INITS", "STAGE1S", "GUIDANCES", "parse_recipe", "recipe_name", "schedule_defaults",
+           "RECIPE_DEFAULT_KEYS"]
+
+Init = Literal["random", "grow"]
+Stage1 = Literal["fsp", "none"]
+GuidanceKind = Literal["ce", "kd", "kd-early", "joint"]
+INITS: tuple[str, ...] = ("random", "grow")
+STAGE1S: tuple[str, ...] = ("fsp", "none")
+GUIDANCES: tuple[str, ...] = ("ce", "kd", "kd-early", "joint")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One rung's transfer: how it starts, its stage 1, and what guides its stage 2."""
+
+    init: Init = "random"
+    stage1: Stage1 = "fsp"
+    guidance: GuidanceKind = "ce"
+
+    @property
+    def preserves_function(self) -> bool:
+        """Stage 2 starts from the previous network's exact function (growth with identity blocks)."""
+        return self.init == "grow" and self.stage1 == "none"
+
+    @property
+    def uses_previous_in_stage2(self) -> bool:
+        return self.guidance != "ce"
+
+    @property
+    def compares_flows(self) -> bool:
+        """FSP matrices of the two networks are compared (stage 1 or the joint term)."""
+        return self.stage1 == "fsp" or self.guidance == "joint"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        name = recipe_name(self)
+        parts = f"init {self.init}, stage 1 {self.stage1}, guidance {self.guidance}"
+        return f"{name} ({parts})" if name else parts
+
+
+PRESETS: dict[str, Recipe] = {
+    "patent": Recipe("random", "fsp", "ce"),
+    "scratch": Recipe("random", "none", "ce"),
+    "soft": Recipe("random", "none", "kd"),
+    "grow": Recipe("grow", "none", "ce"),
+    "grow-fsp": Recipe("grow", "fsp", "ce"),
+    "w2s": Recipe("random", "none", "kd-early"),
+    "ladder-w2s": Recipe("random", "fsp", "kd-early"),
+    "grow-w2s": Recipe("grow", "none", "kd-early"),
+    "grow-kd": Recipe("grow", "none", "kd"),
+    "grow-joint": Recipe("grow", "none", "joint"),
+    "patent-joint": Recipe("random", "fsp", "joint"),
+}
+ALIASES = {"ladder": "patent", "direct": "patent"}  # bench arms that are the patent's recipe on another chain
+
+
+# The bench's arms: which chain (the target alone after the teacher, or every rung of the config) and
+# which recipe every trained rung of it uses. See fspladder.bench.
+ARMS: dict[str, tuple[str, str]] = {
+    "scratch": ("target", "scratch"),
+    "direct": ("target", "patent"),  # the FSP paper's setting: no intermediates
+    "ladder": ("ladder", "patent"),  # the patent
+    "soft": ("target", "soft"),
+    "grow": ("target", "grow"),
+    "grow-fsp": ("target", "grow-fsp"),
+    "w2s": ("target", "w2s"),
+    "ladder-w2s": ("ladder", "ladder-w2s"),
+    "grow-w2s": ("target", "grow-w2s"),
+}
+DEFAULT_ARMS = ["scratch", "direct", "ladder", "soft", "grow"]  # the others run when asked for (--arms)
+
+
+def recipe_name(recipe: Recipe) -> str | None:
+    """The preset's name for ``recipe``, if it is one."""
+    return next((k for k, v in PRESETS.items() if v == recipe), None)
+
+
+def parse_recipe(value: Any, where: str = "recipe") -> tuple[Recipe | None, list[str]]:
+    """A preset name or a mapping ``{init, stage1, guidance}`` (missing parts: the patent's).
+
+    Returns the recipe and the problems (each naming ``where`` and the fix).
+    """
+    import difflib
+
+    if isinstance(value, Recipe):
+        return value, []
+    if isinstance(value, str):
+        name = ALIASES.get(value, value)
+        if name in PRESETS:
+            return PRESETS[name], []
+        close = difflib.get_close_matches(value, [*PRESETS, *ALIASES], n=2)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        return None, [f"{where}: unknown recipe {value!r}{hint}; use one of {', '.join(PRESETS)} or a mapping "
+                      f"{{init: {'|'.join(INITS)}, stage1: {'|'.join(STAGE1S)}, guidance: {'|'.join(GUIDANCES)}}}"]
+    if isinstance(value, dict):
+        problems = []
+        unknown = set(value) - {"init", "stage1", "guidance"}
+        if unknown:
+            problems.append(f"{where}: unknown part(s) {sorted(map(str, unknown))}; a recipe has init, stage1 and "
+                            "guidance")
+        for part, options in (("init", INITS), ("stage1", STAGE1S), ("guidance", GUIDANCES)):
+            if part in value and value[part] not in options:
+                problems.append(f"{where}.{part} must be one of {', '.join(options)}, got {value[part]!r}")
+        if problems:
+            return None, problems
+        return Recipe(**{k: v for k, v in value.items()}), []
+    return None, [f"{where} must be a recipe name ({', '.join(PRESETS)}) or a mapping {{init, stage1, guidance}}, "
+                  f"got {type(value).__name__} {value!r}"]
+
+
+# Stage-2 keys that are null in a config, meaning "the rung's recipe decides" (see schedule_defaults).
+RECIPE_DEFAULT_KEYS = ("lr", "warmup_epochs", "kd_temperature", "kd_alpha", "kd_until", "fsp_weight")
+
+# Peak learning rate of stage 2 (SGD, batch 128, cosine to min_lr) by how the network starts.
+# A random or FSP-initialised network needs the from-scratch peak: a lower one (0.02) cost the ladder
+# 3.8 points in README "What we tried". A network grown from a trained one starts at that network's
+# function, which a from-scratch peak throws away in its first epoch (issue 16: val 0.926 -> 0.88 at
+# 0.05); README "Recipe schedules" measures the peaks behind GROWN_LR.
+RANDOM_LR = 0.05
+GROWN_LR = 0.01
+GROWN_WARMUP = 0.0
+
+
+def schedule_defaults(recipe: Recipe) -> dict[str, float | None]:
+    """The stage-2 values a recipe gives to the keys a config leaves null (``RECIPE_DEFAULT_KEYS``).
+
+    Keys a recipe does not use are None: setting them in a config is refused,
+    since they would change nothing.
+    """
+    kd = recipe.guidance in ("kd", "kd-early")
+    return {
+        "lr": GROWN_LR if recipe.preserves_function else RANDOM_LR,
+        "warmup_epochs": GROWN_WARMUP if recipe.preserves_function else 0.0,
+        "kd_temperature": 4.0 if kd else None,  # Hinton et al.'s soft targets; our soft arm since issue 5
+        "kd_alpha": 0.9 if kd else None,  # weight of the soft-target term; 1 - alpha on the labels
+        "kd_until": 0.5 if recipe.guidance == "kd-early" else None,  # fraction of the schedule, at the latest
+        "fsp_weight": 1e-3 if recipe.guidance == "joint" else None,  # README "What we tried, part 2"
+    }

@@ -1,0 +1,248 @@
+"""Build, load and train one rung of the ladder: the one place `run`, `bench`, `plan` and `check` share.
+
+A rung is a student and the network before it. Training it follows its recipe
+(:mod:`fspladder.recipes`): *init* (fresh, or grown from the previous network),
+*stage 1* (the FSP loss of patent eq. 3, or none), *stage 2* (cross-entropy,
+patent eq. 4, with the recipe's guidance from the previous network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .align import ChannelAligner
+from .checkpoint import load_model
+from .config import (
+    ModelConfig,
+    RunConfig,
+    Stage1Config,
+    Stage2Config,
+    TeacherConfig,
+)
+from .data import DataSplits
+from .engine import (
+    FlowTarget,
+    SoftTargets,
+    Stage1Result,
+    Stage2Result,
+    TrainContext,
+    train_stage1,
+    train_stage2,
+)
+from .engine.loop import StateSink
+from .flow import FsPair
+from .growth import GROW_NOISE, grow, grown_copies, growth_problem
+from .ladder import LadderError, Rung, default_pairs
+from .models import create_for_data, logits_of
+from .recipes import Recipe
+
+__all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "teacher_problems", "rung_problems",
+           "make_aligner", "aligner_for", "guidance_for", "init_rung", "stage1_of_rung", "stage2_of_rung", "RungOutcome"]
+
+
+def pairs_of(mc: ModelConfig | TeacherConfig, model: nn.Module) -> list[FsPair]:
+    """The FSP pairs a config names for ``model``, else the model's declared defaults."""
+    return [FsPair.parse(p) for p in mc.pairs] if mc.pairs is not None else default_pairs(model)
+
+
+def build_student(mc: ModelConfig, data: DataSplits, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+    """A freshly initialised student sized for ``data`` (seeded, so reruns match)."""
+    model, kwargs = create_for_data(mc.model, data.in_chans, data.num_classes, mc.kwargs, seed=seed)
+    return model, {"name": mc.model, "kwargs": kwargs}
+
+
+def student_rung(mc: ModelConfig, data: DataSplits, seed: int, device: torch.device | None = None,
+                 memory_format: torch.memory_format = torch.preserve_format, name: str | None = None) -> Rung:
+    model, spec = build_student(mc, data, seed)
+    if device is not None:
+        model.to(device, memory_format=memory_format)
+    return Rung(name or getattr(mc, "name", "") or mc.model, model, pairs_of(mc, model), spec)
+
+
+def load_teacher(cfg: RunConfig, device: torch.device | None = None,
+                 memory_format: torch.memory_format = torch.preserve_format) -> tuple[Rung, dict[str, Any]]:
+    """The trained first network and its checkpoint's record (``{"model", "meta"}``), frozen in eval mode."""
+    model, ck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
+    if device is not None:
+        model.to(device, memory_format=memory_format)
+    model.eval()
+    return Rung("teacher", model, pairs_of(cfg.teacher, model), {**ck["model"], "checkpoint": cfg.teacher.checkpoint}), ck
+
+
+@torch.no_grad()
+def _outputs(model: nn.Module, data: DataSplits) -> tuple[int | None, str | None]:
+    """How many logits ``model`` gives for one image of ``data`` (None and why when it cannot run on it)."""
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    try:
+        out = logits_of(model(torch.zeros(2, data.in_chans, *data.image_size, device=device)))
+    except RuntimeError as e:
+        return None, str(e).splitlines()[0]
+    finally:
+        model.train(was)
+    if out.dim() != 2:
+        return None, f"it returns logits of shape {tuple(out.shape)}, not (batch, classes)"
+    return out.shape[1], None
+
+
+def teacher_problems(teacher: Rung, meta: dict[str, Any], data: DataSplits, cfg: RunConfig) -> list[str]:
+    """What makes the teacher unusable on this data, each with the ways out."""
+    first = next((m for m in teacher.model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and first.in_channels != data.in_chans:
+        grey = " or, for folder data, read the images as grey with data.channels: 1" if cfg.data.name == "folder" \
+            and data.in_chans == 3 else ""
+        return [f"teacher {cfg.teacher.checkpoint} reads {first.in_channels}-channel images but the data "
+                f"({data.name}) has {data.in_chans} channels: train a teacher on this data (`fspladder train --model "
+                f"resnet8 --save teacher.pt` with the same data keys) and set teacher.checkpoint to it{grey}"]
+    n, why = _outputs(teacher.model, data)
+    if n is None:
+        return [f"teacher {cfg.teacher.checkpoint} cannot run on the data's images {data.in_chans}x"
+                f"{data.image_size[0]}x{data.image_size[1]}: {why}"]
+    return []
+
+
+def teacher_knows_the_classes(meta: dict[str, Any], teacher_outputs: int, data: DataSplits,
+                              cfg: RunConfig) -> str | None:
+    """None when the teacher was trained on this data's classes; else why its outputs mean other classes."""
+    if teacher_outputs != data.num_classes:
+        return f"the teacher predicts {teacher_outputs} classes and the data has {data.num_classes}"
+    trained = meta.get("meta", {})
+    if trained.get("data") not in (None, data.name) or trained.get("classes") != cfg.data.classes:
+        return (f"the teacher was trained on {trained.get('data')} classes {trained.get('classes') or 'all'}, this run "
+                f"uses {data.name} classes {cfg.data.classes or 'all'}")
+    return None
+
+
+def rung_problems(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, prev_shapes: Sequence[tuple[int, int]],
+                  cur_shapes: Sequence[tuple[int, int]], other_classes: str | None) -> list[str]:
+    """Why ``cur`` cannot learn from ``prev`` by ``recipe`` (one message per problem, each with a fix).
+
+    ``other_classes`` says why ``prev``'s outputs mean other classes than the data's (None when they don't).
+    """
+    where = f"{cur.name} (recipe {recipe})"
+    out: list[str] = []
+    if recipe.init == "grow":
+        why = growth_problem(prev.model, cur.model)
+        if why:
+            out.append(f"{where}: cannot grow from {prev.name}: {why}")
+        elif recipe.stage1 == "fsp" and prev.model.width != cur.model.width:  # type: ignore[union-attr]
+            out.append(f"{where}: grow with stage1 fsp aligns only the new blocks and needs equal widths "
+                       f"({prev.name} width {prev.model.width}, {cur.name} width {cur.model.width}); "  # type: ignore[union-attr]
+                       "use recipe grow (function-preserving, wider too) or patent")
+    if recipe.guidance == "joint" and list(prev_shapes) != list(cur_shapes):
+        out.append(f"{where}: the joint FSP term compares {cur.name}'s FSP matrices {list(cur_shapes)} with "
+                   f"{prev.name}'s {list(prev_shapes)}, which differ (projections serve stage 1 only); tap layers "
+                   "of equal channel counts or use another guidance")
+    if recipe.guidance in ("kd", "kd-early") and other_classes:
+        out.append(f"{where}: soft targets need the previous network to predict the data's classes, but "
+                   f"{other_classes}; use guidance ce (e.g. recipe patent or grow)")
+    return out
+
+
+def make_aligner(cur_shapes, prev_shapes, allowed: bool, seed: int, device: torch.device,
+                 name: str = "student") -> ChannelAligner | None:
+    """1x1 projections for a student wider than the network before it; None when shapes match."""
+    if list(cur_shapes) == list(prev_shapes):
+        return None
+    if not allowed:
+        raise LadderError([f"{name}: FSP shapes {cur_shapes} differ from the previous network's {prev_shapes}; "
+                           "set stage1.project_channels: true for this rung to align them"])
+    torch.manual_seed(seed)
+    return ChannelAligner(cur_shapes, prev_shapes).to(device)
+
+
+def guidance_for(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config,
+                 s2: Stage2Config) -> FlowTarget | SoftTargets | None:
+    """Stage 2's guidance from ``prev`` for ``recipe`` (None: cross-entropy alone, the patent)."""
+    if recipe.guidance == "joint":
+        return FlowTarget(cur.pairs, prev.model, prev.pairs, s2.fsp_weight, s1.loss_norm, s1.pair_weights)
+    if recipe.guidance in ("kd", "kd-early"):
+        return SoftTargets(prev.model, s2.kd_temperature, s2.kd_alpha, early=recipe.guidance == "kd-early",
+                           until=s2.kd_until if s2.kd_until is not None else 1.0)
+    return None
+
+
+def init_rung(prev: Rung, cur: Rung, recipe: Recipe, seed: int) -> dict[str, Any]:
+    """Apply the recipe's init to ``cur`` (fresh weights are already there); returns the record of it."""
+    if recipe.init != "grow":
+        return {"init": "random"}
+    # grow + fsp: new blocks stay fresh, stage 1 aligns them; grow alone: new blocks are identities.
+    return {"init": "grow", **grow(prev.model, cur.model, identity=recipe.stage1 != "fsp", noise=GROW_NOISE,
+                                   seed=seed)}
+
+
+def aligner_for(recipe: Recipe, s1: Stage1Config, prev_shapes, cur_shapes, seed: int, device: torch.device,
+                name: str) -> ChannelAligner | None:
+    """Stage 1's projections for a wider student (None without stage 1 or where the shapes match)."""
+    if recipe.stage1 != "fsp":
+        return None
+    return make_aligner(cur_shapes, prev_shapes, s1.project_channels, seed, device, name)
+
+
+def stage1_of_rung(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, ctx: TrainContext, *, seed: int,
+                   name: str, aligner: ChannelAligner | None = None, resume: dict[str, Any] | None = None,
+                   on_epoch_end: StateSink | None = None) -> Stage1Result | None:
+    """The recipe's stage 1 (None for ``stage1: none``); ``aligner`` from :func:`aligner_for`, the caller's to
+    discard after it."""
+    if recipe.stage1 == "none":
+        return None
+    frozen: list[torch.Tensor] = []
+    if recipe.init == "grow":  # only the new blocks learn the previous network's flow
+        frozen = [p for m in grown_copies(prev.model, cur.model) for p in m.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        r1 = train_stage1(cur.model, cur.pairs, prev.model, prev.pairs, s1, ctx, name, seed=seed, aligner=aligner,
+                          resume=resume, on_epoch_end=on_epoch_end)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    if frozen:
+        r1.trained_parts = "new blocks"
+    return r1
+
+
+def stage2_of_rung(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, s2: Stage2Config,
+                   ctx: TrainContext, *, seed: int, name: str, eval_test: bool | str = True,
+                   resume: dict[str, Any] | None = None, on_epoch_end: StateSink | None = None,
+                   previous_val_acc: float | None = None) -> Stage2Result:
+    """The recipe's stage 2: cross-entropy with its guidance from ``prev``."""
+    guidance = guidance_for(prev, cur, recipe, s1, s2)
+    if isinstance(guidance, SoftTargets) and previous_val_acc is not None:
+        from dataclasses import replace
+
+        guidance = replace(guidance, previous_val_acc=previous_val_acc)
+    return train_stage2(cur.model, s2, ctx, name, seed=seed, guidance=guidance, eval_test=eval_test,  # type: ignore[arg-type]
+                        resume=resume, on_epoch_end=on_epoch_end)
+
+
+@dataclass
+class RungOutcome:
+    """What one trained rung records (summary.json's ``rungs`` entries)."""
+
+    name: str
+    model: str
+    kwargs: dict[str, Any]
+    params: int
+    learns_from: str
+    recipe: dict[str, str]
+    init: dict[str, Any]
+    fsp_shapes: list
+    projected_channels: bool
+    stage1: Stage1Result | None
+    stage2: Stage2Result
+    checkpoint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(vars(self))
+        d["stage1"] = None if self.stage1 is None else {k: v for k, v in self.stage1.to_dict().items()
+                                                        if k != "history"}
+        d["stage2"] = self.stage2.to_dict()
+        return d
+
