@@ -37,3 +37,41 @@ def fixed_cnn(blocks: int = 1) -> PlainCNN:
 
 def not_a_model() -> int:
     return 3
+
+
+class TVNet(nn.Module):
+    """Shaped like a torchvision classifier: takes num_classes, not in_chans (grey input here)."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.features = nn.Sequential(_conv(1, 32), _conv(32, 64, stride=2), _conv(64, 128, stride=2))
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def torchvision_style(*, weights=None, **kwargs) -> TVNet:
+    """torchvision's factory signature: keyword-only weights, everything else into the constructor."""
+    if weights is not None:
+        raise ValueError("no weights here")
+    return TVNet(**kwargs)
+
+
+class WithFeatures(PlainCNN):
+    def forward(self, x):
+        f = self.stage2(self.down(self.stage1(self.stem(x))))
+        return self.head(f), f  # (logits, features), as many research models return
+
+
+def logits_and_features(in_chans: int = 1, num_classes: int = 10) -> WithFeatures:
+    return WithFeatures(1, 48, in_chans, num_classes)  # larger than the tiny ResNet-8 teacher (claim 3)
+
+
+class Talker(PlainCNN):
+    def forward(self, x):
+        return "logits"
+
+
+def returns_a_string(in_chans: int = 1, num_classes: int = 10) -> Talker:
+    return Talker(1, 8, in_chans, num_classes)

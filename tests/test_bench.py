@@ -97,3 +97,40 @@ def test_bench_variants_are_checked_before_training():
     assert "bench.variants.v-arm must be a mapping" in msg
     assert "bench.variants.v-key.set:" in msg and "imgs" in msg and "images" in msg
     assert "bench.variants.v-cache.set:" in msg and "augment: false" in msg
+
+
+def test_a_bench_killed_by_sigkill_resumes_to_the_same_runs(tmp_path, idx_folder):
+    """Issue 16: each run's record is written atomically as it finishes; --resume keeps them and runs the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    teacher = train_tiny_teacher(tmp_path / "t.pt", idx_folder)
+    args = ["--seeds", "1", "--budgets", "0.5,1", "--arms", "scratch,ladder,grow", "--set", "stage2.epochs=2",
+            "--set", "stage1.epochs=0.5", "--set", "rungs.0.stage2.epochs=1", "--set", f"teacher.checkpoint={teacher}",
+            *bench_args(idx_folder), "--no-report"]
+
+    def bench(out, fault="", resume=False):
+        cmd = [sys.executable, "-m", "fspladder", "bench", *(["--resume", str(out), "--no-report", "--no-progress"]
+                                                             if resume else ["--out", str(out), *args])]
+        return subprocess.run(cmd, env={**os.environ, "FSPLADDER_FAULT": fault}, capture_output=True, text=True,
+                              timeout=600)
+
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    assert bench(ref).returncode == 0
+    killed = bench(out, "kill:bench-run:ladder:0:0.5")  # right after the ladder's first budget was recorded
+    assert killed.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == [
+        "ladder__seed0__budget0.5.json", "scratch__seed0__budget0.5.json", "scratch__seed0__budget1.json"]
+    resumed = bench(out, resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = (json.loads((d / "bench.json").read_text()) for d in (ref, out))
+    key = lambda r: (r["arm"], r["seed"], r["budget"], r["val_acc"], r["test_acc"], r["train_acc"])  # noqa: E731
+    assert [key(r) for r in a["runs"]] == [key(r) for r in b["runs"]] and len(a["runs"]) == 6
+    assert b["summary"]["arms"].keys() == a["summary"]["arms"].keys()
+    # A finished bench is not resumed again, and nothing in it changes.
+    before = (out / "bench.json").read_bytes()
+    again = bench(out, resume=True)
+    assert again.returncode == 2 and "holds a finished bench" in again.stderr
+    assert (out / "bench.json").read_bytes() == before

@@ -30,7 +30,8 @@ def test_channel_mismatch_is_refused_naming_the_pair():
     with pytest.raises(LadderError) as e:
         validate_ladder([rung("teacher", "resnet8"), rung("wide", "resnet20", width=2)], (1, 28, 28))
     msg = str(e.value)
-    assert "FSP pair 0" in msg and "32x32" in msg and "16x16" in msg and "channel counts must match" in msg
+    assert "pair 0: wide (stem, layer1) gives 32x32, teacher (stem, layer1) gives 16x16" in msg
+    assert "pair 2:" in msg and "channel counts must match" in msg and len(e.value.problems) == 1  # one message
 
 
 def test_needs_a_student_and_real_taps():

@@ -1,6 +1,7 @@
 """The planner's chain generation and decision logic, on given measurements."""
 
 import pytest
+import torch
 
 from fspladder.models import CifarResNet
 from fspladder.plan import (
@@ -71,3 +72,58 @@ def test_select_with_both_and_refusals_say_what_would_work():
         select([a, b, c], None, 0.9)
     with pytest.raises(PlanError, match="no candidate chain was probed"):
         select([Candidate([], predicted_seconds=1.0)], None, None)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_planner_measures_each_network_once_and_keeps_its_planning_budget(idx_folder, monkeypatch):
+    """Issue 17.7: every step cost measured once per network (so one ResNet-20 cannot get two different
+    costs), and a probe starts only when its estimate from those costs fits the budget left; with a clock
+    that advances exactly as estimated, planning ends within the budget."""
+    from types import SimpleNamespace
+
+    import fspladder.plan.measure as measure
+    import fspladder.rung as rung
+    from fspladder import create_model, load_config, save_checkpoint
+    from fspladder.plan import run_plan
+    from fspladder.session import load_data
+
+    monkeypatch.setattr(measure, "_time", lambda fn, repeats, warmup=2: 0.1)  # every step: 0.1 s, none run
+    clock = _Clock()
+
+    def fake_stage1(prev, cur, recipe, s1, ctx, *, seed, name, aligner=None, **kw):
+        clock.now += -(-s1.epochs * len(ctx.data.train) // s1.batch_size) * 0.1
+        return None
+
+    def fake_stage2(prev, cur, recipe, s1, s2, ctx, *, seed, name, **kw):
+        clock.now += s2.epochs * (len(ctx.data.train) // s2.batch_size) * 0.1 + s2.epochs * len(ctx.data.val) * 0.1 / 100
+        return SimpleNamespace(val_acc=[0.5 + 0.01 * len(name)])
+
+    monkeypatch.setattr(rung, "stage1_of_rung", fake_stage1)
+    monkeypatch.setattr(rung, "stage2_of_rung", fake_stage2)
+    torch_teacher = create_model("resnet8", in_chans=1, num_classes=4)
+    save_checkpoint(idx_folder / "t.pt", torch_teacher, {"name": "resnet8", "kwargs": {"in_chans": 1, "num_classes": 4}})
+    cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "stage2.batch_size=50",
+                             "stage1.batch_size=50", "plan.probe_train_images=500", "plan.planning_budget=10",
+                             "plan.recipes=[patent, grow]", f"teacher.checkpoint={idx_folder / 't.pt'}"])
+    data = load_data(cfg)
+    teacher, ck = rung.load_teacher(cfg)
+    plan = run_plan(cfg, data, torch.device("cpu"), teacher, teacher_meta=ck, clock=clock)
+    nets = plan["step_costs"]["networks"]
+    assert len(nets) == 3  # resnet8, the intermediate resnet14, resnet20: each measured once for all chains
+    assert clock.now <= cfg.plan.planning_budget and plan["planning_seconds"] == clock.now
+    probed = [c for c in plan["candidates"] if c["probe_val_acc"] is not None]
+    skipped = [c for c in plan["candidates"] if "would overrun the planning budget" in c["note"]]
+    assert probed and skipped and len(probed) + len(skipped) == len(plan["candidates"])
+    # With a budget that fits everything, every candidate is probed, patent and grow alike.
+    clock.now = 0.0
+    cfg.plan.planning_budget = 1000
+    plan = run_plan(cfg, data, torch.device("cpu"), teacher, teacher_meta=ck, clock=clock)
+    assert {c["recipe"] for c in plan["candidates"] if c["probe_val_acc"] is not None} == {"patent", "grow"}
+    assert plan["choice"]["recipe"] in ("patent", "grow") and "recipe" in plan["choice"]["reason"]

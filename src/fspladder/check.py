@@ -42,8 +42,11 @@ def _output_problem(model: torch.nn.Module, data: DataSplits, where: str) -> str
     return None
 
 
-def check_config(data: dict[str, Any]) -> tuple[RunConfig, list[str]]:
-    """Return the parsed config and the list of every problem found (empty when it can run)."""
+def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[RunConfig, list[str]]:
+    """Return the parsed config and the list of every problem found (empty when it can run).
+
+    ``notes`` receives what the config will do that is worth knowing beforehand (the data path and its
+    memory estimate)."""
     from .rung import (
         load_teacher,
         rung_problems,
@@ -56,10 +59,15 @@ def check_config(data: dict[str, Any]) -> tuple[RunConfig, list[str]]:
     cfg, problems = parse_config_lenient(data)
     splits = None
     if not any(p.startswith(("data.root", "data.name", "seed")) for p in problems):
+        path: list = []
         try:
-            splits = load_data(cfg)
+            from .session import resolve_device
+
+            splits = load_data(cfg, resolve_device(cfg.device), path)
         except FspladderError as e:
             problems.append(f"data: {e}")
+        if notes is not None:
+            notes += [str(p) for p in path]
     teacher: Rung | None = None
     tck: dict[str, Any] = {}
     try:

@@ -84,7 +84,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .config import read_config_data
 
     overrides = list(args.overrides) + (["progress=false"] if args.no_progress else [])
-    _, problems = check_config(read_config_data(args.config, overrides))
+    notes: list[str] = []
+    _, problems = check_config(read_config_data(args.config, overrides), notes)
+    for n in notes:
+        print(n)
     if problems:
         print(f"{len(problems)} problem(s) in {args.config or 'the default config'}:", file=sys.stderr)
         for p in problems:
@@ -107,7 +110,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             pre.append(f"plan.{key}={val}")
     cfg = _load(args, pre)
     device = resolve_device(cfg.device)
-    data = load_data(cfg).to(device)
+    data = load_data(cfg, device).to(device)
     teacher, ck = load_teacher(cfg, device, memory_format(cfg))
     plan = run_plan(cfg, data, device, teacher, teacher_meta=ck)
     print(format_plan(plan))

@@ -94,14 +94,16 @@ def _cols(t: torch.Tensor, g: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return (t.double()[:, g] * r.view(shape)).to(t.dtype)
 
 
+# The maps are built and applied on the CPU (float64 splits), whatever device the networks are on:
+# growth runs once, and copy_ moves the result to the student's device.
 def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, g: torch.Tensor) -> None:
     for name in ("weight", "bias", "running_mean", "running_var"):
-        getattr(dst, name).copy_(_rows(getattr(src, name), g))
+        getattr(dst, name).copy_(_rows(getattr(src, name).detach().cpu(), g))
     dst.num_batches_tracked.copy_(src.num_batches_tracked)
 
 
 def _conv(dst: nn.Conv2d, src: nn.Conv2d, out_map: torch.Tensor, in_map: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-    w = _rows(src.weight, out_map)  # (c_out_new, c_in_old, k, k)
+    w = _rows(src.weight.detach().cpu(), out_map)  # (c_out_new, c_in_old, k, k)
     dst.weight.copy_(w if in_map is None else _cols(w, *in_map))
 
 
@@ -149,7 +151,7 @@ def grow(prev: CifarResNet, cur: CifarResNet, *, identity: bool = True, noise: f
             _conv(block.shortcut[0], src.shortcut[0], g_out, stream_in)
             _copy_bn(block.shortcut[1], src.shortcut[1], g_out)
     g3, r3 = streams[2]
-    cur.fc.weight.copy_(_cols(prev.fc.weight, g3, r3))
+    cur.fc.weight.copy_(_cols(prev.fc.weight.detach().cpu(), g3, r3))
     cur.fc.bias.copy_(prev.fc.bias)
     return {"deeper": cur.blocks_per_section > prev.blocks_per_section, "wider": cur.width > prev.width,
             "from": f"resnet{prev.depth} width {prev.width}", "to": f"resnet{cur.depth} width {cur.width}",

@@ -57,6 +57,8 @@ def default_pairs(model: nn.Module) -> list[FsPair]:
 @torch.no_grad()
 def flow_shapes(rung: Rung, input_shape: Sequence[int]) -> list[tuple[int, int]]:
     """``(m, n)`` of each FSP matrix of ``rung`` for one input of ``input_shape`` ``(C, H, W)``."""
+    if not rung.pairs:
+        return []
     model = rung.model
     was_training = model.training
     model.eval()
@@ -106,17 +108,23 @@ def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int], project_c
     for k, ((prev, ps), (cur, cs)) in enumerate(zip(zip(rungs, shapes), zip(rungs[1:], shapes[1:]))):
         if not compare[k]:
             continue
+        if not prev.pairs or not cur.pairs:
+            bare = cur if not cur.pairs else prev
+            problems.append(f"{bare.name} has no FSP pairs (its model declares no default_fsp_pairs): list them in "
+                            "the config (pairs: [[first_tap, second_tap], ...]; `fspladder layers MODEL` shows tap "
+                            "names), or use a recipe without FSP (stage1 none, e.g. recipe w2s or scratch)")
+            continue
         if len(ps) != len(cs):
             problems.append(f"{cur.name} has {len(cs)} FSP pairs but {prev.name} has {len(ps)}; use the same number")
             continue
-        for i, (a, b, pa, pb) in enumerate(zip(ps, cs, prev.pairs, cur.pairs)):
-            if a != b and not project[k]:
-                problems.append(
-                    f"FSP pair {i}: {cur.name} {pb} gives a {b[0]}x{b[1]} matrix but {prev.name} {pa} gives "
-                    f"{a[0]}x{a[1]}; tapped channel counts must match pair by pair and in the same order "
-                    "(grow depth at equal width, tap layers of equal width, set stage1.project_channels: "
-                    "true to align them with learned 1x1 projections, or use a recipe without stage 1, e.g. grow)"
-                )
+        differ = [f"pair {i}: {cur.name} {pb} gives {b[0]}x{b[1]}, {prev.name} {pa} gives {a[0]}x{a[1]}"
+                  for i, (a, b, pa, pb) in enumerate(zip(ps, cs, prev.pairs, cur.pairs)) if a != b]
+        if differ and not project[k]:  # one message per rung, naming every pair that differs
+            problems.append(
+                f"{cur.name}'s FSP matrices differ in shape from {prev.name}'s ({'; '.join(differ)}): tapped channel "
+                "counts must match pair by pair and in the same order (grow depth at equal width, tap layers of "
+                "equal width, set stage1.project_channels: true to align them with learned 1x1 projections, or use "
+                "a recipe without stage 1, e.g. grow)")
     if problems:
         raise LadderError(problems)
     return shapes

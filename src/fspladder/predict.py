@@ -101,6 +101,7 @@ def score_data(model: nn.Module, prep: dict[str, Any] | None, cfg: RunConfig, sp
     s = {"test": data.test, "val": data.val, "train": data.train}[split]
     correct = 0
     for i in range(0, len(s), batch):
-        logits = logits_of(model(_prepare(s.x[i : i + batch], prep, device)))
-        correct += int((logits.argmax(1).cpu() == s.y[i : i + batch]).sum())
+        idx = torch.arange(i, min(len(s), i + batch))
+        logits = logits_of(model(_prepare(s.read(idx), prep, device)))
+        correct += int((logits.argmax(1).cpu() == s.y[idx.to(s.y.device)].cpu()).sum())
     return {"split": split, "images": len(s), "accuracy": correct / max(1, len(s)), "data": data.name}

@@ -149,7 +149,9 @@ def time_bars(run: Path, summary: dict[str, Any]) -> list[tuple[str, Path]]:
     for y, v in enumerate(values[::-1]):
         ax.text(v, y, f" {v:.0f} s", va="center", fontsize=8)
     fig.tight_layout()
-    return [("Where the time went", _save(fig, run / "report-time.png"))]
+    caption = "Where this run's time went" + (f" (the teacher was trained earlier in {t['seconds']:.0f} s, not drawn)"
+                                              if t.get("seconds") else "")
+    return [(caption, _save(fig, run / "report-time.png"))]
 
 
 def bench_curves(run: Path, bench: dict[str, Any]) -> list[tuple[str, Path]]:

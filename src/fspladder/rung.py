@@ -46,8 +46,11 @@ __all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "teacher
 
 
 def pairs_of(mc: ModelConfig | TeacherConfig, model: nn.Module) -> list[FsPair]:
-    """The FSP pairs a config names for ``model``, else the model's declared defaults."""
-    return [FsPair.parse(p) for p in mc.pairs] if mc.pairs is not None else default_pairs(model)
+    """The FSP pairs a config names for ``model``, else the model's declared defaults, else none (then only
+    recipes without FSP can use it; :func:`fspladder.ladder.validate_ladder` says so)."""
+    if mc.pairs is not None:
+        return [FsPair.parse(p) for p in mc.pairs]
+    return default_pairs(model) if getattr(model, "default_fsp_pairs", None) else []
 
 
 def build_student(mc: ModelConfig, data: DataSplits, seed: int) -> tuple[nn.Module, dict[str, Any]]:

@@ -73,7 +73,8 @@ def _num_outputs(model: torch.nn.Module, ctx: TrainContext) -> int:
     from .models import logits_of
 
     model.eval()
-    return logits_of(model(ctx.prepare(ctx.data.val.x[:2], False, None))).shape[-1]
+    return logits_of(model(ctx.prepare(ctx.data.val.read(torch.arange(min(2, len(ctx.data.val)))), False,
+                                       None))).shape[-1]
 
 
 def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: str = "") -> dict[str, Any]:
@@ -92,7 +93,7 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
     if problems:
         raise ConfigError(problems)
     device = resolve_device(cfg.device)
-    data = load_data(cfg).to(device)
+    data = load_data(cfg, device).to(device)
     ctx = context_for(cfg, device, data)
     model, spec = build_student(mc, data, cfg.seed)
     model.to(device, memory_format=memory_format(cfg))
@@ -126,12 +127,16 @@ def planned_config(cfg: RunConfig, choice: dict[str, Any]) -> RunConfig:
 class _Run:
     """One session of a ladder run: validated chain, outputs, the rungs' training."""
 
-    def __init__(self, cfg: RunConfig, out: Path, resume: bool, dist: DistInfo) -> None:
+    def __init__(self, cfg: RunConfig, out: Path, resume: bool, dist: DistInfo, data: DataSplits | None) -> None:
         self.t0 = time.perf_counter()
+        self.own_data = data
         self.cfg, self.out, self.resume, self.dist, self.main = cfg, out, resume, dist, dist.is_main
         self.done: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Any] | None = None
         self.prior = 0.0
+        if resume and cfg.plan.intermediates == "auto":
+            raise ResumeError(f"a resume continues the chain that was planned: load {out / CONFIG_FILE} (its "
+                              "intermediates spelled out) instead of a config with plan.intermediates: auto")
         if resume:
             prev = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else None
             if prev is not None and "target" in prev:
@@ -153,7 +158,7 @@ class _Run:
         """Data, teacher, plan, chain and recipes, all checked; nothing is written yet."""
         cfg, dist = self.cfg, self.dist
         self.device = resolve_device(cfg.device, dist)
-        self.data: DataSplits = load_data(cfg).to(self.device)
+        self.data: DataSplits = (self.own_data if self.own_data is not None else load_data(cfg, self.device)).to(self.device)
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", cfg.tensorboard, hold=True) if self.main else NoLog()
         self.ctx = context_for(cfg, self.device, self.data, self.log, dist)
         mf = memory_format(cfg)
@@ -165,7 +170,7 @@ class _Run:
         if cfg.plan.intermediates == "auto" and not self.resume:
             from .plan import PlanError, format_plan, run_plan
 
-            self.plan = run_plan(cfg, self.data, self.device, self.teacher, self.log)
+            self.plan = run_plan(cfg, self.data, self.device, self.teacher, self.log, teacher_meta=self.tck)
             print(format_plan(self.plan), file=sys.stderr)
             if self.plan["choice"] is None:
                 raise PlanError(self.plan["error"])
@@ -206,7 +211,7 @@ class _Run:
             "config": config_to_dict(cfg), "machine": machine_info(self.device),
             "precision": {"amp": ctx.amp, "teacher_amp": ctx.teacher_amp},  # what "auto" resolved to here
             "data": {"name": data.name, "train": len(data.train), "val": len(data.val), "test": len(data.test),
-                     "num_classes": data.num_classes, "preprocessing": data.describe()},
+                     "num_classes": data.num_classes, "streamed": data.streamed, "preprocessing": data.describe()},
             "teacher": {"name": "teacher", "model": spec["name"], "kwargs": spec["kwargs"],
                         "params": self.teacher.num_params, "checkpoint": cfg.teacher.checkpoint,
                         "trained": self.tck["meta"], "fsp_shapes": self.shapes[0]},
@@ -240,7 +245,7 @@ class _Run:
             flows = state["flows"]
         elif recipe.stage1 == "fsp":
             aligner = aligner_for(recipe, s1, self.shapes[k - 1], self.shapes[k], seed, ctx.device, cur.name)
-            x_fixed = ctx.prepare(self.data.val.x[:FLOW_BATCH], False, None)
+            x_fixed = ctx.prepare(self.data.val.read(torch.arange(min(FLOW_BATCH, len(self.data.val)))), False, None)
             # Mean FSP matrices on a fixed held-out batch, for the report's heatmaps.
             flows = state["flows"] if state is not None else {
                 "previous": mean_flows(prev.model, prev.pairs, x_fixed, batch_stats=False),
@@ -305,14 +310,21 @@ class _Run:
         return summary
 
 
-def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: DistInfo | None = None) -> dict[str, Any]:
+def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: DistInfo | None = None,
+               data: DataSplits | None = None) -> dict[str, Any]:
     """Validate the chain, then train every rung (its recipe's init, stage 1 and stage 2) in order.
 
-    With ``resume``, ``out`` must hold an earlier run of the same config:
+    ``data``: your own splits (``DataSplits.from_tensors`` / ``from_datasets``) instead of ``cfg.data``.
+    With ``resume``, ``out`` must hold an earlier run of the same config (and the same ``data``):
     finished rungs are loaded from their checkpoints, never retrained, and the
     rung in progress continues from the last completed epoch of its stage.
     """
-    return _Run(cfg, Path(out), resume, dist or DistInfo()).run()
+    if data is not None and not isinstance(data, DataSplits):
+        from .data import DataFileError
+
+        raise DataFileError(f"run_ladder(data=...) takes DataSplits, got {type(data).__name__}; see "
+                            "DataSplits.from_tensors and DataSplits.from_datasets")
+    return _Run(cfg, Path(out), resume, dist or DistInfo(), data).run()
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -29,9 +29,10 @@ def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
     return dev
 
 
-def load_data(cfg: RunConfig) -> DataSplits:
-    """The run's train / validation / test splits (on the CPU; ``.to(device)`` moves them)."""
-    return load_splits(cfg.data, cfg.seed)
+def load_data(cfg: RunConfig, device: torch.device | None = None, path: list | None = None) -> DataSplits:
+    """The run's train / validation / test splits, on the input path ``data.stream`` chooses for ``device``
+    (in-memory splits are on the CPU; ``.to(device)`` moves them). ``path`` receives the choice."""
+    return load_splits(cfg.data, cfg.seed, device, path)
 
 
 def context_for(cfg: RunConfig, device: torch.device, data: DataSplits, log: Any = None,

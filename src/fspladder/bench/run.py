@@ -105,7 +105,7 @@ class _Bench:
     def prepare(self) -> None:
         cfg, b = self.cfg, self.cfg.bench
         self.device = resolve_device(cfg.device)
-        self.data = load_data(cfg).to(self.device)
+        self.data = load_data(cfg, self.device).to(self.device)
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", cfg.tensorboard, hold=True)
         self.mf = memory_format(cfg)
         self.teacher, self.tck = load_teacher(cfg, self.device, self.mf)
@@ -151,6 +151,9 @@ class _Bench:
             problems += why
             self.shapes[arm.label] = shapes
             self.arms.append(arm)
+        if not self.arms and not problems:
+            problems.append("no arm of this bench can run here: " + "; ".join(f"{k}: {v}" for k, v in
+                                                                        self.skipped.items()))
         if problems:
             raise ConfigError(problems)
         # Each arm's own engine context, so a variant's amp, teacher_amp, compile or eval_batch_size takes effect.

@@ -72,12 +72,17 @@ class DataConfig:
     image_size: int = num(32, 4, 4096)  # folder data sets: images are resized to this square size
     channels: int = num(3, 1, 3)  # folder data sets: 1 = grey, 3 = RGB
     val_size: int = num(5000, 1, BIG)  # training images held out for validation
-    classes: list[int] | None = None  # keep only these labels, renumbered 0..k-1
+    classes: list[int] | None = num(None, 0, BIG)  # keep only these labels, renumbered 0..k-1
     train_subset: int | None = num(None, 1, BIG)  # use only the first N training images
     test_subset: int | None = num(None, 1, BIG)  # evaluate on only the first N test images
     crop_pad: int = num(2, 0, 64)  # random-crop padding in pixels; 0 disables
     flip: bool = True  # random horizontal flips
-    stream: Literal["auto", True, False] = "auto"  # read batches from disk instead of holding the set in memory
+    # The input path: false holds the decoded set on the training device (fastest); true reads training
+    # batches from disk with worker processes (data larger than memory); auto streams when the decoded
+    # training set would take more than memory_share of the free memory of the training device and host.
+    stream: Literal["auto", True, False] = "auto"
+    memory_share: float = num(0.5, 0, 1, lo_open=True)
+    workers: int | None = num(None, 0, 64)  # decoding processes of the streaming path; null = cores - 1, <= 4
 
     def _check(self, p: str, err: list[str]) -> None:
         from pathlib import Path
@@ -337,6 +342,10 @@ class RunConfig:
                     variant_config(self, v.get("set") or {})
                 except ConfigError as e:
                     err += [f"bench.variants.{name}.set: {x}" for x in e.problems]
+        if self.data.stream is True and (self.stage1.cache_teacher or any(r.stage1.get("cache_teacher")
+                                                                          for r in self.rungs)):
+            err.append("stage1.cache_teacher needs the in-memory data path, and data.stream is true; set one of them "
+                       "false")
         names = [r.name for r in self.rungs]
         if len(set(names)) != len(names):
             err.append(f"rungs: names must be unique, got {names}")

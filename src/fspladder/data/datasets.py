@@ -43,10 +43,26 @@ class ImageSet:
         if self.origin is None:
             self.origin = torch.arange(self.x.shape[0])
 
+    streamed = False  # the in-memory path (see data/stream.py for the other)
+
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of every image."""
+        return tuple(self.x.shape[1:])  # type: ignore[return-value]
+
+    def read(self, idx: torch.Tensor) -> torch.Tensor:
+        """The images at positions ``idx``: uint8 ``(b, C, H, W)`` on the set's device."""
+        return self.x[idx.to(self.x.device)]
+
+    def stream(self, batches):
+        """uint8 batches for each index tensor of ``batches`` (the streaming path's interface; here a lookup)."""
+        return (self.read(b) for b in batches)
+
     def subset(self, idx: torch.Tensor) -> "ImageSet":
+        idx = idx.to(self.x.device)
         return ImageSet(self.x[idx], self.y[idx], self.origin[idx.to(self.origin.device)])  # type: ignore[index]
 
     def to(self, device: torch.device | str) -> "ImageSet":
@@ -65,7 +81,7 @@ class ImageSet:
 class DataSplits:
     """Train / validation / test sets plus what a model needs to know about them."""
 
-    train: ImageSet
+    train: ImageSet  # or a StreamedSet (data/stream.py): the same interface, images read batch by batch
     val: ImageSet
     test: ImageSet
     num_classes: int
@@ -87,11 +103,29 @@ class DataSplits:
 
     @property
     def in_chans(self) -> int:
-        return self.train.x.shape[1]
+        return self.train.shape[0]
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.train.x.shape[2:])  # type: ignore[return-value]
+        return tuple(self.train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def streamed(self) -> bool:
+        return bool(self.train.streamed)
+
+    @classmethod
+    def from_tensors(cls, train, test, val=None, **kw) -> "DataSplits":
+        """Your own ``(images, labels)`` tensors or arrays (see :mod:`fspladder.data.bring`)."""
+        from .bring import splits_from_tensors
+
+        return splits_from_tensors(train, test, val, **kw)
+
+    @classmethod
+    def from_datasets(cls, train, test, val=None, **kw) -> "DataSplits":
+        """Your own map-style torch Datasets of ``(image, label)`` (see :mod:`fspladder.data.bring`)."""
+        from .bring import splits_from_datasets
+
+        return splits_from_datasets(train, test, val, **kw)
 
     def to(self, device: torch.device | str) -> "DataSplits":
         return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device),
@@ -109,7 +143,7 @@ def split_train_val(full: ImageSet, val_size: int, seed: int) -> tuple[ImageSet,
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images, in [0, 1] units."""
-    xf = x.float().div_(255)
+    xf = x.contiguous().float().div_(255)  # one memory layout, one summation order
     return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist())
 
 

@@ -107,15 +107,18 @@ def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
 def _decode_all(files: list[Path], labels: list[int], size: int, channels: int) -> ImageSet:
     if not files:
         return ImageSet(torch.zeros((0, channels, size, size), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
-    return ImageSet(torch.from_numpy(np.stack([decode_image(f, size, channels) for f in files])),
+    # np.stack of transposed (C, H, W) views keeps their channels-last layout; make it the standard one, as
+    # the streaming path's batches are (so both paths compute bit-identical statistics).
+    return ImageSet(torch.from_numpy(np.ascontiguousarray(np.stack([decode_image(f, size, channels) for f in files]))),
                     torch.tensor(labels, dtype=torch.int64))
 
 
 def read_image_folder(root: str | Path, image_size: int = 32, channels: int = 3, seed: int = 0,
-                      test_fraction: float = 0.2) -> RawData:
+                      test_fraction: float = 0.2, index: FolderIndex | None = None) -> RawData:
+    """Every image of the folder decoded (``index``: the folder's listing, when already made)."""
     if channels not in (1, 3):
         raise DataFileError(f"channels must be 1 or 3, got {channels}")
-    ix = index_image_folder(root, seed, test_fraction)
+    ix = index if index is not None else index_image_folder(root, seed, test_fraction)
     train = _decode_all(ix.train_files, ix.train_labels, image_size, channels)
     test = _decode_all(ix.test_files, ix.test_labels, image_size, channels)
     return RawData(train, test, len(ix.classes), ix.classes, f"folder:{ix.root.name}",

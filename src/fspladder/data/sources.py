@@ -20,7 +20,7 @@ from .idx import DataFileError
 if TYPE_CHECKING:
     from ..config import DataConfig
 
-__all__ = ["RawData", "finish_splits", "load_splits", "FASHION_MNIST_CLASSES"]
+__all__ = ["RawData", "DataPath", "checked", "finish_splits", "load_splits", "data_path", "FASHION_MNIST_CLASSES"]
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]
@@ -46,17 +46,34 @@ def _check_labels(raw: RawData) -> None:
                                 f"(e.g. {int(bad[0])}); the files are damaged or of another data set")
 
 
-def _keep(s: ImageSet, classes: list[int]) -> ImageSet:
+@dataclass
+class LabelSet:
+    """Labels and source positions without images: what the streaming path checks and selects classes on."""
+
+    y: torch.Tensor
+    origin: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: torch.Tensor) -> "LabelSet":
+        return LabelSet(self.y[idx], self.origin[idx])
+
+
+def _keep(s, classes: list[int]):
+    """The images of ``classes`` only, relabelled 0..k-1 in the given order."""
     lut = torch.full((int(s.y.max()) + 1 if len(s) else 1,), -1, dtype=torch.int64)
     for new, old in enumerate(classes):
         if old < len(lut):
             lut[old] = new
-    keep = lut[s.y] >= 0
-    return ImageSet(s.x[keep], lut[s.y[keep]], s.origin[keep] if s.origin is not None else None)
+    sub = s.subset((lut[s.y] >= 0).nonzero().flatten())
+    if isinstance(sub, LabelSet):
+        return LabelSet(lut[sub.y], sub.origin)
+    return ImageSet(sub.x, lut[sub.y], sub.origin)
 
 
-def finish_splits(raw: RawData, val_size: int, seed: int, classes: list[int] | None = None) -> DataSplits:
-    """Classes kept and checked, validation held out, statistics computed."""
+def checked(raw: RawData, classes: list[int] | None = None) -> RawData:
+    """Labels in range, the configured classes kept (renumbered), every class with training images, a test set."""
     _check_labels(raw)
     names = raw.class_names
     if classes is not None:
@@ -78,26 +95,138 @@ def finish_splits(raw: RawData, val_size: int, seed: int, classes: list[int] | N
             "them with data.classes")
     if len(raw.test) == 0:
         raise DataFileError(f"{raw.name}: the test set holds no images")
+    return raw
+
+
+def finish_splits(raw: RawData, val_size: int, seed: int, classes: list[int] | None = None) -> DataSplits:
+    """Classes kept and checked, validation held out, statistics computed."""
+    raw = checked(raw, classes)
     train, val = split_train_val(raw.train, val_size, seed)
     mean, std = channel_stats(train.x)
-    return DataSplits(train, val, raw.test, raw.num_classes, mean, std, raw.name, names, raw.source)
+    return DataSplits(train, val, raw.test, raw.num_classes, mean, std, raw.name, raw.class_names, raw.source)
 
 
-def load_splits(d: "DataConfig", seed: int) -> DataSplits:
-    """The splits a data config describes (all on the CPU)."""
+@dataclass
+class DataPath:
+    """Which input path a config takes, and the estimate behind the choice (``fspladder check`` prints it)."""
+
+    stream: bool
+    train_images: int
+    bytes: int  # the decoded training set, uint8
+    free: int | None  # free memory on the training device (and host), bytes
+    share: float
+    setting: object
+
+    def __str__(self) -> str:
+        mib = self.bytes / 2**20
+        room = f"{self.free / 2**20:,.0f} MiB free, share {self.share:g}" if self.free is not None else \
+            "free memory unknown"
+        path = "streamed from disk batch by batch" if self.stream else "held in memory on the training device"
+        return (f"data: {self.train_images:,} training images = {mib:,.1f} MiB decoded; {room} -> {path} "
+                f"(data.stream: {str(self.setting).lower()})")
+
+
+def _free(device) -> int | None:
+    import torch as _t
+
+    from ..memory import free_bytes
+
+    dev = _t.device(device) if device is not None else _t.device("cpu")
+    frees = [f for f in (free_bytes(dev), free_bytes(_t.device("cpu")) if dev.type != "cpu" else None) if f is not None]
+    return min(frees) if frees else None
+
+
+def data_path(d: "DataConfig", n_train: int, shape: tuple[int, int, int], device=None) -> DataPath:
+    """``data.stream`` resolved: true/false as set; auto streams when the decoded training set would take more than
+    ``data.memory_share`` of the free memory of the training device (and of the host)."""
+    need = n_train * shape[0] * shape[1] * shape[2]
+    free = _free(device)
+    if d.stream == "auto":
+        stream = free is not None and need > d.memory_share * free
+    else:
+        stream = bool(d.stream)
+    return DataPath(stream, n_train, need, free, d.memory_share, d.stream)
+
+
+def _streamed(splits: DataSplits, workers: int) -> DataSplits:
+    """In-memory splits served through the streaming path (IDX and CIFAR are decoded by their readers anyway)."""
+    from .stream import StreamedSet, TensorImages
+
+    def wrap(s):
+        return StreamedSet(TensorImages(s.x, s.y), torch.arange(len(s)), s.y, s.shape, workers, origin=s.origin)
+
+    return DataSplits(wrap(splits.train), wrap(splits.val), wrap(splits.test), splits.num_classes, splits.mean,
+                      splits.std, splits.name, splits.class_names, splits.source)
+
+
+STATS_SAMPLE = 10_000  # training images the streaming path computes the normalisation statistics from
+
+
+def _streamed_folder(d: "DataConfig", seed: int, workers: int, ix) -> DataSplits:
+    """An image folder on the streaming path: files indexed, labels checked, nothing decoded but a sample for
+    the statistics (all training images when there are at most ``STATS_SAMPLE``, as the in-memory path)."""
+    from .stream import FolderImages, StreamedSet
+
+    shape = (d.channels, d.image_size, d.image_size)
+    ytr, yte = torch.tensor(ix.train_labels, dtype=torch.int64), torch.tensor(ix.test_labels, dtype=torch.int64)
+    # The same label checks and class selection as the in-memory path, on labels alone.
+    raw = checked(RawData(LabelSet(ytr, torch.arange(len(ytr))), LabelSet(yte, torch.arange(len(yte))),  # type: ignore[arg-type]
+                          len(ix.classes), ix.classes, f"folder:{ix.root.name}", {}), d.classes)
+    keep_tr, keep_te = raw.train.origin, raw.test.origin  # positions in ix's lists that the classes kept
+    train_ds = FolderImages([ix.train_files[i] for i in keep_tr], raw.train.y.tolist(), d.image_size, d.channels)
+    test_ds = FolderImages([ix.test_files[i] for i in keep_te], raw.test.y.tolist(), d.image_size, d.channels)
+    n = len(train_ds)
+    if not 0 < d.val_size < n:
+        raise DataFileError(f"data.val_size is {d.val_size}, but the training set has {n} images; "
+                            f"set data.val_size between 1 and {n - 1}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # as split_train_val
+    full = StreamedSet(train_ds, torch.arange(n), raw.train.y, shape, workers)
+    train, val = full.subset(perm[d.val_size:]), full.subset(perm[: d.val_size])
+    test = StreamedSet(test_ds, torch.arange(len(test_ds)), raw.test.y, shape, workers)
+    sample = torch.arange(min(STATS_SAMPLE, len(train)))
+    xs = torch.cat(list(train.stream(list(torch.split(sample, 1000)))))
+    mean, std = channel_stats(xs)
+    return DataSplits(train, val, test, raw.num_classes, mean, std, raw.name, raw.class_names,
+                      {"kind": "folder", "root": str(ix.root), "image_size": d.image_size, "channels": d.channels,
+                       "stats_images": len(sample)})
+
+
+def load_splits(d: "DataConfig", seed: int, device=None, path: list[DataPath] | None = None) -> DataSplits:
+    """The splits a data config describes, on the path ``data.stream`` chooses (``path`` receives the choice).
+
+    In-memory splits are on the CPU (``.to(device)`` moves them); streamed ones stay where they are read from.
+    """
     from .cifar import read_cifar
     from .datasets import FASHION_MNIST_DIR, read_idx_folder
-    from .folder import read_image_folder
+    from .folder import index_image_folder, read_image_folder
+    from .stream import default_workers
 
-    if d.name == "fashion-mnist":
+    workers = d.workers if d.workers is not None else default_workers()
+    if d.name == "folder":
+        ix = index_image_folder(d.root, seed)
+        choice = data_path(d, len(ix.train_files) - d.val_size, (d.channels, d.image_size, d.image_size), device)
+        if path is not None:
+            path.append(choice)
+        if choice.stream:
+            return _subsets(_streamed_folder(d, seed, workers, ix), d)
+        raw = read_image_folder(d.root, d.image_size, d.channels, seed, index=ix)
+    elif d.name == "fashion-mnist":
         raw = read_idx_folder(d.root or FASHION_MNIST_DIR, "fashion-mnist", FASHION_MNIST_CLASSES)
     elif d.name == "idx":
         raw = read_idx_folder(d.root, "idx")
-    elif d.name in ("cifar10", "cifar100"):
-        raw = read_cifar(d.root, 10 if d.name == "cifar10" else 100)
     else:
-        raw = read_image_folder(d.root, d.image_size, d.channels, seed)
-    splits = finish_splits(raw, d.val_size, seed, d.classes)
+        raw = read_cifar(d.root, 10 if d.name == "cifar10" else 100)
+    splits = _subsets(finish_splits(raw, d.val_size, seed, d.classes), d)
+    if d.name != "folder":
+        choice = data_path(d, len(splits.train), splits.train.shape, device)
+        if path is not None:
+            path.append(choice)
+        if choice.stream:
+            return _streamed(splits, workers)
+    return splits
+
+
+def _subsets(splits: DataSplits, d: "DataConfig") -> DataSplits:
     if d.train_subset:
         splits.train = splits.train.subset(torch.arange(min(d.train_subset, len(splits.train))))
     if d.test_subset:

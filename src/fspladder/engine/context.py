@@ -44,6 +44,15 @@ class TrainContext:
     max_rollbacks: int = 2  # diverged epochs retried from the last good one at half the learning rate
     _norm: tuple | None = field(default=None, init=False, repr=False, compare=False)  # cached mean/std tensors
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, DataSplits):
+            from ..data import DataFileError
+
+            raise DataFileError(
+                f"the engine's data must be DataSplits, got {type(self.data).__name__}: build them from tensors with "
+                "DataSplits.from_tensors((x, y), (x_test, y_test)) or from torch Datasets with "
+                "DataSplits.from_datasets(train_ds, test_ds) (README, Python API)")
+
     def autocast(self) -> torch.autocast:
         return autocast_for(self.device, self.amp)
 
@@ -54,20 +63,26 @@ class TrainContext:
         """Loss scaling for fp16 (a no-op otherwise)."""
         return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
 
-    def batch(self, data: ImageSet, idx: torch.Tensor, augment: bool,
-              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's slice of the global batch ``idx``: prepared images ``(b, C, H, W)`` and labels ``(b,)``.
+    def augment_batch(self, x_uint8: torch.Tensor, global_n: int, augment: bool,
+                      gen: torch.Generator) -> torch.Tensor:
+        """This rank's share ``x_uint8`` of a global batch of ``global_n`` images, augmented and normalised.
 
         Augmentation parameters are drawn for the whole global batch, so the
         random stream (and each image's augmentation) does not depend on the
-        number of ranks.
+        number of ranks, nor on which input path read the images.
         """
-        params = draw_augment(len(idx), self.crop_pad, self.flip, gen) if augment else {}
+        params = draw_augment(global_n, self.crop_pad, self.flip, gen) if augment else {}
         if self.dist.enabled:
-            sl = shard(len(idx), self.dist)
-            idx, params = idx[sl], {k: v[sl] for k, v in params.items()}
-        idx = idx.to(self.device)
-        return self._finish(apply_augment(data.x[idx], params, self.crop_pad)), data.y[idx]
+            sl = shard(global_n, self.dist)
+            params = {k: v[sl] for k, v in params.items()}
+        return self._finish(apply_augment(x_uint8.to(self.device, non_blocking=True), params, self.crop_pad))
+
+    def batch(self, data: ImageSet, idx: torch.Tensor, augment: bool,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's slice of the global batch ``idx``: prepared images ``(b, C, H, W)`` and labels ``(b,)``."""
+        local = self.local(idx)
+        return (self.augment_batch(data.read(local), len(idx), augment, gen),
+                data.y[local.to(data.y.device)].to(self.device))
 
     def local(self, idx: torch.Tensor) -> torch.Tensor:
         """This rank's slice of the global batch ``idx`` (all of it without torchrun)."""

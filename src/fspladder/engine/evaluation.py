@@ -29,11 +29,11 @@ def evaluate(model: nn.Module, data: ImageSet, ctx: TrainContext) -> float:
     if ctx.dist.enabled:  # each rank scores a contiguous share; counts are summed
         per = -(-len(data) // ctx.dist.world)
         lo, hi = min(len(data), ctx.dist.rank * per), min(len(data), (ctx.dist.rank + 1) * per)
-    for i in range(lo, hi, ctx.eval_batch_size):
-        j = min(hi, i + ctx.eval_batch_size)
+    chunks = [torch.arange(i, min(hi, i + ctx.eval_batch_size)) for i in range(lo, hi, ctx.eval_batch_size)]
+    for idx, x_uint8 in zip(chunks, data.stream(chunks)):
         with ctx.autocast():
-            logits = logits_of(model(ctx.prepare(data.x[i:j], False, None)))
-        correct += (logits.argmax(1) == data.y[i:j].to(ctx.device)).sum()
+            logits = logits_of(model(ctx.prepare(x_uint8, False, None)))
+        correct += (logits.argmax(1) == data.y[idx.to(data.y.device)].to(ctx.device)).sum()
     model.train(was_training)
     return all_reduce_sum(correct, ctx.dist).item() / max(1, len(data))
 
@@ -93,8 +93,9 @@ def fsp_eval_loss(
     total, n = 0.0, 0
     with BatchStats(student), FlowRecorder(student, taps_of(student_pairs), stop_early=True) as rs, \
             FlowRecorder(prev, taps_of(prev_pairs), stop_early=True) as rp:
-        for i in range(0, min(limit, len(data)), 250):
-            x = ctx.prepare(data.x[i : min(i + 250, limit)], False, None)
+        n_max = min(limit, len(data))
+        for i in range(0, n_max, 250):
+            x = ctx.prepare(data.read(torch.arange(i, min(i + 250, n_max))), False, None)
             feats = rs.run(x)
             gs = aligner.flows(feats, student_pairs) if aligner is not None else flow_of(feats, student_pairs)
             gp = flow_of(rp.run(x), prev_pairs)

@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any, Protocol
 
 import torch
@@ -86,6 +87,9 @@ class Objective:
 
     def end_epoch(self, epoch: int, step: int, lr: float) -> None:
         """Evaluate and record the finished epoch."""
+
+    def restored(self) -> None:
+        """The loop went back to a snapshot (resume or rollback): drop what was accumulated since."""
 
     def __enter__(self) -> "Objective":
         return self
@@ -198,9 +202,10 @@ class _Loop:
         fresh = type(self.result).from_dict(_cpu_copy(snap["result"]))
         for f, v in vars(fresh).items():  # in place: the objective holds the same result object
             setattr(self.result, f, v)
+        self.obj.restored()
 
-    def finite(self, loss: torch.Tensor, bad: int) -> int:
-        """Consecutive non-finite losses so far (0 if this one is finite); raise past the limit."""
+    def finite(self, loss: torch.Tensor, bad: int, limit: int) -> int:
+        """Consecutive non-finite losses so far (0 if this one is finite); raise at ``limit``."""
         if self.poison > 0:
             self.poison -= 1
             loss = loss * float("nan")
@@ -212,7 +217,7 @@ class _Loop:
         bad += 1
         self.ctx.log({"event": "nonfinite_loss", "rung": self.name, "stage": self.obj.stage, "step": self.step,
                       "consecutive": bad})
-        if bad >= self.max_bad:
+        if bad >= limit:
             raise DivergenceError(
                 f"{self.name} stage {self.obj.stage}: the loss was not finite for {bad} steps in a row. Lower the "
                 f"learning rate (stage{self.obj.stage}.lr) or set stage1.grad_clip.")
@@ -247,14 +252,16 @@ class _Loop:
         obj.start_epoch()
         bad = 0
         steps = min(self.steps_per_epoch, self.total - self.step)
-        for i, idx in enumerate(batches(len(self.train), self.batch_size, self.gen)):
-            if i >= steps:
-                break
+        order = list(islice(batches(len(self.train), self.batch_size, self.gen), steps))  # the epoch's permutation
+        mine = [ctx.local(idx) for idx in order]  # this rank's share of each global batch
+        for i, (idx, x_uint8) in enumerate(zip(order, self.train.stream(mine))):
             if i == steps // 2:
                 kill_point(f"stage{obj.stage}:{self.name}:{epoch}")
-            x, y = ctx.batch(self.train, idx, obj.augment, self.gen)
+            # Augmentation is drawn here, batch by batch from the same generator, whichever path read the images.
+            x = ctx.augment_batch(x_uint8, len(idx), obj.augment, self.gen)
+            y = self.train.y[mine[i].to(self.train.y.device)].to(ctx.device)
             loss = obj.loss(x, y, idx, self.step)
-            bad = self.finite(loss, bad)
+            bad = self.finite(loss, bad, min(self.max_bad, steps))  # a short last epoch: all of it at most
             if bad:
                 res.skipped_steps += 1
             else:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +33,7 @@ from ..data import ImageSet
 from ..flow import FlowRecorder, FsPair, flow_of, taps_of
 from ..fold import fold_batchnorm
 from ..losses import fsp_loss
+from ..memory import free_bytes
 from .context import TrainContext
 from .evaluation import fsp_eval_loss
 from .loop import Objective, StateSink, fit
@@ -111,12 +111,17 @@ class FspObjective(Objective):
             bar.set_postfix(fsp=f"{lv:.3g}")
             self.ctx.log({"event": "stage1_step", "rung": self.name, "step": step, "fsp_loss": lv,
                           "seconds": self.result.train_seconds + time.perf_counter() - self.t0})
-        return self.cfg.plateau is not None and not bad and self._plateaued(loss, step)
+        return self.cfg.plateau is not None and self._plateaued(loss, step, bad)
 
-    def _plateaued(self, loss: torch.Tensor, step: int) -> bool:
-        self.win_sum += loss.detach()
-        self.win_n += 1
-        if step % self.window:
+    def restored(self) -> None:
+        self.win_sum.zero_()
+        self.win_n = 0
+
+    def _plateaued(self, loss: torch.Tensor, step: int, bad: bool) -> bool:
+        if not bad:  # a skipped (non-finite) step adds nothing, but the window still ends on time
+            self.win_sum += loss.detach()
+            self.win_n += 1
+        if step % self.window or self.win_n == 0:
             return False
         cur = (self.win_sum / max(1, self.win_n)).item()  # one host sync per window
         self.win_sum.zero_()
@@ -142,6 +147,10 @@ class FspObjective(Objective):
         ``n`` tensors ``(N, m_i, n_i)`` float32 on the training device, ``4 * sum_i m_i * n_i`` bytes per image.
         Refused before anything is built when it would take more than half the free memory."""
         ctx = self.ctx
+        if train.streamed:
+            raise ConfigError(["stage1.cache_teacher keeps the previous network's FSP matrices of every training image "
+                               "in memory and needs the in-memory data path; set stage1.cache_teacher: false, or "
+                               "data.stream: false"])
         with self.rp:
             _check_cache_fits(self.rp, self.prev_pairs, train, ctx)
             t0 = time.perf_counter()
@@ -161,26 +170,12 @@ class FspObjective(Objective):
                  "bytes_per_image": per_image, "mib": per_image * len(train) / 2**20})
 
 
-def free_bytes(device: torch.device) -> int | None:
-    """Free memory where ``device``'s tensors live, in bytes; None where it cannot be read."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type == "cpu":
-        try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # the file counts kB
-        except (OSError, ValueError, IndexError):
-            return None
-    return None
-
-
 @torch.no_grad()
 def _check_cache_fits(rec: FlowRecorder, pairs: Sequence[FsPair], data: ImageSet, ctx: TrainContext) -> None:
     free = free_bytes(ctx.device)
     if free is None:
         return
-    probe = flow_of(rec.run(ctx.prepare(data.x[:1], False, None)), pairs)  # n x (1, m_i, n_i)
+    probe = flow_of(rec.run(ctx.prepare(data.read(torch.arange(1)), False, None)), pairs)  # n x (1, m_i, n_i)
     per_image = sum(g.numel() * 4 for g in probe)  # stored as float32
     need = per_image * len(data)
     if need > free // 2:
@@ -209,7 +204,7 @@ def train_stage1(
     train = ctx.data.train
     if cfg.images is not None and cfg.images < len(train):
         pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 1000 + 3))
-        train = train.subset(pick[: cfg.images].to(train.x.device))
+        train = train.subset(pick[: cfg.images])
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     result = Stage1Result(epochs=cfg.epochs, steps=math.ceil(cfg.epochs * steps_per_epoch), images=len(train))
     if resume is None:

@@ -90,15 +90,18 @@ def candidate_chains(teacher: tuple[int, int], target: tuple[int, int], max_inte
 
 
 def predict_seconds(rung_costs: list[dict[str, float]], stage1_epochs: list[float], stage2_epochs: list[int],
-                    steps_per_epoch: int, eval_images: int) -> float:
+                    steps_per_epoch: int, eval_images: int, stage1_steps: list[int] | None = None) -> float:
     """Pipeline seconds of a chain: every rung's stage-1 and stage-2 steps plus its per-epoch evaluation.
 
     ``rung_costs[i]`` holds ``s1`` and ``s2`` (seconds per step; a recipe's soft targets are part of its
     ``s2``) and ``eval`` (seconds per image). A rung without stage 1 has ``stage1_epochs`` 0.
+    ``stage1_steps``: each rung's stage-1 steps per epoch when they differ from stage 2's (another batch
+    size, or ``stage1.images``).
     """
     total = 0.0
-    for c, e1, e2 in zip(rung_costs, stage1_epochs, stage2_epochs):
-        total += math.ceil(e1 * steps_per_epoch) * c["s1"] + e2 * steps_per_epoch * c["s2"]
+    s1_steps = stage1_steps or [steps_per_epoch] * len(rung_costs)
+    for c, e1, e2, n1 in zip(rung_costs, stage1_epochs, stage2_epochs, s1_steps):
+        total += math.ceil(e1 * n1) * c["s1"] + e2 * steps_per_epoch * c["s2"]
         total += e2 * eval_images * c["eval"]
     return total
 

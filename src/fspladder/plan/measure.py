@@ -42,8 +42,9 @@ class _Profiler:
 
     def __init__(self, ctx: TrainContext, batch: int, repeats: int) -> None:
         self.ctx, self.batch, self.repeats = ctx, batch, repeats
-        self.x = ctx.prepare(ctx.data.train.x[:batch], True, None)
-        self.y = ctx.data.train.y[:batch].to(ctx.device)
+        first = torch.arange(min(batch, len(ctx.data.train)))
+        self.x = ctx.prepare(ctx.data.train.read(first), True, None)
+        self.y = ctx.data.train.y[first].to(ctx.device)
         self.per_net: dict[str, dict[str, float]] = {}
         self.per_pair: dict[tuple[str, str], float] = {}
         self.warmed = False
@@ -115,11 +116,14 @@ class _Profiler:
 
 
 def probe_cost(costs: list[dict[str, float]], recipe: Recipe, images: int, batch: int, pc: PlanConfig,
-               val_images: int) -> float:
-    """Predicted seconds of one probe of a chain whose rungs cost ``costs`` (``s1``, ``s2``, ``eval``)."""
+               val_images: int, stage1_batch: int | None = None) -> float:
+    """Predicted seconds of one probe of a chain whose rungs cost ``costs`` (``s1`` per stage-1 step of
+    ``stage1_batch`` images, ``s2`` per step of ``batch``, ``eval`` per image)."""
     steps = max(1, images // batch)
+    s1_steps = max(1, images // (stage1_batch or batch))
     e1 = pc.probe_stage1_epochs if recipe.stage1 == "fsp" else 0.0
-    return predict_seconds(costs, [e1] * len(costs), [pc.probe_stage2_epochs] * len(costs), steps, val_images)
+    return predict_seconds(costs, [e1] * len(costs), [pc.probe_stage2_epochs] * len(costs), steps, val_images,
+                           [s1_steps] * len(costs))
 
 
 def _applies(recipe: Recipe, teacher: Rung, target: torch.nn.Module, other_classes: str | None) -> str | None:
@@ -143,6 +147,7 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
     from ..rung import (
         init_rung,
         make_aligner,
+        rung_problems,
         stage1_of_rung,
         stage2_of_rung,
         student_rung,
@@ -198,22 +203,31 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
         recipe = recipes.get(c.recipe) or parse_recipe(c.recipe)[0]
         rcs = rung_cfgs(c)
         chain = [teacher] + [student_rung(rc, data, 0, device, mf) for rc in rcs]
-        try:
-            validate_ladder(chain, (data.in_chans, *data.image_size), cfg.projects_channels(),
-                            compare=[recipe.stage1 == "fsp"] * len(rcs))  # type: ignore[union-attr]
+        s1s = [cfg.stage_for(rc, "stage1") for rc in rcs]
+        try:  # the same checks as `fspladder run` makes of the chain and its recipe
+            shapes = validate_ladder(chain, (data.in_chans, *data.image_size), [s.project_channels for s in s1s],
+                                     compare=[recipe.stage1 == "fsp" and recipe.init != "grow"] * len(rcs))  # type: ignore[union-attr]
         except ValueError as e:
             c.note = f"invalid: {e}"
             continue
-        costs = []
-        for prev, cur in zip(chain, chain[1:]):
+        why = [p for k in range(1, len(chain)) for p in rung_problems(chain[k - 1], chain[k], recipe, s1s[k - 1],  # type: ignore[arg-type]
+                                                                      shapes[k - 1], shapes[k], other if k == 1 else None)]
+        if why:
+            c.note = "skipped: " + "; ".join(why)
+            continue
+        costs, s1_steps = [], []
+        for (prev, cur), s1c in zip(zip(chain, chain[1:]), s1s):
             net, prev_net = prof.net(cur), prof.net(prev)
-            s1 = prof.stage1(prev, cur) if recipe.stage1 == "fsp" else 0.0  # type: ignore[union-attr]
+            # A stage-1 step was timed at stage 2's batch size; scale it to stage 1's.
+            s1 = prof.stage1(prev, cur) * s1c.batch_size / cfg.stage2.batch_size \
+                if recipe.stage1 == "fsp" else 0.0  # type: ignore[union-attr]
             kd = prev_net["fwd"] if recipe.guidance in ("kd", "kd-early") else 0.0  # type: ignore[union-attr]
             costs.append({"s1": s1, "s2": net["s2"] + kd, "eval": net["eval"]})
+            s1_steps.append(max(1, min(s1c.images or len(data.train), len(data.train)) // s1c.batch_size))
         rung_costs[i] = costs
         c.predicted_seconds = predict_seconds(
-            costs, [cfg.stage_for(rc, "stage1").epochs if recipe.stage1 == "fsp" else 0.0 for rc in rcs],  # type: ignore[union-attr]
-            [cfg.stage_for(rc, "stage2").epochs for rc in rcs], steps_per_epoch, eval_images)
+            costs, [s.epochs if recipe.stage1 == "fsp" else 0.0 for s in s1s],  # type: ignore[union-attr]
+            [cfg.stage_for(rc, "stage2").epochs for rc in rcs], steps_per_epoch, eval_images, s1_steps)
     # Benefit: short probes on a training subset, cheapest first, each only if its estimate fits the budget left.
     n_probe = min(pc.probe_train_images, len(data.train))
     probe_data = copy.copy(data)
@@ -226,7 +240,8 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
         c = cands[i]
         recipe = recipes.get(c.recipe) or parse_recipe(c.recipe)[0]
         seeds = [cfg.seed] + ([cfg.seed + 1] if not noise and pc.noise_seeds > 1 else [])
-        one = probe_cost(rung_costs[i], recipe, n_probe, cfg.stage2.batch_size, pc, len(data.val))  # type: ignore[arg-type]
+        one = probe_cost(rung_costs[i], recipe, n_probe, cfg.stage2.batch_size, pc, len(data.val),  # type: ignore[arg-type]
+                         cfg.stage1.batch_size)
         est = one * len(seeds) * 1.2  # a margin for what the step profile does not see (set-up, Python)
         if clock() + est > deadline:
             if len(seeds) > 1 and clock() + one * 1.2 <= deadline:
@@ -266,7 +281,8 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
         error = str(e)
         if not any(c.probe_acc is not None for c in cands):
             cheapest = min((probe_cost(rung_costs[i], recipes.get(cands[i].recipe) or parse_recipe(cands[i].recipe)[0],  # type: ignore[arg-type]
-                                       n_probe, cfg.stage2.batch_size, pc, len(data.val)) for i in rung_costs),
+                                       n_probe, cfg.stage2.batch_size, pc, len(data.val), cfg.stage1.batch_size)
+                            for i in rung_costs),
                            default=None)
             if cheapest is not None:
                 error += (f" (the cheapest probe needs ~{cheapest * 1.2:.0f} s after profiling; set "

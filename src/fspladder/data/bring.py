@@ -1,0 +1,180 @@
+"""Bringing your own data to the Python API: tensors or torch Datasets into checked :class:`DataSplits`.
+
+The engine keeps images as uint8 ``(N, C, H, W)`` tensors (0..255) and
+normalises them with the training split's per-channel statistics, so both
+helpers convert to that form: uint8 images are kept as they are, float images
+in [0, 1] are scaled by 255 and rounded, ``(N, H, W)`` gets a channel axis.
+Labels are class indices 0..K-1. The same checks as for the built-in sources
+apply (labels in range, every class with training images).
+
+    splits = DataSplits.from_tensors(train=(x_train, y_train), test=(x_test, y_test), val_size=5000)
+    splits = DataSplits.from_datasets(train_ds, test_ds)          # any map-style Dataset of (image, label)
+    run_ladder(cfg, "runs/mine", data=splits)
+
+A data set too large for memory goes through the streaming path instead
+(``data.stream``, README "Data larger than memory").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .datasets import DataSplits, ImageSet, channel_stats
+from .idx import DataFileError
+from .sources import RawData, checked, finish_splits
+
+__all__ = ["as_uint8_images", "splits_from_tensors", "splits_from_datasets"]
+
+
+def as_uint8_images(x: Any, what: str = "images") -> torch.Tensor:
+    """``x`` as uint8 ``(N, C, H, W)``: uint8 kept, float in [0, 1] scaled by 255, ``(N, H, W)`` given a channel."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise DataFileError(f"{what} must be a tensor or numpy array of shape (N, C, H, W), got {type(x).__name__}")
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4:
+        raise DataFileError(f"{what} must have shape (N, C, H, W) or (N, H, W), got {tuple(x.shape)}")
+    x = x.cpu()
+    if x.dtype == torch.uint8:
+        return x.contiguous()
+    if x.is_floating_point():
+        if len(x) and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+            raise DataFileError(f"{what} are floats outside [0, 1] (min {float(x.min()):.3g}, max {float(x.max()):.3g}); "
+                                "give uint8 images (0..255) or floats scaled to [0, 1], before normalisation "
+                                "(fspladder normalises with the training images' own statistics)")
+        return (x * 255).round().to(torch.uint8).contiguous()
+    raise DataFileError(f"{what} have dtype {x.dtype}; give uint8 (0..255) or floats in [0, 1]")
+
+
+def _labels(y: Any, n: int, what: str) -> torch.Tensor:
+    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).cpu()
+    if y.dim() != 1 or len(y) != n or y.is_floating_point() or y.dtype == torch.bool:
+        raise DataFileError(f"{what} must be {n} integer class indices, got {y.dtype} of shape {tuple(y.shape)}")
+    return y.to(torch.int64)
+
+
+def splits_from_tensors(train: Sequence[Any], test: Sequence[Any], val: Sequence[Any] | None = None,
+                        val_size: int = 5000, seed: int = 0, num_classes: int | None = None,
+                        class_names: list[str] | None = None, name: str = "tensors") -> DataSplits:
+    """``train``, ``test`` (and optionally ``val``) as ``(images, labels)`` pairs. Without ``val``,
+    ``val_size`` training images are held out (seeded)."""
+    sets = {}
+    for part, pair in (("train", train), ("test", test), ("val", val)):
+        if pair is None:
+            continue
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise DataFileError(f"{part} must be a pair (images, labels)")
+        x = as_uint8_images(pair[0], f"{part} images")
+        sets[part] = ImageSet(x, _labels(pair[1], len(x), f"{part} labels"))
+    shapes = {p: tuple(s.x.shape[1:]) for p, s in sets.items()}
+    if len(set(shapes.values())) != 1:
+        raise DataFileError(f"every split needs images of one shape (C, H, W), got {shapes}")
+    k = num_classes or int(max(int(s.y.max()) for s in sets.values() if len(s)) + 1)
+    raw = RawData(sets["train"], sets["test"], k, class_names or [str(i) for i in range(k)], name,
+                  {"kind": "python", "name": name})
+    if val is None:
+        return finish_splits(raw, val_size, seed)
+    raw = checked(raw)
+    if len(sets["val"]) == 0 or int(sets["val"].y.min()) < 0 or int(sets["val"].y.max()) >= k:
+        raise DataFileError(f"val labels must be class indices 0..{k - 1}, and val must hold images")
+    mean, std = channel_stats(raw.train.x)
+    return DataSplits(raw.train, sets["val"], raw.test, k, mean, std, name, raw.class_names, raw.source)
+
+
+def _item_image(img: Any) -> torch.Tensor:
+    if isinstance(img, torch.Tensor):
+        return img
+    if isinstance(img, np.ndarray):
+        return torch.from_numpy(img)
+    try:  # a PIL image
+        arr = np.asarray(img)
+    except Exception as e:  # noqa: BLE001 - anything that is not an image
+        raise DataFileError(f"a dataset item's image is {type(img).__name__}, not a tensor, array or PIL image") from e
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy() if arr.ndim == 3 else arr[None].copy())
+
+
+def _materialise(ds: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        n = len(ds)
+    except TypeError:
+        raise DataFileError(f"{what} has no len(): give a map-style torch Dataset (an IterableDataset or a "
+                            "DataLoader has no fixed order to hold out validation images from)") from None
+    xs, ys = [], []
+    for i in range(n):
+        item = ds[i]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise DataFileError(f"{what}[{i}] is {type(item).__name__}; items must be (image, label)")
+        img = _item_image(item[0])
+        xs.append(as_uint8_images(img.unsqueeze(0) if img.dim() in (2, 3) else img, f"{what}[{i}]"))
+        ys.append(int(item[1]))
+    if not xs:
+        raise DataFileError(f"{what} is empty")
+    return torch.cat(xs), torch.tensor(ys, dtype=torch.int64)
+
+
+def _labels_of(ds: Any, what: str) -> torch.Tensor:
+    """A dataset's labels without decoding its images where it says them (``targets``, torchvision's
+    convention); otherwise every item is read once."""
+    targets = getattr(ds, "targets", None)
+    if targets is not None and len(targets) == len(ds):
+        return _labels(targets, len(ds), f"{what}.targets")
+    return torch.tensor([int(ds[i][1]) for i in range(len(ds))], dtype=torch.int64)
+
+
+def _streamed_datasets(train: Any, test: Any, val: Any, val_size: int, seed: int, num_classes: int | None,
+                       class_names: list[str] | None, name: str, workers: int | None) -> DataSplits:
+    from .sources import STATS_SAMPLE, LabelSet
+    from .stream import StreamedSet, UserImages, default_workers
+
+    w = workers if workers is not None else default_workers()
+    ytr, yte = _labels_of(train, "train"), _labels_of(test, "test")
+    shape = tuple(UserImages(train)[0][0].shape)
+    k = num_classes or int(max(int(ytr.max()), int(yte.max())) + 1)
+    raw = checked(RawData(LabelSet(ytr, torch.arange(len(ytr))), LabelSet(yte, torch.arange(len(yte))),  # type: ignore[arg-type]
+                          k, class_names or [str(i) for i in range(k)], name, {"kind": "python", "name": name}))
+    full = StreamedSet(UserImages(train), torch.arange(len(ytr)), ytr, shape, w)  # type: ignore[arg-type]
+    if val is None:
+        if not 0 < val_size < len(full):
+            raise DataFileError(f"val_size is {val_size}, but the training set has {len(full)} images")
+        perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
+        tr, va = full.subset(perm[val_size:]), full.subset(perm[:val_size])
+    else:
+        tr, yva = full, _labels_of(val, "val")
+        if len(yva) == 0 or int(yva.min()) < 0 or int(yva.max()) >= k:
+            raise DataFileError(f"val labels must be class indices 0..{k - 1}, and val must hold images")
+        va = StreamedSet(UserImages(val), torch.arange(len(yva)), yva, shape, w)  # type: ignore[arg-type]
+    te = StreamedSet(UserImages(test), torch.arange(len(yte)), yte, shape, w)  # type: ignore[arg-type]
+    sample = torch.arange(min(STATS_SAMPLE, len(tr)))
+    mean, std = channel_stats(torch.cat(list(tr.stream(list(torch.split(sample, 1000))))))
+    return DataSplits(tr, va, te, k, mean, std, name, raw.class_names, {**raw.source, "stats_images": len(sample)})
+
+
+def splits_from_datasets(train: Any, test: Any, val: Any = None, val_size: int = 5000, seed: int = 0,
+                         num_classes: int | None = None, class_names: list[str] | None = None,
+                         name: str = "dataset", stream: bool = False, workers: int | None = None) -> DataSplits:
+    """Map-style torch Datasets of ``(image, label)`` items. Images: ``(C, H, W)`` tensors (uint8, or float in
+    [0, 1]) or PIL images, all of one size.
+
+    By default they are read into memory (uint8), then as :func:`splits_from_tensors`. With ``stream`` they
+    stay where they are and are read batch by batch by ``workers`` processes (data larger than memory;
+    statistics from up to 10,000 training images; labels from ``dataset.targets`` where it has them).
+    """
+    from torch.utils.data import DataLoader
+
+    for what, ds in (("train", train), ("test", test), ("val", val)):
+        if isinstance(ds, DataLoader):
+            raise DataFileError(f"{what} is a DataLoader; pass its dataset (loader.dataset): fspladder batches, "
+                                "shuffles and augments by itself")
+    names = class_names or getattr(train, "classes", None)
+    if stream:
+        return _streamed_datasets(train, test, val, val_size, seed, num_classes,
+                                  list(names) if names is not None else None, name, workers)
+    return splits_from_tensors(_materialise(train, "train"), _materialise(test, "test"),
+                               _materialise(val, "val") if val is not None else None, val_size, seed, num_classes,
+                               list(names) if names is not None else None, name)
