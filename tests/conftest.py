@@ -42,6 +42,20 @@ def idx_folder(tmp_path: Path) -> Path:
     return make_idx_folder(tmp_path)
 
 
+def write_cifar10(root: Path, labels=None, n: int = 40) -> Path:
+    """A CIFAR-10 python-version archive folder with ``n`` random images per batch file (labels cycle 0..9)."""
+    import pickle
+
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(d / name, "wb") as f:
+            pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         b"labels": list(labels if labels is not None else [i % 10 for i in range(n)])}, f)
+    return d
+
+
 def make_idx_folder(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
 

@@ -3,13 +3,7 @@ import io
 import pytest
 import torch
 
-from fspladder import (
-    CheckpointError,
-    create_model,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-)
+from fspladder import CheckpointError, create_model, load_checkpoint, load_model, save_checkpoint
 
 
 def _save(path):

@@ -5,13 +5,7 @@ import pytest
 import torch
 from conftest import write_idx
 
-from fspladder.data import (
-    DataFileError,
-    load_idx_folder,
-    random_crop,
-    random_flip,
-    read_idx,
-)
+from fspladder.data import DataFileError, load_idx_folder, random_crop, random_flip, read_idx
 
 
 def test_idx_round_trip_plain_and_gzip(tmp_path):

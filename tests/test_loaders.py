@@ -4,23 +4,13 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import write_cifar10
 
 from fspladder.data import DataFileError, load_cifar, load_image_folder
 
 
-def _cifar10(root, n=40):
-    d = root / "cifar-10-batches-py"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        with open(d / name, "wb") as f:
-            pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                         b"labels": list(rng.integers(0, 10, n))}, f)
-    return d
-
-
 def test_cifar10_loads_from_the_archive_folder_or_its_parent(tmp_path):
-    d = _cifar10(tmp_path)
+    d = write_cifar10(tmp_path)
     for root in (d, tmp_path):
         s = load_cifar(root, 10, val_size=20)
         assert (len(s.train), len(s.val), len(s.test)) == (180, 20, 40)
@@ -39,7 +29,7 @@ def test_cifar100_fine_labels(tmp_path):
 
 
 def test_cifar_truncated_and_missing_files_are_named(tmp_path):
-    d = _cifar10(tmp_path)
+    d = write_cifar10(tmp_path)
     raw = (d / "data_batch_3").read_bytes()
     (d / "data_batch_3").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DataFileError, match="data_batch_3 is truncated"):
@@ -50,7 +40,7 @@ def test_cifar_truncated_and_missing_files_are_named(tmp_path):
 
 
 def test_cifar_wrong_shape_is_refused(tmp_path):
-    d = _cifar10(tmp_path)
+    d = write_cifar10(tmp_path)
     with open(d / "test_batch", "wb") as f:
         pickle.dump({b"data": np.zeros((4, 100), np.uint8), b"labels": [0] * 4}, f)
     with pytest.raises(DataFileError, match=r"test_batch: expected uint8 data of shape \(N, 3072\)"):

@@ -4,13 +4,7 @@ import pytest
 import torch
 
 from fspladder.models import CifarResNet
-from fspladder.plan import (
-    Candidate,
-    PlanError,
-    candidate_chains,
-    predict_seconds,
-    select,
-)
+from fspladder.plan import Candidate, PlanError, candidate_chains, predict_seconds, select
 
 
 def _params(d, w):

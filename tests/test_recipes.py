@@ -14,7 +14,7 @@ from fspladder.check import check_config
 from fspladder.cli import main
 from fspladder.config import read_config_data
 from fspladder.engine import EarlySwitch, Stage2Result
-from fspladder.recipes import ARMS, PRESETS, Recipe, parse_recipe
+from fspladder.recipes import ARMS, GROWN_LR, PRESETS, Recipe, parse_recipe
 
 SMALL = ["--set", "stage1.epochs=0.5", "--set", "stage2.epochs=2", "--set", "rungs.0.stage2.epochs=1"]
 
@@ -148,7 +148,7 @@ def test_width_growth_bench_has_a_grow_arm_and_w2s_arms_run(tiny):
     b = json.loads((out / "bench.json").read_text())
     assert "grow" in b["arms"] and not b["skipped"]
     grow = next(r for r in b["runs"] if r["arm"] == "grow")
-    assert grow["init"]["wider"] and not grow["init"]["deeper"] and grow["lr"] == pytest.approx(0.01)
+    assert grow["init"]["wider"] and not grow["init"]["deeper"] and grow["lr"] == pytest.approx(GROWN_LR)
     out = root / "bench-w2s"
     assert main(["bench", "--out", str(out), "--seeds", "1", "--budgets", "1", "--arms", "w2s,ladder-w2s,grow-w2s",
                  "--set", f"teacher.checkpoint={teacher}", *SMALL, *bench_args(idx), "--no-report"]) == 0

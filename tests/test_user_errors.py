@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import bench_args, make_idx_folder, train_tiny_teacher, write_idx
+from conftest import bench_args, make_idx_folder, train_tiny_teacher, write_cifar10, write_idx
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,13 +30,7 @@ from fspladder.config import (
     numeric_fields,
     read_config_data,
 )
-from fspladder.data import (
-    DataFileError,
-    DataSplits,
-    load_cifar,
-    load_idx_folder,
-    load_image_folder,
-)
+from fspladder.data import DataFileError, DataSplits, load_cifar, load_idx_folder, load_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -141,19 +135,8 @@ def test_data_classes_work_for_folders_and_cifar_and_are_checked_for_idx(tmp_pat
     assert load_idx_folder(folder, val_size=5, classes=[0, 1, 3]).num_classes == 3
 
 
-def _cifar10(root, labels=None, n=40):
-    d = root / "cifar-10-batches-py"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        with open(d / name, "wb") as f:
-            pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                         b"labels": list(labels if labels is not None else [i % 10 for i in range(n)])}, f)
-    return d
-
-
 def test_a_cifar_label_beyond_the_class_count_fails_in_check_not_in_train(tmp_path):
-    d = _cifar10(tmp_path, labels=[i % 10 for i in range(39)] + [12])
+    d = write_cifar10(tmp_path, labels=[i % 10 for i in range(39)] + [12])
     with pytest.raises(DataFileError, match=r"labels lie outside 0..9 \(e.g. 12\)"):
         load_cifar(d, 10, val_size=20)
     _, problems = check_config(read_config_data(None, ["data.name=cifar10", f"data.root={d}", "data.val_size=20"]))
@@ -168,13 +151,13 @@ class _Evil:
 
 def test_a_crafted_cifar_pickle_is_refused_without_running_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    d = _cifar10(tmp_path)
+    d = write_cifar10(tmp_path)
     with open(d / "data_batch_2", "wb") as f:
         pickle.dump({b"data": _Evil(), b"labels": [0]}, f)
     with pytest.raises(DataFileError, match=r"data_batch_2 was refused: it asks for posix.system"):
         load_cifar(d, 10, val_size=20)
     assert not (tmp_path / "pwned-by-pickle").exists()
-    assert load_cifar(_cifar10(tmp_path / "ok"), 10, val_size=20).num_classes == 10  # real batches still load
+    assert load_cifar(write_cifar10(tmp_path / "ok"), 10, val_size=20).num_classes == 10  # real batches still load
 
 
 # 5. The user's files are never overwritten

@@ -12,27 +12,18 @@ from .checkpoint import CheckpointError, load_checkpoint, load_model, save_check
 from .config import ConfigError, RunConfig, load_config, parse_config
 from .data import DataSplits, ImageSet
 from .engine import (
-                     DivergenceError,
-                     FlowTarget,
-                     SoftTargets,
-                     Stage1Result,
-                     Stage2Result,
-                     TrainContext,
-                     evaluate,
-                     train_stage1,
-                     train_stage2,
+    DivergenceError,
+    FlowTarget,
+    SoftTargets,
+    Stage1Result,
+    Stage2Result,
+    TrainContext,
+    evaluate,
+    train_stage1,
+    train_stage2,
 )
 from .errors import FspladderError
-from .flow import (
-                     FlowRecorder,
-                     FsPair,
-                     Tap,
-                     TapError,
-                     flow_of,
-                     fsp_matrix,
-                     parse_tap,
-                     taps_of,
-)
+from .flow import FlowRecorder, FsPair, Tap, TapError, flow_of, fsp_matrix, parse_tap, taps_of
 from .growth import grow, growth_problem
 from .ladder import LadderError, Rung, validate_ladder
 from .losses import fsp_loss, soft_target_loss

@@ -47,13 +47,7 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[
 
     ``notes`` receives what the config will do that is worth knowing beforehand (the data path and its
     memory estimate)."""
-    from .rung import (
-        load_teacher,
-        rung_problems,
-        student_rung,
-        teacher_knows_the_classes,
-        teacher_problems,
-    )
+    from .rung import load_teacher, rung_problems, student_rung, teacher_knows_the_classes, teacher_problems
     from .session import load_data
 
     cfg, problems = parse_config_lenient(data)

@@ -17,23 +17,9 @@ import torch.nn as nn
 
 from .align import ChannelAligner
 from .checkpoint import load_model
-from .config import (
-    ModelConfig,
-    RunConfig,
-    Stage1Config,
-    Stage2Config,
-    TeacherConfig,
-)
+from .config import ModelConfig, RunConfig, Stage1Config, Stage2Config, TeacherConfig
 from .data import DataSplits
-from .engine import (
-    FlowTarget,
-    SoftTargets,
-    Stage1Result,
-    Stage2Result,
-    TrainContext,
-    train_stage1,
-    train_stage2,
-)
+from .engine import FlowTarget, SoftTargets, Stage1Result, Stage2Result, TrainContext, train_stage1, train_stage2
 from .engine.loop import StateSink
 from .flow import FsPair
 from .growth import GROW_NOISE, grow, grown_copies, growth_problem

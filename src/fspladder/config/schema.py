@@ -14,14 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ProblemsError
-from ..recipes import (
-    ARMS,
-    DEFAULT_ARMS,
-    RECIPE_DEFAULT_KEYS,
-    Recipe,
-    parse_recipe,
-    schedule_defaults,
-)
+from ..recipes import ARMS, DEFAULT_ARMS, RECIPE_DEFAULT_KEYS, Recipe, parse_recipe, schedule_defaults
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "Stage1Config", "Stage2Config", "RungConfig",
            "RunConfig", "BenchConfig", "PlanConfig", "Range", "num", "VARIANT_FIXED"]
@@ -183,7 +176,7 @@ class Stage2Config:
     epochs: int = num(3, 1, EPOCHS)
     batch_size: int = num(128, 1, BATCH)
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float | None = num(None, 0, 10, lo_open=True)  # null: 0.05 from a random or FSP start, lower when grown
+    lr: float | None = num(None, 0, 10, lo_open=True)  # null: the recipe's peak (recipes.schedule_defaults)
     min_lr: float = num(0.0, 0, 10)
     momentum: float = num(0.9, 0, 1, hi_open=True)
     nesterov: bool = True

@@ -5,16 +5,16 @@ from . import resnet as _resnet  # noqa: F401  (registers the ResNets)
 from .outputs import ModelOutputError, logits_of
 from .plain import PlainCNN
 from .registry import (
-                       FeatureInfo,
-                       ModelBuildError,
-                       UnknownModelError,
-                       accepted_kwargs,
-                       create_for_data,
-                       create_model,
-                       is_factory_spec,
-                       is_model,
-                       list_models,
-                       register_model,
+    FeatureInfo,
+    ModelBuildError,
+    UnknownModelError,
+    accepted_kwargs,
+    create_for_data,
+    create_model,
+    is_factory_spec,
+    is_model,
+    list_models,
+    register_model,
 )
 from .resnet import BasicBlock, CifarResNet
 

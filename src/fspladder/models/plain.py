@@ -12,12 +12,7 @@ import torch
 import torch.nn as nn
 
 from .registry import register_model
-from .sections import (
-    SECTION_FSP_PAIRS,
-    kaiming_init,
-    make_sections,
-    section_feature_info,
-)
+from .sections import SECTION_FSP_PAIRS, kaiming_init, make_sections, section_feature_info
 
 __all__ = ["PlainCNN", "vgg8", "vgg"]
 

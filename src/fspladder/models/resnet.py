@@ -17,12 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .registry import register_model
-from .sections import (
-    SECTION_FSP_PAIRS,
-    kaiming_init,
-    make_sections,
-    section_feature_info,
-)
+from .sections import SECTION_FSP_PAIRS, kaiming_init, make_sections, section_feature_info
 
 __all__ = ["CifarResNet", "BasicBlock"]
 
