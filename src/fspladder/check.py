@@ -20,7 +20,7 @@ from .config import ConfigError, RunConfig, parse_config_lenient
 from .data import DataSplits
 from .errors import FspladderError
 from .flow import TapError, check_taps
-from .ladder import LadderError, Rung, validate_ladder
+from .ladder import Rung
 from .models import ModelOutputError, is_model, logits_of
 
 __all__ = ["check_config"]
@@ -47,7 +47,7 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[
 
     ``notes`` receives what the config will do that is worth knowing beforehand (the data path and its
     memory estimate)."""
-    from .rung import load_teacher, rung_problems, student_rung, teacher_knows_the_classes, teacher_problems
+    from .rung import chain_problems, load_teacher, student_rung, teacher_for
     from .session import load_data
 
     cfg, problems = parse_config_lenient(data)
@@ -63,13 +63,14 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[
         if notes is not None:
             notes += [str(p) for p in path]
     teacher: Rung | None = None
-    tck: dict[str, Any] = {}
+    other: str | None = None
     try:
-        teacher, tck = load_teacher(cfg)
         if splits is not None:
-            tp = teacher_problems(teacher, tck, splits, cfg)
-            problems += [f"teacher: {p}" for p in tp]
-            teacher = None if tp else teacher
+            teacher, _, other = teacher_for(cfg, splits)
+        else:
+            load_teacher(cfg)  # the checkpoint itself can still be checked
+    except ConfigError as e:
+        problems += [f"teacher: {p}" for p in e.problems]
     except (CheckpointError, TapError) as e:
         problems.append(f"teacher.checkpoint: {e}")
     chain: list[Rung | None] = [teacher]
@@ -96,16 +97,8 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[
         s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
     except ConfigError as e:
         return cfg, problems + e.problems
-    try:
-        shapes = validate_ladder(rungs, (splits.in_chans, *splits.image_size), [s.project_channels for s in s1s],
-                                 compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
-    except LadderError as e:
-        return cfg, problems + [f"ladder: {p}" for p in e.problems]
-    problems += cfg.recipe_key_problems(recipes)
-    with torch.no_grad():
-        n_out = logits_of(rungs[0].model(torch.zeros(2, splits.in_chans, *splits.image_size))).shape[-1]
-    other = teacher_knows_the_classes(tck, n_out, splits, cfg)
-    for k in range(1, len(rungs)):
-        problems += rung_problems(rungs[k - 1], rungs[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k],
-                                  other if k == 1 else None)
+    shapes, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
+    problems += found
+    if shapes is not None:
+        problems += cfg.recipe_key_problems(recipes)
     return cfg, problems

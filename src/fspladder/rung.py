@@ -17,17 +17,18 @@ import torch.nn as nn
 
 from .align import ChannelAligner
 from .checkpoint import load_model
-from .config import ModelConfig, RunConfig, Stage1Config, Stage2Config, TeacherConfig
+from .config import ConfigError, ModelConfig, RunConfig, Stage1Config, Stage2Config, TeacherConfig
 from .data import DataSplits
 from .engine import FlowTarget, SoftTargets, Stage1Result, Stage2Result, TrainContext, train_stage1, train_stage2
 from .engine.loop import StateSink
 from .flow import FsPair
 from .growth import GROW_NOISE, grow, grown_copies, growth_problem
-from .ladder import LadderError, Rung, default_pairs
+from .ladder import LadderError, Rung, default_pairs, validate_ladder
 from .models import create_for_data, logits_of
 from .recipes import Recipe
 
-__all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "teacher_problems", "rung_problems",
+__all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "teacher_for", "teacher_problems",
+           "teacher_knows_the_classes", "chain_problems", "rung_problems",
            "make_aligner", "aligner_for", "guidance_for", "init_rung", "stage1_of_rung", "stage2_of_rung", "RungOutcome"]
 
 
@@ -96,9 +97,10 @@ def teacher_problems(teacher: Rung, meta: dict[str, Any], data: DataSplits, cfg:
     return []
 
 
-def teacher_knows_the_classes(meta: dict[str, Any], teacher_outputs: int, data: DataSplits,
+def teacher_knows_the_classes(meta: dict[str, Any], teacher: nn.Module, data: DataSplits,
                               cfg: RunConfig) -> str | None:
     """None when the teacher was trained on this data's classes; else why its outputs mean other classes."""
+    teacher_outputs, _ = _outputs(teacher, data)
     if teacher_outputs != data.num_classes:
         return f"the teacher predicts {teacher_outputs} classes and the data has {data.num_classes}"
     trained = meta.get("meta", {})
@@ -106,6 +108,34 @@ def teacher_knows_the_classes(meta: dict[str, Any], teacher_outputs: int, data: 
         return (f"the teacher was trained on {trained.get('data')} classes {trained.get('classes') or 'all'}, this run "
                 f"uses {data.name} classes {cfg.data.classes or 'all'}")
     return None
+
+
+def teacher_for(cfg: RunConfig, data: DataSplits, device: torch.device | None = None,
+                memory_format: torch.memory_format = torch.preserve_format) -> tuple[Rung, dict[str, Any], str | None]:
+    """The teacher, its checkpoint's record, and why its outputs mean other classes than the data's (None when
+    they don't); :class:`ConfigError` when it cannot read this data at all."""
+    teacher, ck = load_teacher(cfg, device, memory_format)
+    problems = teacher_problems(teacher, ck, data, cfg)
+    if problems:
+        raise ConfigError(problems)
+    return teacher, ck, teacher_knows_the_classes(ck, teacher.model, data, cfg)
+
+
+def chain_problems(chain: Sequence[Rung], recipes: Sequence[Recipe], s1s: Sequence[Stage1Config],
+                   input_shape: Sequence[int], other_classes: str | None) -> tuple[list | None, list[str]]:
+    """Every reason ``chain`` (teacher first) cannot train by ``recipes`` (one per student): its order and FSP
+    shapes (claim 3, eq. 2; only where a recipe compares FSP matrices) and each rung's recipe.
+
+    Returns the FSP shapes of every rung (None when the chain itself is invalid) and the problems.
+    """
+    try:
+        shapes = validate_ladder(chain, input_shape, [s.project_channels for s in s1s],
+                                 compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
+    except LadderError as e:
+        return None, [f"ladder: {p}" for p in e.problems]
+    problems = [p for k in range(1, len(chain)) for p in rung_problems(
+        chain[k - 1], chain[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k], other_classes if k == 1 else None)]
+    return shapes, problems
 
 
 def rung_problems(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, prev_shapes: Sequence[tuple[int, int]],

@@ -27,9 +27,9 @@ from .checkpoint import (
 from .config import ConfigError, ModelConfig, RunConfig, RungConfig, config_to_dict
 from .data import DataSplits
 from .distributed import DistInfo
-from .engine import Stage1Result, TrainContext, evaluate, mean_flows, train_stage2
+from .engine import Stage1Result, evaluate, mean_flows, train_stage2
 from .faults import kill_point
-from .ladder import validate_ladder
+from .ladder import LadderError
 from .outputs import (
     CONFIG_FILE,
     LEGACY_CONFIG_FILE,
@@ -47,14 +47,12 @@ from .rung import (
     RungOutcome,
     aligner_for,
     build_student,
+    chain_problems,
     init_rung,
-    load_teacher,
-    rung_problems,
     stage1_of_rung,
     stage2_of_rung,
     student_rung,
-    teacher_knows_the_classes,
-    teacher_problems,
+    teacher_for,
 )
 from .session import context_for, load_data, machine_info, memory_format, resolve_device
 
@@ -66,15 +64,6 @@ FLOW_BATCH = 256  # held-out images averaged for the saved FSP matrices
 def run_config_path(out: Path) -> Path:
     """The config a run directory was run with (older runs wrote config.yaml)."""
     return out / CONFIG_FILE if (out / CONFIG_FILE).is_file() else out / LEGACY_CONFIG_FILE
-
-
-@torch.no_grad()
-def _num_outputs(model: torch.nn.Module, ctx: TrainContext) -> int:
-    from .models import logits_of
-
-    model.eval()
-    return logits_of(model(ctx.prepare(ctx.data.val.read(torch.arange(min(2, len(ctx.data.val)))), False,
-                                       None))).shape[-1]
 
 
 def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: str = "") -> dict[str, Any]:
@@ -162,10 +151,7 @@ class _Run:
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", cfg.tensorboard, hold=True) if self.main else NoLog()
         self.ctx = context_for(cfg, self.device, self.data, self.log, dist)
         mf = memory_format(cfg)
-        self.teacher, self.tck = load_teacher(cfg, self.device, mf)
-        problems = teacher_problems(self.teacher, self.tck, self.data, cfg)
-        if problems:
-            raise ConfigError(problems)
+        self.teacher, self.tck, self.other_classes = teacher_for(cfg, self.data, self.device, mf)
         self.plan = None
         if cfg.plan.intermediates == "auto" and not self.resume:
             from .plan import PlanError, format_plan, run_plan
@@ -180,15 +166,12 @@ class _Run:
         self.recipes: list[Recipe] = [cfg.recipe_for(rc) for rc in cfg.rungs]
         self.s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
         self.s2s = [cfg.stage_for(rc, "stage2") for rc in cfg.rungs]
-        self.shapes = validate_ladder(
-            self.chain, (self.data.in_chans, *self.data.image_size), [s.project_channels for s in self.s1s],
-            compare=[r.stage1 == "fsp" and r.init != "grow" for r in self.recipes])
-        self.other_classes = teacher_knows_the_classes(self.tck, _num_outputs(self.teacher.model, self.ctx),
-                                                       self.data, cfg)
-        problems = cfg.recipe_key_problems(self.recipes)
-        for k in range(1, len(self.chain)):
-            problems += rung_problems(self.chain[k - 1], self.chain[k], self.recipes[k - 1], self.s1s[k - 1],
-                                      self.shapes[k - 1], self.shapes[k], self.other_classes if k == 1 else None)
+        shapes, problems = chain_problems(self.chain, self.recipes, self.s1s, (self.data.in_chans, *self.data.image_size),
+                                          self.other_classes)
+        if shapes is None:
+            raise LadderError([p.removeprefix("ladder: ") for p in problems])
+        self.shapes = shapes
+        problems += cfg.recipe_key_problems(self.recipes)
         if problems:
             raise ConfigError(problems)
 

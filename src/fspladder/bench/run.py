@@ -28,20 +28,9 @@ from ..checkpoint import atomic_write_bytes, atomic_write_json
 from ..config import ConfigError, RunConfig, config_to_dict, load_config, variant_config
 from ..engine import evaluate
 from ..faults import kill_point
-from ..ladder import LadderError, validate_ladder
 from ..outputs import MetricsLog
 from ..recipes import ARMS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
-from ..rung import (
-    aligner_for,
-    init_rung,
-    load_teacher,
-    rung_problems,
-    stage1_of_rung,
-    stage2_of_rung,
-    student_rung,
-    teacher_knows_the_classes,
-    teacher_problems,
-)
+from ..rung import aligner_for, chain_problems, init_rung, stage1_of_rung, stage2_of_rung, student_rung, teacher_for
 from ..session import context_for, load_data, machine_info, memory_format, resolve_device
 from .plot import plot_bench
 from .summary import format_bench_md, summarize
@@ -110,10 +99,7 @@ class _Bench:
         self.data = load_data(cfg, self.device).to(self.device)
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", cfg.tensorboard, hold=True)
         self.mf = memory_format(cfg)
-        self.teacher, self.tck = load_teacher(cfg, self.device, self.mf)
-        problems = teacher_problems(self.teacher, self.tck, self.data, cfg)
-        if problems:
-            raise ConfigError(problems)
+        self.teacher, self.tck, self.other_classes = teacher_for(cfg, self.data, self.device, self.mf)
         self.full = cfg.stage_for(cfg.rungs[-1], "stage2").epochs
         arms = [Arm(a, a, ARMS[a][0], cfg.recipe_for(cfg.rungs[-1], ARMS[a][1]), cfg) for a in b.arms]
         problems: list[str] = []
@@ -128,31 +114,21 @@ class _Bench:
                 if str(key).startswith("stage2.") and sub in RECIPE_DEFAULT_KEYS and defaults[sub] is None:
                     problems.append(f"bench.variants.{name} sets {key}, which its recipe {arm.recipe} does not use; "
                                     "remove it or give the variant a recipe that does")
-        ctx0 = context_for(cfg, self.device, self.data)
-        from ..runner import _num_outputs
-
-        self.other_classes = teacher_knows_the_classes(self.tck, _num_outputs(self.teacher.model, ctx0), self.data, cfg)
         self.arms, self.shapes, self.skipped = [], {}, {}
         problems += cfg.recipe_key_problems([a.recipe for a in arms])
         shape_in = (self.data.in_chans, *self.data.image_size)
         for arm in arms:
             chain = [self.teacher] + [student_rung(rc, self.data, 0) for rc in arm.rungs]
             s1s = [arm.cfg.stage_for(rc, "stage1") for rc in arm.rungs]
-            try:
-                shapes = validate_ladder(chain, shape_in, [s.project_channels for s in s1s],
-                                         compare=[arm.recipe.stage1 == "fsp" and arm.recipe.init != "grow"] * len(s1s))
-            except LadderError as e:
-                problems += [f"bench arm {arm.label}: {p}" for p in e.problems]
-                continue
-            why = [p for k in range(1, len(chain)) for p in rung_problems(
-                chain[k - 1], chain[k], arm.recipe, s1s[k - 1], shapes[k - 1], shapes[k],
-                self.other_classes if k == 1 else None)]
-            if why and arm.label in b.arms and (arm.recipe.init == "grow" or arm.recipe.guidance.startswith("kd")):
+            shapes, why = chain_problems(chain, [arm.recipe] * len(s1s), s1s, shape_in, self.other_classes)
+            if why and shapes is not None and arm.label in b.arms and (arm.recipe.init == "grow"
+                                                                       or arm.recipe.guidance.startswith("kd")):
                 self.skipped[arm.label] = "; ".join(why)  # the recipe cannot apply here (another family, classes)
                 continue
-            problems += why
-            self.shapes[arm.label] = shapes
-            self.arms.append(arm)
+            problems += [f"bench arm {arm.label}: {p}" for p in why]
+            if shapes is not None:
+                self.shapes[arm.label] = shapes
+                self.arms.append(arm)
         if not self.arms and not problems:
             problems.append("no arm of this bench can run here: " + "; ".join(f"{k}: {v}" for k, v in
                                                                         self.skipped.items()))

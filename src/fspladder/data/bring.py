@@ -27,7 +27,7 @@ from .datasets import DataSplits, ImageSet, channel_stats
 from .idx import DataFileError
 from .sources import RawData, checked, finish_splits
 
-__all__ = ["as_uint8_images", "splits_from_tensors", "splits_from_datasets"]
+__all__ = ["as_uint8_images", "item_image", "splits_from_tensors", "splits_from_datasets"]
 
 
 def as_uint8_images(x: Any, what: str = "images") -> torch.Tensor:
@@ -87,7 +87,7 @@ def splits_from_tensors(train: Sequence[Any], test: Sequence[Any], val: Sequence
     return DataSplits(raw.train, sets["val"], raw.test, k, mean, std, name, raw.class_names, raw.source)
 
 
-def _item_image(img: Any) -> torch.Tensor:
+def item_image(img: Any) -> torch.Tensor:
     if isinstance(img, torch.Tensor):
         return img
     if isinstance(img, np.ndarray):
@@ -110,7 +110,7 @@ def _materialise(ds: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         item = ds[i]
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise DataFileError(f"{what}[{i}] is {type(item).__name__}; items must be (image, label)")
-        img = _item_image(item[0])
+        img = item_image(item[0])
         xs.append(as_uint8_images(img.unsqueeze(0) if img.dim() in (2, 3) else img, f"{what}[{i}]"))
         ys.append(int(item[1]))
     if not xs:

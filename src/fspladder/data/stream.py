@@ -80,13 +80,13 @@ class UserImages(Dataset):
         return len(self.ds)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from .bring import _item_image, as_uint8_images
+        from .bring import item_image, as_uint8_images
 
         try:
             img, label = self.ds[i][:2]
         except Exception as e:  # the user's own code: say which item, keep the cause's message
             raise DataFileError(f"reading item {i} of the data set failed: {type(e).__name__}: {e}") from e
-        t = _item_image(img)
+        t = item_image(img)
         return as_uint8_images(t.unsqueeze(0) if t.dim() in (2, 3) else t, f"item {i}")[0], int(label)
 
 

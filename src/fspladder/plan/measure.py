@@ -17,7 +17,7 @@ from ..engine import TrainContext, evaluate
 from ..flow import FlowRecorder, flow_of, taps_of
 from ..fold import fold_batchnorm
 from ..growth import growth_problem
-from ..ladder import Rung, validate_ladder
+from ..ladder import Rung
 from ..losses import fsp_loss
 from ..models import CifarResNet, create_model, logits_of
 from ..recipes import Recipe, parse_recipe, recipe_name
@@ -145,9 +145,9 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
     the planning budget is kept with.
     """
     from ..rung import (
+        chain_problems,
         init_rung,
         make_aligner,
-        rung_problems,
         stage1_of_rung,
         stage2_of_rung,
         student_rung,
@@ -170,9 +170,7 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
                               count)
     ctx = context_for(cfg, device, data, log)
     ctx.progress = False
-    from ..runner import _num_outputs
-
-    other = teacher_knows_the_classes(teacher_meta or {"meta": {}}, _num_outputs(tm, ctx), data, cfg)
+    other = teacher_knows_the_classes(teacher_meta or {"meta": {}}, tm, data, cfg)
     recipes = {r: parse_recipe(r)[0] for r in pc.recipes}
     cands: list[Candidate] = []
     for name, recipe in recipes.items():
@@ -204,16 +202,10 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
         rcs = rung_cfgs(c)
         chain = [teacher] + [student_rung(rc, data, 0, device, mf) for rc in rcs]
         s1s = [cfg.stage_for(rc, "stage1") for rc in rcs]
-        try:  # the same checks as `fspladder run` makes of the chain and its recipe
-            shapes = validate_ladder(chain, (data.in_chans, *data.image_size), [s.project_channels for s in s1s],
-                                     compare=[recipe.stage1 == "fsp" and recipe.init != "grow"] * len(rcs))  # type: ignore[union-attr]
-        except ValueError as e:
-            c.note = f"invalid: {e}"
-            continue
-        why = [p for k in range(1, len(chain)) for p in rung_problems(chain[k - 1], chain[k], recipe, s1s[k - 1],  # type: ignore[arg-type]
-                                                                      shapes[k - 1], shapes[k], other if k == 1 else None)]
+        # the same checks as `fspladder run` makes of the chain and its recipe
+        shapes, why = chain_problems(chain, [recipe] * len(rcs), s1s, (data.in_chans, *data.image_size), other)  # type: ignore[list-item]
         if why:
-            c.note = "skipped: " + "; ".join(why)
+            c.note = ("invalid: " if shapes is None else "skipped: ") + "; ".join(why)
             continue
         costs, s1_steps = [], []
         for (prev, cur), s1c in zip(zip(chain, chain[1:]), s1s):
