@@ -49,6 +49,16 @@ def test_select_by_time_budget_takes_the_best_accuracy_that_fits():
     assert select([a, b, c], 120, None)[0] is a
 
 
+def test_probe_differences_within_the_measured_noise_count_as_equal_and_the_cheaper_chain_wins():
+    a, b, c = _cands()  # b beats a by 0.05 and c by 0.01
+    assert select([a, b, c], None, None, tolerance=0.0)[0] is b
+    assert select([a, b, c], None, None, tolerance=0.005)[0] is b
+    pick, why = select([a, b, c], None, None, tolerance=0.06)
+    assert pick is a and "seed-to-seed difference (0.0600)" in why and "T -> 14 -> target" in why
+    assert select([a, b, c], 250, None, tolerance=0.02)[0] is b  # c is dearer than b: b stays
+    assert select([a, b, c], 250, None, tolerance=0.06)[0] is a
+
+
 def test_select_by_accuracy_takes_the_cheapest_that_reaches_it():
     a, b, c = _cands()
     assert select([a, b, c], None, 0.84)[0] is b

@@ -106,8 +106,27 @@ def predict_seconds(rung_costs: list[dict[str, float]], stage1_epochs: list[floa
     return total
 
 
-def select(cands: list[Candidate], time_budget: float | None, target_accuracy: float | None) -> tuple[Candidate, str]:
-    """The chosen candidate and why; :class:`PlanError` when none fits, naming what would."""
+def _most_accurate(cands: list[Candidate], tolerance: float) -> tuple[Candidate, str]:
+    """The cheapest candidate whose probe accuracy is within ``tolerance`` of the best one, and a note when
+    that is not the best itself: a probe difference smaller than the probe's own seed-to-seed difference
+    is not evidence that the dearer chain is better."""
+    top = max(cands, key=lambda c: (c.probe_acc, -c.predicted_seconds))  # type: ignore[arg-type,operator]
+    near = [c for c in cands if c.probe_acc >= top.probe_acc - tolerance]  # type: ignore[operator]
+    pick = min(near, key=lambda c: c.predicted_seconds)  # type: ignore[arg-type,return-value]
+    if pick is top:
+        return pick, f"best probe accuracy ({pick.probe_acc:.4f})"
+    return pick, (f"cheapest of the chains whose probe accuracy is within the measured seed-to-seed difference "
+                  f"({tolerance:.4f}) of the best ({top.name}, {top.probe_acc:.4f}): {pick.probe_acc:.4f} in "
+                  f"{pick.predicted_seconds:.0f} s predicted against {top.predicted_seconds:.0f} s")
+
+
+def select(cands: list[Candidate], time_budget: float | None, target_accuracy: float | None,
+           tolerance: float = 0.0) -> tuple[Candidate, str]:
+    """The chosen candidate and why; :class:`PlanError` when none fits, naming what would.
+
+    ``tolerance`` is the probe's measured seed-to-seed difference: where accuracy decides, candidates within
+    it of the best count as equal and the cheapest of them is chosen.
+    """
     probed = [c for c in cands if c.probe_acc is not None and c.predicted_seconds is not None]
     if not probed:
         raise PlanError("no candidate chain was probed; raise plan.planning_budget")
@@ -131,13 +150,13 @@ def select(cands: list[Candidate], time_budget: float | None, target_accuracy: f
         if not fits:
             raise PlanError(f"no chain fits {time_budget:.0f} s; the cheapest, {by_cost[0].name}, needs "
                             f"{by_cost[0].predicted_seconds:.0f} s predicted: raise the budget or shorten the schedule")
-        best = max(fits, key=lambda c: (c.probe_acc, -c.predicted_seconds))  # type: ignore[arg-type,operator]
-        return best, f"best probe accuracy ({best.probe_acc:.4f}) among chains predicted to fit {time_budget:.0f} s"
+        best, why = _most_accurate(fits, tolerance)
+        return best, f"{why} among chains predicted to fit {time_budget:.0f} s"
     if target_accuracy is not None:
         if not reach:
             best = max(probed, key=lambda c: c.probe_acc)  # type: ignore[arg-type,return-value]
             raise PlanError(f"no chain's probe reaches {target_accuracy:.4f}; the best, {best.name}, reached "
                             f"{best.probe_acc:.4f}: lower the target or lengthen the probe")
         return reach[0], f"cheapest chain whose probe reaches {target_accuracy:.4f}"
-    best = max(probed, key=lambda c: (c.probe_acc, -c.predicted_seconds))  # type: ignore[arg-type,operator]
-    return best, "best probe accuracy (no budget or target given)"
+    best, why = _most_accurate(probed, tolerance)
+    return best, f"{why}; no budget or target given"

@@ -268,7 +268,7 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
             noise.append(abs(accs[0] - accs[1]))
     choice, why, error = None, "", None
     try:
-        choice, why = select(cands, pc.time_budget, pc.target_accuracy)
+        choice, why = select(cands, pc.time_budget, pc.target_accuracy, max(noise, default=0.0))
     except PlanError as e:
         error = str(e)
         if not any(c.probe_acc is not None for c in cands):
