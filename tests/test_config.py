@@ -34,7 +34,7 @@ def test_all_problems_are_reported_at_once():
 def test_rung_overrides_are_validated_and_merged():
     cfg = parse_config({"rungs": [{"model": "resnet20", "stage2": {"epochs": 7}}]})
     assert cfg.stage_for(cfg.rungs[0], "stage2").epochs == 7
-    # stage2.lr is null by default: the rung's recipe sets it (a grown network starts gentler).
+    # stage2.lr is null by default: the rung's recipe sets it (recipes.schedule_defaults).
     assert cfg.stage2.lr is None and cfg.stage_for(cfg.rungs[0], "stage2").lr == RANDOM_LR
     grown = parse_config({"recipe": "grow", "rungs": [{"model": "resnet20", "stage2": {"epochs": 7}}]})
     assert grown.stage_for(grown.rungs[0], "stage2").lr == GROWN_LR
