@@ -20,7 +20,6 @@ Writes results/stream-<device>.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import bench_parser
 
 
 def make_folder(root: Path, n: int, size: int) -> Path:
@@ -73,14 +73,10 @@ def main() -> None:
     from fspladder.config import load_config
     from fspladder.session import context_for, load_data, machine_info
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, "a small folder, one repeat, no training epoch")
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--workers", default="0,1,2", help="worker counts for the streamed path")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dry-run", action="store_true", help="a small folder, one repeat, no training epoch")
-    ap.add_argument("--out", default="results")
     a = ap.parse_args()
     if a.dry_run:
         a.images, a.repeats = 600, 1

@@ -22,7 +22,6 @@ Writes results/throughput-<device>.json (numbers plus the machine they ran on).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import bench_parser
 
 from fspladder import FsPair, create_model
 from fspladder.config import Stage1Config, Stage2Config
@@ -103,15 +103,11 @@ def target_error(prev, pairs, data: DataSplits, ctx: TrainContext, batch: int) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, "2 steps, 1 repeat: check that it runs")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--prev", default="resnet14", help="the frozen previous network in stage 1")
-    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dry-run", action="store_true", help="2 steps, 1 repeat: check that it runs")
-    ap.add_argument("--out", default="results")
     a = ap.parse_args()
     if a.dry_run:
         a.steps, a.repeats = 2, 1

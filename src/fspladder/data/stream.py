@@ -80,7 +80,7 @@ class UserImages(Dataset):
         return len(self.ds)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from .bring import item_image, as_uint8_images
+        from .bring import as_uint8_images, item_image
 
         try:
             img, label = self.ds[i][:2]
