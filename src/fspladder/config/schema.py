@@ -173,7 +173,7 @@ class Stage2Config:
     apply only to recipes with that guidance.
     """
 
-    epochs: int = num(8, 1, EPOCHS)  # the default run: 8 target epochs end above the shipped teacher (README)
+    epochs: int = num(8, 1, EPOCHS)  # the default run: 8 target epochs end level with the shipped teacher (README)
     batch_size: int = num(128, 1, BATCH)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float | None = num(None, 0, 10, lo_open=True)  # null: the recipe's peak (recipes.schedule_defaults)
