@@ -36,8 +36,15 @@ def test_truncated_foreign_and_mismatched_files(tmp_path):
     _save(tmp_path / "a.pt")
     raw = (tmp_path / "a.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a readable fspladder checkpoint"):
         load_checkpoint(tmp_path / "cut.pt")
+    # An image given as a checkpoint: one line that says what it is not, never torch's advice to load it
+    # with weights_only=False (which can run code).
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(tmp_path / "photo.png")
+    msg = str(e.value)
+    assert "not a readable fspladder checkpoint" in msg and "weights_only" not in msg and "\n" not in msg
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not an fspladder checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")

@@ -113,7 +113,8 @@ def test_check_refuses_impossible_combinations_with_one_message_each(tiny, tmp_p
             "the student is narrower than the network before it",
         # grow-fsp aligns new blocks only: widths must match
         ("recipe=grow-fsp", "rungs=[{name: t, model: resnet20, kwargs: {width: 2}}]"):
-            "grow with stage1 fsp aligns only the new blocks and needs equal widths",
+            "needs equal widths (teacher width 1, t width 2); use recipe grow (function-preserving, wider too), "
+            "or patent with stage1.project_channels: true",
         # joint FSP term on mismatched shapes
         ("recipe=patent-joint", "stage1.project_channels=true", "rungs=[{name: t, model: resnet20, kwargs: {width: 2}}]"):
             "the joint FSP term compares",

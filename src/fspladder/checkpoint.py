@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -123,7 +124,14 @@ def load_checkpoint(ref: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}. Is it a complete fspladder checkpoint?") from e
+        # torch's own message for a foreign pickle suggests weights_only=False, which can run code: never
+        # repeat that advice; say what the file is not.
+        if isinstance(e, pickle.UnpicklingError):
+            first = "not a torch file of plain tensors: another format, or pickled objects we do not load"
+        else:
+            first = (str(e).strip().splitlines() or [""])[0].rstrip(".") or f"{type(e).__name__}: cut short?"
+        raise CheckpointError(f"{path} is not a readable fspladder checkpoint ({first}); pass a file written by "
+                              "`fspladder run` or `fspladder train`, or retrain it if it was cut short") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an fspladder checkpoint (expected format {FORMAT!r})")
     if "sha256" in ckpt and state_digest(ckpt["state_dict"]) != ckpt["sha256"]:

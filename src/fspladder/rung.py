@@ -153,7 +153,8 @@ def rung_problems(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, prev_
         elif recipe.stage1 == "fsp" and prev.model.width != cur.model.width:  # type: ignore[union-attr]
             out.append(f"{where}: grow with stage1 fsp aligns only the new blocks and needs equal widths "
                        f"({prev.name} width {prev.model.width}, {cur.name} width {cur.model.width}); "  # type: ignore[union-attr]
-                       "use recipe grow (function-preserving, wider too) or patent")
+                       "use recipe grow (function-preserving, wider too), or patent with "
+                       "stage1.project_channels: true")
     if recipe.guidance == "joint" and list(prev_shapes) != list(cur_shapes):
         out.append(f"{where}: the joint FSP term compares {cur.name}'s FSP matrices {list(cur_shapes)} with "
                    f"{prev.name}'s {list(prev_shapes)}, which differ (projections serve stage 1 only); tap layers "
