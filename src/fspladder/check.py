@@ -20,7 +20,7 @@ from .config import ConfigError, RunConfig, parse_config_lenient
 from .data import DataSplits
 from .errors import FspladderError
 from .flow import TapError, check_taps
-from .ladder import Rung
+from .ladder import LadderError, Rung
 from .models import ModelOutputError, is_model, logits_of
 
 __all__ = ["check_config"]
@@ -97,8 +97,8 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[
         s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
     except ConfigError as e:
         return cfg, problems + e.problems
-    shapes, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
-    problems += found
-    if shapes is not None:
-        problems += cfg.recipe_key_problems(recipes)
-    return cfg, problems
+    try:
+        _, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
+    except LadderError as e:
+        return cfg, problems + [f"ladder: {p}" for p in e.problems]
+    return cfg, problems + found + cfg.recipe_key_problems(recipes)

@@ -122,17 +122,13 @@ def teacher_for(cfg: RunConfig, data: DataSplits, device: torch.device | None = 
 
 
 def chain_problems(chain: Sequence[Rung], recipes: Sequence[Recipe], s1s: Sequence[Stage1Config],
-                   input_shape: Sequence[int], other_classes: str | None) -> tuple[list | None, list[str]]:
-    """Every reason ``chain`` (teacher first) cannot train by ``recipes`` (one per student): its order and FSP
-    shapes (claim 3, eq. 2; only where a recipe compares FSP matrices) and each rung's recipe.
-
-    Returns the FSP shapes of every rung (None when the chain itself is invalid) and the problems.
+                   input_shape: Sequence[int], other_classes: str | None) -> tuple[list, list[str]]:
+    """The FSP shapes of every rung of ``chain`` (teacher first) and every reason it cannot train by ``recipes``
+    (one per student). :class:`LadderError` when the chain itself is invalid: its order and FSP shapes
+    (claim 3, eq. 2; only where a recipe compares FSP matrices).
     """
-    try:
-        shapes = validate_ladder(chain, input_shape, [s.project_channels for s in s1s],
-                                 compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
-    except LadderError as e:
-        return None, [f"ladder: {p}" for p in e.problems]
+    shapes = validate_ladder(chain, input_shape, [s.project_channels for s in s1s],
+                             compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
     problems = [p for k in range(1, len(chain)) for p in rung_problems(
         chain[k - 1], chain[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k], other_classes if k == 1 else None)]
     return shapes, problems

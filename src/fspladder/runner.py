@@ -29,7 +29,6 @@ from .data import DataSplits
 from .distributed import DistInfo
 from .engine import Stage1Result, evaluate, mean_flows, train_stage2
 from .faults import kill_point
-from .ladder import LadderError
 from .outputs import (
     CONFIG_FILE,
     LEGACY_CONFIG_FILE,
@@ -166,11 +165,8 @@ class _Run:
         self.recipes: list[Recipe] = [cfg.recipe_for(rc) for rc in cfg.rungs]
         self.s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
         self.s2s = [cfg.stage_for(rc, "stage2") for rc in cfg.rungs]
-        shapes, problems = chain_problems(self.chain, self.recipes, self.s1s, (self.data.in_chans, *self.data.image_size),
-                                          self.other_classes)
-        if shapes is None:
-            raise LadderError([p.removeprefix("ladder: ") for p in problems])
-        self.shapes = shapes
+        self.shapes, problems = chain_problems(self.chain, self.recipes, self.s1s,
+                                               (self.data.in_chans, *self.data.image_size), self.other_classes)
         problems += cfg.recipe_key_problems(self.recipes)
         if problems:
             raise ConfigError(problems)

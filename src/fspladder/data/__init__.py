@@ -3,13 +3,13 @@
 from .augment import apply_augment, draw_augment, normalize, random_crop, random_flip
 from .cifar import load_cifar, read_cifar
 from .datasets import (
-           FASHION_MNIST_DIR,
-           DataSplits,
-           ImageSet,
-           load_fashion_mnist,
-           load_idx_folder,
-           read_idx_folder,
-           split_train_val,
+    FASHION_MNIST_DIR,
+    DataSplits,
+    ImageSet,
+    load_fashion_mnist,
+    load_idx_folder,
+    read_idx_folder,
+    split_train_val,
 )
 from .folder import decode_image, index_image_folder, load_image_folder, read_image_folder
 from .idx import DataFileError, read_idx

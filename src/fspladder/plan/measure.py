@@ -17,7 +17,7 @@ from ..engine import TrainContext, evaluate
 from ..flow import FlowRecorder, flow_of, taps_of
 from ..fold import fold_batchnorm
 from ..growth import growth_problem
-from ..ladder import Rung
+from ..ladder import LadderError, Rung
 from ..losses import fsp_loss
 from ..models import CifarResNet, create_model, logits_of
 from ..recipes import Recipe, parse_recipe, recipe_name
@@ -203,9 +203,13 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
         chain = [teacher] + [student_rung(rc, data, 0, device, mf) for rc in rcs]
         s1s = [cfg.stage_for(rc, "stage1") for rc in rcs]
         # the same checks as `fspladder run` makes of the chain and its recipe
-        shapes, why = chain_problems(chain, [recipe] * len(rcs), s1s, (data.in_chans, *data.image_size), other)  # type: ignore[list-item]
+        try:
+            _, why = chain_problems(chain, [recipe] * len(rcs), s1s, (data.in_chans, *data.image_size), other)  # type: ignore[list-item]
+        except LadderError as e:
+            c.note = "invalid: " + "; ".join(f"ladder: {p}" for p in e.problems)
+            continue
         if why:
-            c.note = ("invalid: " if shapes is None else "skipped: ") + "; ".join(why)
+            c.note = "skipped: " + "; ".join(why)
             continue
         costs, s1_steps = [], []
         for (prev, cur), s1c in zip(zip(chain, chain[1:]), s1s):
