@@ -4,6 +4,18 @@ Used as a cross-family teacher (issue 9): function-preserving growth cannot turn
 it into a ResNet, while FSP transfer needs only taps whose channel counts match.
 Its sections have the CIFAR-ResNet channel counts (16w, 32w, 64w at strides 1,
 2, 4), so its default FSP pairs have the same shapes as a ResNet's.
+
+Growth (:mod:`fspladder.growth.vgg`) adds layers that must start as exact
+identities in train *and* eval mode. A conv-BN-ReLU layer cannot: in train
+mode BatchNorm normalises with the batch's own statistics, so no fixed scale
+and shift passes its (post-ReLU, non-normalised) input through, and stacking
+two normalisations leaves an ``eps`` factor. So every layer that keeps its
+shape (stride 1, as many channels out as in) carries a ``skip`` buffer: 0, a
+plain layer ``relu(bn(conv(x)))`` (every layer of a fresh network, and of a
+checkpoint saved before the buffer existed); 1, ``relu(x + bn(conv(x)))``,
+set by growth on the layers it adds, whose BatchNorm starts at zero scale and
+shift: ``relu(x + 0) = x`` exactly in both modes (``x`` is post-ReLU), and the
+BatchNorm still receives gradients.
 """
 
 from __future__ import annotations
@@ -14,11 +26,36 @@ import torch.nn as nn
 from .registry import register_model
 from .sections import SECTION_FSP_PAIRS, kaiming_init, make_sections, section_feature_info
 
-__all__ = ["PlainCNN", "vgg8", "vgg"]
+__all__ = ["PlainCNN", "PlainLayer", "vgg8", "vgg"]
 
 
-def _conv_bn(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU())
+class PlainLayer(nn.Sequential):
+    """``relu(bn(conv3x3(x)))``; a layer that keeps its shape adds ``skip * x`` before the ReLU (see the module doc).
+
+    The children are ``0`` (conv), ``1`` (BatchNorm), ``2`` (ReLU), as in the ``nn.Sequential`` this replaced,
+    so checkpoints keep their keys.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
+        super().__init__(nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU())
+        self.keeps_shape = stride == 1 and in_ch == out_ch
+        if self.keeps_shape:
+            self.register_buffer("skip", torch.zeros(()))  # 0: plain layer; 1: a layer added by growth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self[1](self[0](x))  # (B, C, H, W)
+        if self.keeps_shape:
+            out = out + self.skip * x  # exactly out where skip == 0
+        return self[2](out)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[override]
+        if self.keeps_shape and prefix + "skip" not in state_dict:  # saved before the buffer existed: plain
+            state_dict[prefix + "skip"] = torch.zeros(())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _conv_bn(in_ch: int, out_ch: int, stride: int = 1) -> PlainLayer:
+    return PlainLayer(in_ch, out_ch, stride)
 
 
 class PlainCNN(nn.Module):
@@ -34,6 +71,7 @@ class PlainCNN(nn.Module):
             raise ValueError(f"blocks, width, in_chans and num_classes must be >= 1, got "
                              f"{blocks}, {width}, {in_chans}, {num_classes}")
         chs = [16 * width, 32 * width, 64 * width]
+        self.blocks, self.width = blocks, width
         self.stem = _conv_bn(in_chans, chs[0])
         self.layer1, self.layer2, self.layer3 = make_sections(_conv_bn, chs[0], chs, blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
