@@ -4,7 +4,8 @@ FSP matrices of two networks can only be compared element-wise when their
 tapped channel counts match (patent eq. 2). When a student is wider than the
 network before it, each mismatched student tap gets a learned 1x1 convolution
 that maps its features to the previous network's channel count before the FSP
-matrix is taken. The projections train with the student in stage 1 and are
+matrix is taken (for token sequences ``(B, N, d)``, the same weights map each
+token's ``d`` features). The projections train with the student in stage 1 and are
 discarded after it, so stage 2 and the final network are untouched. Where the
 counts match, the tap passes through unchanged and the loss is exactly the
 patent's.
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .flow import FsPair, Tap, fsp_matrix
 
@@ -48,5 +50,13 @@ class ChannelAligner(nn.Module):
 
     def flows(self, features: dict[Tap, torch.Tensor], pairs: Sequence[FsPair]) -> list[torch.Tensor]:
         """The student's FSP matrices in the previous network's channel space: ``(B, m_i, n_i)`` each."""
-        return [fsp_matrix(self.first[i](features[p.first]), self.second[i](features[p.second]))
+        return [fsp_matrix(_project(self.first[i], features[p.first]), _project(self.second[i], features[p.second]))
                 for i, p in enumerate(pairs)]
+
+
+def _project(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 1x1 projection to ``(B, C, H, W)`` maps, or the same weights to the last axis of ``(B, N, d)``
+    token sequences (a linear map of each token: the 1x1 convolution's equivalent)."""
+    if x.dim() == 3 and isinstance(m, nn.Conv2d):
+        return F.linear(x, m.weight.flatten(1))  # (B, N, d_prev)
+    return m(x)

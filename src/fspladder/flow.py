@@ -6,6 +6,9 @@ eq. 1, [0083-0089])::
 
     G[i, j] = sum_{s,t} F1[s, t, i] * F2[s, t, j] / (h * w)
 
+For token sequences ``(B, N, d)`` (a transformer's taps) the token index takes
+the place of the spatial position ``(s, t)``: ``G = F1^T F2 / N``.
+
 Features are read through forward hooks that a :class:`FlowRecorder` owns and
 removes on exit, so the model's own code is never edited.
 """
@@ -74,27 +77,43 @@ class FsPair:
 
 
 def fsp_matrix(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-    """FSP matrix of two feature maps (patent eq. 1).
+    """FSP matrix of two feature maps (patent eq. 1), of images or of token sequences.
 
     Args:
-        f1: ``(B, m, h1, w1)`` features of the first layer.
-        f2: ``(B, n, h2, w2)`` features of the second layer.
+        f1: ``(B, m, h1, w1)`` features of the first layer, or ``(B, N, m)`` tokens.
+        f2: ``(B, n, h2, w2)`` features of the second layer, or ``(B, N, n)`` tokens.
 
     Returns:
-        ``(B, m, n)`` float32 tensor ``G[b, i, j] = sum_{s,t} f1[b,i,s,t] * f2[b,j,s,t] / (h*w)``.
+        ``(B, m, n)`` float32 tensor. Images: ``G[b, i, j] = sum_{s,t} f1[b,i,s,t] * f2[b,j,s,t] / (h*w)``.
+        Tokens: eq. 1 with the token index ``k`` in place of the position ``(s, t)``,
+        ``G[b, i, j] = sum_k f1[b,k,i] * f2[b,k,j] / N``, i.e. ``G = F1^T F2 / N`` per sample.
 
     When the spatial sizes differ, each map is max-pooled to the smaller height
     and the smaller width [patent 0118] (adaptive pooling, so non-square and
-    non-divisible sizes work). Computed as one batched matrix product in
-    float32, with autocast disabled, so mixed precision never reaches the Gram
-    sums (memory ``O(B*m*n)``, never ``O(B*m*n*h*w)``).
+    non-divisible sizes work). Token sequences have no such geometry: both taps
+    must have the same token count ``N`` (a ViT's taps are taken after blocks that
+    all carry the class token, so they do); different counts, or one image map
+    and one token sequence, raise :class:`TapError`. Computed as one batched
+    matrix product in float32, with autocast disabled, so mixed precision never
+    reaches the Gram sums (memory ``O(B*m*n)``, never ``O(B*m*n*h*w)``).
     """
-    if f1.dim() != 4 or f2.dim() != 4:
-        raise ValueError(
-            f"fsp_matrix needs two (B, C, H, W) feature maps, got shapes {tuple(f1.shape)} and {tuple(f2.shape)}"
+    if f1.dim() not in (3, 4) or f2.dim() != f1.dim():
+        raise TapError(
+            f"an FSP pair needs two (B, C, H, W) feature maps or two (B, N, d) token sequences, got shapes "
+            f"{tuple(f1.shape)} and {tuple(f2.shape)}; tap two image layers or two transformer blocks"
         )
     if f1.shape[0] != f2.shape[0]:
         raise ValueError(f"fsp_matrix: batch sizes differ: {f1.shape[0]} vs {f2.shape[0]}")
+    if f1.dim() == 3:
+        if f1.shape[1] != f2.shape[1]:
+            raise TapError(
+                f"an FSP pair of token sequences (B, N, d) needs equal token counts N, got shapes {tuple(f1.shape)} "
+                f"and {tuple(f2.shape)}; tap layers on the same side of the class token, e.g. a ViT's 'embed' "
+                "and its blocks"
+            )
+        with torch.autocast(device_type=f1.device.type, enabled=False):
+            a, b = f1.float(), f2.float()  # (B, N, m), (B, N, n)
+            return torch.bmm(a.transpose(1, 2), b) / f1.shape[1]  # (B, m, n)
     h = min(f1.shape[2], f2.shape[2])
     w = min(f1.shape[3], f2.shape[3])
     with torch.autocast(device_type=f1.device.type, enabled=False):

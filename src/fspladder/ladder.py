@@ -56,7 +56,8 @@ def default_pairs(model: nn.Module) -> list[FsPair]:
 
 @torch.no_grad()
 def flow_shapes(rung: Rung, input_shape: Sequence[int]) -> list[tuple[int, int]]:
-    """``(m, n)`` of each FSP matrix of ``rung`` for one input of ``input_shape`` ``(C, H, W)``."""
+    """``(m, n)`` of each FSP matrix of ``rung`` for one input of ``input_shape`` ``(C, H, W)`` (channel counts of
+    image maps, or token widths ``d`` of token sequences)."""
     if not rung.pairs:
         return []
     model = rung.model
@@ -101,7 +102,14 @@ def validate_ladder(rungs: Sequence[Rung], input_shape: Sequence[int], project_c
                 f"({prev.num_params:,}); each network of the chain must be larger than the one before it "
                 "(patent claim 3): reorder the rungs or pick a larger model"
             )
-    shapes = [flow_shapes(r, input_shape) for r in rungs]
+    shapes = []
+    for r in rungs:
+        try:
+            shapes.append(flow_shapes(r, input_shape))
+        except TapError as e:  # e.g. a pair of an image map and a token sequence
+            problems.append(f"{r.name}: {e}")
+    if len(shapes) < len(rungs):
+        raise LadderError(problems)
     n = len(rungs) - 1
     compare = list(compare) if compare is not None else [True] * n
     project = [project_channels] * n if isinstance(project_channels, bool) else list(project_channels)

@@ -1,4 +1,5 @@
-"""Listing a model's tap-able modules with their output shapes (``fspladder layers``)."""
+"""Listing a model's tap-able modules with their output shapes (``fspladder layers``): ``(C, H, W)`` for
+image maps, ``(N, d)`` for a transformer's token sequences (both taps of an FSP pair must be of one kind)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from .models import accepted_kwargs, create_model
+from .models import create_for_data
 
 __all__ = ["layer_shapes", "layer_table"]
 
@@ -42,13 +43,12 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[str
 
 
 def layer_table(model_name: str, input_shape: Sequence[int], num_classes: int = 10) -> str:
-    model = create_model(model_name, **accepted_kwargs(model_name, {"in_chans": input_shape[0],
-                                                                    "num_classes": num_classes}))
+    model, _ = create_for_data(model_name, input_shape[0], num_classes, image_size=input_shape[1:])
     rows = layer_shapes(model, input_shape)
     w = max(len(n) for n, _, _ in rows)
     t = max(len(ty) for _, ty, _ in rows)
     lines = [f"{model_name}: input {tuple(input_shape)}; tap a module's output as NAME or its input as NAME:input",
-             f"{'module'.ljust(w)}  {'type'.ljust(t)}  output shape (C, H, W)"]
+             f"{'module'.ljust(w)}  {'type'.ljust(t)}  output shape (C, H, W), or (N, d) for N tokens of width d"]
     pairs = getattr(model, "default_fsp_pairs", None)
     for n, ty, s in rows:
         lines.append(f"{n.ljust(w)}  {ty.ljust(t)}  {s if s is not None else '(not called)'}")

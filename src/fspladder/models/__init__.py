@@ -2,6 +2,7 @@
 
 from . import plain as _plain  # noqa: F401  (registers the plain CNNs)
 from . import resnet as _resnet  # noqa: F401  (registers the ResNets)
+from . import vit as _vit  # noqa: F401  (registers the Vision Transformers)
 from .outputs import ModelOutputError, logits_of
 from .plain import PlainCNN
 from .registry import (
@@ -17,6 +18,7 @@ from .registry import (
     register_model,
 )
 from .resnet import BasicBlock, CifarResNet
+from .vit import VisionTransformer
 
 __all__ = [
     "ModelBuildError",
@@ -32,6 +34,7 @@ __all__ = [
     "CifarResNet",
     "BasicBlock",
     "PlainCNN",
+    "VisionTransformer",
     "logits_of",
     "ModelOutputError",
 ]

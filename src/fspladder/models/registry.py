@@ -13,7 +13,7 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch.nn as nn
@@ -21,7 +21,7 @@ import torch.nn as nn
 from ..errors import FspladderError
 
 __all__ = ["ModelBuildError", "UnknownModelError", "FeatureInfo", "register_model", "create_model", "create_for_data", "list_models", "is_model",
-           "is_factory_spec", "accepted_kwargs"]
+           "is_factory_spec", "accepted_kwargs", "img_size_of"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -98,7 +98,7 @@ def resolve_factory(spec: str) -> Callable[..., nn.Module]:
 
 
 def accepted_kwargs(name: str, kwargs: dict[str, object]) -> dict[str, object]:
-    """Drop ``in_chans``/``num_classes`` that a user factory's signature does not take."""
+    """Drop the data's arguments (:data:`DATA_KWARGS`) that a factory's signature does not take."""
     fn = resolve_factory(name) if is_factory_spec(name) else _REGISTRY.get(name)
     if fn is None:
         return kwargs
@@ -108,18 +108,36 @@ def accepted_kwargs(name: str, kwargs: dict[str, object]) -> dict[str, object]:
         return kwargs
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return kwargs
-    return {k: v for k, v in kwargs.items() if k in params or k not in ("in_chans", "num_classes")}
+    return {k: v for k, v in kwargs.items() if k in params or k not in DATA_KWARGS}
 
 
-DATA_KWARGS = ("in_chans", "num_classes")  # what fspladder passes to size a model for the data
+def _names(name: str, param: str) -> bool:
+    """Whether the factory's signature names ``param`` explicitly."""
+    fn = resolve_factory(name) if is_factory_spec(name) else _REGISTRY.get(name)
+    try:
+        return fn is not None and param in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+# What fspladder passes to size a model for the data; ``img_size`` (an int, or ``[H, W]`` for non-square
+# images) only to factories that name it (e.g. the ViTs, whose position embeddings depend on it).
+DATA_KWARGS = ("in_chans", "num_classes", "img_size")
+
+
+def img_size_of(image_size: Sequence[int]) -> int | list[int]:
+    """The ``img_size`` argument for images of ``(H, W)``: an int for squares (as recorded in checkpoints)."""
+    h, w = (int(s) for s in image_size)
+    return h if h == w else [h, w]
 
 
 def create_for_data(name: str, in_chans: int, num_classes: int, kwargs: dict[str, object] | None = None,
-                    seed: int | None = None) -> tuple[nn.Module, dict[str, object]]:
+                    seed: int | None = None, image_size: Sequence[int] | None = None) -> tuple[nn.Module, dict[str, object]]:
     """Build ``name`` sized for the data; returns the model and the keyword arguments that built it.
 
-    ``in_chans`` and ``num_classes`` go to a factory whose signature names them, and are left out
-    where it does not. A factory that only takes ``**kwargs`` (torchvision-style ``f(*, weights=None,
+    ``in_chans``, ``num_classes`` and (given ``image_size``, ``(H, W)``) ``img_size`` go to a factory
+    whose signature names them, and are left out where it does not (``img_size`` goes only where named).
+    A factory that only takes ``**kwargs`` (torchvision-style ``f(*, weights=None,
     **kwargs)``) gets them too, and whichever one it then refuses is dropped and the call retried:
     torchvision's constructors take ``num_classes`` but not ``in_chans``. The user's own ``kwargs`` win.
     ``seed`` seeds the initialisation (again before a retry, so the weights do not depend on it).
@@ -127,7 +145,10 @@ def create_for_data(name: str, in_chans: int, num_classes: int, kwargs: dict[str
     import torch
 
     user = dict(kwargs or {})
-    full = accepted_kwargs(name, {"in_chans": in_chans, "num_classes": num_classes, **user})
+    data: dict[str, object] = {"in_chans": in_chans, "num_classes": num_classes}
+    if image_size is not None and _names(name, "img_size"):  # never guessed for a factory taking **kwargs
+        data["img_size"] = img_size_of(image_size)
+    full = accepted_kwargs(name, {**data, **user})
     tried = dict(full)
     while True:
         if seed is not None:
