@@ -2,6 +2,7 @@
 
 from . import plain as _plain  # noqa: F401  (registers the plain CNNs)
 from . import resnet as _resnet  # noqa: F401  (registers the ResNets)
+from . import resnet_imagenet as _resnet_imagenet  # noqa: F401  (registers the ImageNet-layout ResNets)
 from . import vit as _vit  # noqa: F401  (registers the Vision Transformers)
 from .outputs import ModelOutputError, logits_of
 from .plain import PlainCNN
@@ -18,6 +19,7 @@ from .registry import (
     register_model,
 )
 from .resnet import BasicBlock, CifarResNet
+from .resnet_imagenet import Bottleneck, ImageNetBasicBlock, ImageNetResNet
 from .vit import VisionTransformer
 
 __all__ = [
@@ -34,6 +36,9 @@ __all__ = [
     "CifarResNet",
     "BasicBlock",
     "PlainCNN",
+    "ImageNetResNet",
+    "ImageNetBasicBlock",
+    "Bottleneck",
     "VisionTransformer",
     "logits_of",
     "ModelOutputError",
