@@ -24,7 +24,7 @@ from .engine import (
 )
 from .errors import FspladderError
 from .flow import FlowRecorder, FsPair, Tap, TapError, flow_of, fsp_matrix, parse_tap, taps_of
-from .growth import grow, growth_problem
+from .growth import GrowthFamily, grow, growth_problem, register_growth
 from .ladder import LadderError, Rung, validate_ladder
 from .losses import fsp_loss, soft_target_loss
 from .models import FeatureInfo, create_model, list_models, register_model
@@ -38,7 +38,7 @@ __version__ = "0.2.0"
 __all__ = [
     "fsp_matrix", "fsp_loss", "soft_target_loss", "Tap", "FsPair", "parse_tap", "FlowRecorder", "flow_of", "taps_of",
     "TapError", "Rung", "validate_ladder", "LadderError",
-    "Recipe", "RECIPES", "parse_recipe", "grow", "growth_problem",
+    "Recipe", "RECIPES", "parse_recipe", "grow", "growth_problem", "register_growth", "GrowthFamily",
     "TrainContext", "train_stage1", "train_stage2", "FlowTarget", "SoftTargets", "Stage1Result", "Stage2Result",
     "evaluate", "DivergenceError",
     "DataSplits", "ImageSet",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FspladderError
-from ..models import CifarResNet
+from ..models import create_model
 
 __all__ = ["PlanError", "Candidate", "candidate_chains", "predict_seconds", "select"]
 
@@ -59,7 +59,7 @@ def candidate_chains(teacher: tuple[int, int], target: tuple[int, int], max_inte
     returned chain obeys teacher < intermediates < target.
     """
     (dt, wt), (dT, wT) = teacher, target
-    count = param_count or (lambda d, w: sum(p.numel() for p in CifarResNet(d, w).parameters()))
+    count = param_count or (lambda d, w: sum(p.numel() for p in create_model("resnet", depth=d, width=w).parameters()))
     depths = _depths_between(dt, dT) if dT > dt else []
     chains: list[Candidate] = []
     seen: set[tuple[tuple[int, int], ...]] = set()
