@@ -6,12 +6,10 @@ function; the functions here dispatch to the family of the two networks and
 refuse, with one message naming the recipes that still apply, two networks of
 different families or a model without one. Built-in families: the CIFAR
 ResNets (:mod:`.cifar_resnet`), the plain VGG-style CNNs (:mod:`.vgg`), the
-ImageNet-layout ResNets (:mod:`.imagenet_resnet`).
+ImageNet-layout ResNets (:mod:`.imagenet_resnet`), the Vision Transformers (:mod:`.vit`).
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 import torch
 import torch.nn as nn
@@ -45,7 +43,7 @@ def growth_problem(prev: nn.Module, cur: nn.Module) -> str | None:
         known = ", ".join(f.name for f in families()) or "none"
         return (f"growth needs two networks of one growth family, got {_family_label(prev, fp)} -> "
                 f"{_family_label(cur, fc)}: {missing.__name__} has none (registered families: {known}); {fix}, "
-                f"or register growth for {missing.__name__} with @fspladder.growth.register_growth on a "
+                f"or register growth for {missing.__name__} with @fspladder.register_growth on a "
                 "GrowthFamily subclass (README, 'Growth for your own model')")
     return (f"growth needs two networks of one growth family, got {_family_label(prev, fp)} -> "
             f"{_family_label(cur, fc)}: a network of another family has no layers to copy into; {fix}")
@@ -91,6 +89,4 @@ def grown_copies(prev: nn.Module, cur: nn.Module) -> list[nn.Module]:
 from . import cifar_resnet as _cifar_resnet  # noqa: E402,F401  (registers the CIFAR ResNets' growth)
 from . import vgg as _vgg  # noqa: E402,F401  (the plain VGG-style CNNs)
 from . import imagenet_resnet as _imagenet_resnet  # noqa: E402,F401  (the ImageNet-layout ResNets)
-
-if importlib.util.find_spec(f"{__name__}.vit") is not None:  # the ViT family (issue 24, part B), once present
-    from . import vit as _vit  # noqa: E402,F401
+from . import vit as _vit  # noqa: E402,F401  (the Vision Transformers)
