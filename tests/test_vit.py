@@ -140,6 +140,7 @@ def test_layers_lists_token_shapes(capsys):
 
 TEACHER = "{dim: 16, depth: 2, heads: 2}"
 TARGET = "[{name: target, model: vit, kwargs: {dim: 32, depth: 3, heads: 4}}]"
+DEEPER = "[{name: target, model: vit, kwargs: {dim: 16, depth: 4, heads: 2}}]"  # same width: new blocks only
 
 
 @pytest.fixture(scope="module")
@@ -154,12 +155,13 @@ def vit_teacher(tmp_path_factory):
     return root, idx, teacher
 
 
-@pytest.mark.parametrize("recipe", ["grow", "patent"])
-def test_recipes_train_a_vit_target_from_a_vit_teacher(vit_teacher, recipe):
+@pytest.mark.parametrize("recipe,rungs", [("grow", TARGET), ("patent", TARGET), ("grow-fsp", DEEPER),
+                                          ("grow-joint", DEEPER), ("patent-joint", DEEPER)])
+def test_recipes_train_a_vit_target_from_a_vit_teacher(vit_teacher, recipe, rungs):
     root, idx, teacher = vit_teacher
     out = root / f"run-{recipe}"
     assert main(["run", "--out", str(out), "--no-report", "--set", f"teacher.checkpoint={teacher}",
-                 "--set", f"recipe={recipe}", "--set", f"rungs={TARGET}", "--set", "data.train_subset=64",
+                 "--set", f"recipe={recipe}", "--set", f"rungs={rungs}", "--set", "data.train_subset=64",
                  "--set", "stage1.epochs=1", "--set", "stage2.epochs=1", "--set", "stage1.project_channels=true",
                  *bench_args(idx)]) == 0
     (rung,) = json.loads((out / "summary.json").read_text())["rungs"]
@@ -167,5 +169,7 @@ def test_recipes_train_a_vit_target_from_a_vit_teacher(vit_teacher, recipe):
     if recipe == "grow":
         assert rung["init"]["init"] == "grow" and rung["init"]["family"] == "vit" and rung["init"]["wider"]
         assert rung["stage1"] is None
-    else:
+    if recipe == "grow-fsp":
+        assert rung["init"]["new_blocks"] == "fresh" and rung["stage1"]["trained_parts"] == "new blocks"
+    if rung["stage1"] is not None:
         assert rung["stage1"]["fsp_loss_end"] <= rung["stage1"]["fsp_loss_start"]
