@@ -13,8 +13,13 @@ TORCH  ?= torch==2.13.0
 run: data venv
 	$(VENV)/bin/fspladder run --out $(OUT)
 
-test: data venv
+test: data venv $(VENV)/.track
 	$(PY) -m pytest -q
+
+# The trackers' tests read TensorBoard and MLflow logs back: `make test` installs the extras, `make run` never needs them.
+$(VENV)/.track: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test,track]"
+	touch $@
 
 bench: data venv
 	$(VENV)/bin/fspladder bench --preset quick --micro --out runs/bench-quick

@@ -10,6 +10,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+# The whole-run estimate profiles every stage for a few seconds; the tiny runs of the suite skip it (tests/
+# test_estimate.py turns it on).
+os.environ.setdefault("FSPLADDER_ESTIMATE", "off")
 if "OMP_NUM_THREADS" not in os.environ:  # a thread setting the user made is kept (tests pass on any)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -73,11 +73,8 @@ def test_shipped_default_yaml_matches_the_built_in_default():
     assert config_to_dict(load_config(path)) == config_to_dict(parse_config({}))
 
 
-def test_tensorboard_key_needs_the_package():
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is not None:
-        assert parse_config({"tensorboard": "tb"}).tensorboard == "tb"
-    else:
-        with pytest.raises(ConfigError, match="pip install tensorboard"):
-            parse_config({"tensorboard": "tb"})
+def test_the_old_tensorboard_key_says_what_to_write_instead():
+    with pytest.raises(ConfigError, match=r"track: \[tensorboard\]") as e:
+        parse_config({"tensorboard": "tb"})
+    assert len(e.value.problems) == 1
+    assert parse_config({"tensorboard": None}).track == []  # an old resolved config still loads

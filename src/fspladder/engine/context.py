@@ -42,6 +42,9 @@ class TrainContext:
     compile: bool = False  # torch.compile the student in stage 2
     max_bad_steps: int = 20  # consecutive non-finite steps before an epoch counts as diverged
     max_rollbacks: int = 2  # diverged epochs retried from the last good one at half the learning rate
+    # Called by the loop as each stage starts and after every step with (rung name, stage, steps done, stage's
+    # steps); what it returns (if anything) joins the progress bar's text: the whole run's clock (estimate.py).
+    on_step: Callable[[str, int, int, int], str | None] | None = None
     _norm: tuple | None = field(default=None, init=False, repr=False, compare=False)  # cached mean/std tensors
 
     def __post_init__(self) -> None:

@@ -94,7 +94,14 @@ class FspObjective(Objective):
             feats = self.rs.run(x)
             g_student = (self.aligner.flows(feats, self.student_pairs) if self.aligner is not None
                          else flow_of(feats, self.student_pairs))
+        self.last_flows = ([g.detach() for g in g_student], g_prev)  # views: the per-pair losses of a logged step
         return fsp_loss(g_student, g_prev, self.cfg.pair_weights, self.cfg.loss_norm)
+
+    def pair_losses(self) -> list[float]:
+        """The last step's FSP loss of each pair (lambda_i included; they sum to the step's loss)."""
+        g_student, g_prev = self.last_flows
+        weights = self.cfg.pair_weights or [1.0] * len(g_student)
+        return [fsp_loss([s], [p], [w], self.cfg.loss_norm).item() for s, p, w in zip(g_student, g_prev, weights)]
 
     def start_epoch(self) -> None:
         self.loss_sum = torch.zeros((), device=self.ctx.device)
@@ -110,6 +117,7 @@ class FspObjective(Objective):
             lv = loss.item()  # one host sync every log_every steps, for the report's curve
             bar.set_postfix(fsp=f"{lv:.3g}")
             self.ctx.log({"event": "stage1_step", "rung": self.name, "step": step, "fsp_loss": lv,
+                          "fsp_loss_pairs": self.pair_losses(),
                           "seconds": self.result.train_seconds + time.perf_counter() - self.t0})
         return self.cfg.plateau is not None and self._plateaued(loss, step, bad)
 
