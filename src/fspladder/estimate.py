@@ -413,7 +413,8 @@ def estimate_ladder(ctx: Any, chain: list[Any], recipes: list[Any], s1s: list[An
             if cur.name in done:
                 continue
             if recipe.stage1 == "fsp" and cur.name not in stage2_only:
-                p1 = prof.stage1(prev, cur, recipe, s1, (shapes[k - 1], shapes[k]), seed + k, _steps1(s1, len(data.train)))
+                p1 = prof.stage1(prev, cur, recipe, s1, (shapes[k - 1], shapes[k]), seed + k,
+                                 _steps1(s1, len(data.train)))
                 est.phases.append(stage1_phase(cur.name, p1, s1, len(data.train), len(data.val), evals[cur.name],
                                                evals[prev.name]))
                 est.step_costs[f"{cur.name} stage 1"] = p1
@@ -472,7 +473,8 @@ def estimate_bench(bench: Any, before: float) -> Estimate:
                         sb = copy.copy(s2)
                         sb.epochs = max(1, round(budget * bench.full))
                         est.phases.append(stage2_phase(f"{arm.label}/{budget}", p2, sb, n_train, n_val, n_test,
-                                                       "last", evals[k - 1], arm.recipe.guidance == "kd-early" and i == 0))
+                                                       "last", evals[k - 1],
+                                                       arm.recipe.guidance == "kd-early" and i == 0))
         est.step_costs = {" | ".join(map(str, k[:3])): v for k, v in cache.items() if k[0] != "eval"}
         est.profile_seconds = time.perf_counter() - t0
     est.before += est.profile_seconds
