@@ -12,6 +12,7 @@ import math
 import os
 import pickle
 import tempfile
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from .faults import kill_point
 from .models import create_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "atomic_write_bytes",
-           "atomic_write_json", "json_safe", "check_writable", "load_model", "state_digest"]
+           "atomic_write_json", "json_safe", "check_writable", "creatable", "load_model", "state_digest"]
 
 FORMAT = "fspladder-checkpoint-v1"
 
@@ -82,13 +83,26 @@ def check_writable(path: str | Path) -> None:
     if path.exists():
         raise CheckpointError(f"{path} already exists and fspladder never overwrites a file; choose another path "
                               "or move that one away")
-    parent = path.parent
+    why = creatable(path.parent)
+    if why:
+        raise CheckpointError(f"cannot write {path}: {why}; choose another path")
+
+
+def creatable(folder: str | Path) -> str | None:
+    """None when ``folder`` exists or can be created, and files can be written into it; else why not.
+
+    Nothing is left behind: a temporary folder is made and removed in the nearest existing parent (permission
+    bits alone do not tell, e.g. for root, or on /proc)."""
+    base = Path(folder).expanduser()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        return f"{base} is a file, so no folder can be made below it"
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=base, prefix=".fspladder-probe-"))
     except OSError as e:
-        raise CheckpointError(f"cannot create the folder {parent} for {path.name}: {e.strerror}") from e
-    if not os.access(parent, os.W_OK):
-        raise CheckpointError(f"cannot write into {parent} (permission denied); choose another path")
+        return f"cannot write into {base} ({e.strerror or e})"
+    return None
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, spec: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
@@ -112,7 +126,14 @@ def resolve_checkpoint(ref: str) -> Path:
             shipped = sorted(p.stem for p in path.parent.glob("*.pt"))
             raise CheckpointError(f"no built-in checkpoint {name!r}; shipped: {', '.join(shipped) or 'none'}")
         return path
+    if not ref:
+        raise CheckpointError("the checkpoint path is empty; give a file written by `fspladder run` or "
+                              "`fspladder train`")
     path = Path(ref).expanduser()
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))[-3:]
+        raise CheckpointError(f"checkpoint {path} is a folder; give a checkpoint file in it"
+                              f"{' (e.g. ' + ', '.join(found) + ')' if found else ''}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train a teacher with `fspladder train` or fix the path")
     return path
@@ -126,7 +147,9 @@ def load_checkpoint(ref: str | Path) -> dict[str, Any]:
     except Exception as e:  # torch raises several types for corrupt or foreign files
         # torch's own message for a foreign pickle suggests weights_only=False, which can run code: never
         # repeat that advice; say what the file is not.
-        if isinstance(e, pickle.UnpicklingError):
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch's own message says little
+            first = "not a torch file"
+        elif isinstance(e, pickle.UnpicklingError):
             first = "not a torch file of plain tensors: another format, or pickled objects we do not load"
         else:
             first = (str(e).strip().splitlines() or [""])[0].rstrip(".") or f"{type(e).__name__}: cut short?"

@@ -65,6 +65,11 @@ def _prepare(x_uint8: torch.Tensor, prep: dict[str, Any], device: torch.device |
 def classify_files(model: nn.Module, prep: dict[str, Any], files: list[Path], batch: int = 256,
                    device: torch.device | str = "cpu", top: int = 1) -> list[dict[str, Any]]:
     """One record per file: the ``top`` classes with their probabilities."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise DataFileError(f"classify_files(top=...) must be an integer >= 1 (classes per image), got {top!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise DataFileError(f"classify_files(batch=...) must be an integer >= 1 (images per forward pass), got "
+                            f"{batch!r}")
     c, h, w = prep["input_shape"]
     if h != w:
         raise CheckpointError(f"the checkpoint's input is {h}x{w}; only square inputs can be read from files")
