@@ -3,7 +3,10 @@
 The engine keeps images as uint8 ``(N, C, H, W)`` tensors (0..255) and
 normalises them with the training split's per-channel statistics, so both
 helpers convert to that form: uint8 images are kept as they are, float images
-in [0, 1] are scaled by 255 and rounded, ``(N, H, W)`` gets a channel axis.
+in [0, 1] are scaled by 255 and rounded, ``(N, H, W)`` gets a channel axis,
+and channels-last ``(N, H, W, C)`` batches (numpy, PIL, TensorFlow; C of 1 to
+4, H above 4) are permuted to channels first. A batch with no axis of 1 to 4
+channels is refused, naming both layouts.
 Labels are class indices 0..K-1. The same checks as for the built-in sources
 apply (labels in range, every class with training images).
 
@@ -31,7 +34,8 @@ __all__ = ["as_uint8_images", "item_image", "splits_from_tensors", "splits_from_
 
 
 def as_uint8_images(x: Any, what: str = "images") -> torch.Tensor:
-    """``x`` as uint8 ``(N, C, H, W)``: uint8 kept, float in [0, 1] scaled by 255, ``(N, H, W)`` given a channel."""
+    """``x`` as uint8 ``(N, C, H, W)``: uint8 kept, float in [0, 1] scaled by 255, ``(N, H, W)`` given a channel,
+    ``(N, H, W, C)`` permuted."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, torch.Tensor):
@@ -40,6 +44,7 @@ def as_uint8_images(x: Any, what: str = "images") -> torch.Tensor:
         x = x.unsqueeze(1)
     if x.dim() != 4:
         raise DataFileError(f"{what} must have shape (N, C, H, W) or (N, H, W), got {tuple(x.shape)}")
+    x = _channels_first(x, what)
     x = x.cpu()
     if x.dtype == torch.uint8:
         return x.contiguous()
@@ -50,6 +55,21 @@ def as_uint8_images(x: Any, what: str = "images") -> torch.Tensor:
                                 "(fspladder normalises with the training images' own statistics)")
         return (x * 255).round().to(torch.uint8).contiguous()
     raise DataFileError(f"{what} have dtype {x.dtype}; give uint8 (0..255) or floats in [0, 1]")
+
+
+MAX_CHANNELS = 4  # grey, grey + alpha, RGB, RGBA: more is no image layout fspladder reads
+
+
+def _channels_first(x: torch.Tensor, what: str) -> torch.Tensor:
+    """``(N, C, H, W)`` from a 4-d batch in either layout: channels first (torch's) whenever axis 1 can hold
+    channels (1..4), else channels last ``(N, H, W, C)`` (numpy, PIL, TensorFlow) when axis 3 can; refused when
+    neither can, naming the layouts."""
+    if x.shape[1] <= MAX_CHANNELS:
+        return x
+    if x.shape[3] <= MAX_CHANNELS:
+        return x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    raise DataFileError(f"{what} of shape {tuple(x.shape)} have no axis of 1 to {MAX_CHANNELS} channels; give "
+                        "(N, C, H, W) (channels first) or (N, H, W, C) with C = 1 (grey) or 3 (RGB)")
 
 
 def _labels(y: Any, n: int, what: str) -> torch.Tensor:
@@ -64,6 +84,7 @@ def splits_from_tensors(train: Sequence[Any], test: Sequence[Any], val: Sequence
                         class_names: list[str] | None = None, name: str = "tensors") -> DataSplits:
     """``train``, ``test`` (and optionally ``val``) as ``(images, labels)`` pairs. Without ``val``,
     ``val_size`` training images are held out (seeded)."""
+    _check_options(val_size, seed, num_classes, class_names, name)
     sets = {}
     for part, pair in (("train", train), ("test", test), ("val", val)):
         if pair is None:
@@ -75,7 +96,18 @@ def splits_from_tensors(train: Sequence[Any], test: Sequence[Any], val: Sequence
     shapes = {p: tuple(s.x.shape[1:]) for p, s in sets.items()}
     if len(set(shapes.values())) != 1:
         raise DataFileError(f"every split needs images of one shape (C, H, W), got {shapes}")
-    k = num_classes or int(max(int(s.y.max()) for s in sets.values() if len(s)) + 1)
+    for part, st in sets.items():
+        if len(st) == 0:
+            raise DataFileError(f"the {part} split holds no images; give at least one (image, label) per class")
+        if int(st.y.min()) < 0:
+            raise DataFileError(f"{part} labels must be class indices 0..K-1, got {int(st.y.min())}")
+    top = max(int(st.y.max()) for st in sets.values())
+    if num_classes is not None and top >= num_classes:
+        raise DataFileError(f"num_classes={num_classes}, but a label is {top}; labels must lie in 0..num_classes-1 "
+                            "(or leave num_classes out: the largest label + 1)")
+    k = num_classes or top + 1
+    if class_names is not None and len(class_names) != k:
+        raise DataFileError(f"class_names lists {len(class_names)} names for {k} classes; give one name per class")
     raw = RawData(sets["train"], sets["test"], k, class_names or [str(i) for i in range(k)], name,
                   {"kind": "python", "name": name})
     if val is None:
@@ -85,6 +117,24 @@ def splits_from_tensors(train: Sequence[Any], test: Sequence[Any], val: Sequence
         raise DataFileError(f"val labels must be class indices 0..{k - 1}, and val must hold images")
     mean, std = channel_stats(raw.train.x)
     return DataSplits(raw.train, sets["val"], raw.test, k, mean, std, name, raw.class_names, raw.source)
+
+
+def _check_options(val_size: Any, seed: Any, num_classes: Any, class_names: Any, name: Any) -> None:
+    """The keyword arguments of the two helpers, each refused with what it must be."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if not is_int(val_size) or val_size < 1:
+        raise DataFileError(f"val_size must be an integer >= 1 (training images held out), got {val_size!r}")
+    if not is_int(seed) or seed < 0:
+        raise DataFileError(f"seed must be an integer >= 0, got {seed!r}")
+    if num_classes is not None and (not is_int(num_classes) or num_classes < 1):
+        raise DataFileError(f"num_classes must be an integer >= 1 or None (the largest label + 1), got {num_classes!r}")
+    if class_names is not None and (isinstance(class_names, str) or
+                                    not all(isinstance(c, str) for c in class_names)):
+        raise DataFileError(f"class_names must be a list of strings, one per class, got {class_names!r}")
+    if not isinstance(name, str) or not name:
+        raise DataFileError(f"name must be a non-empty string (recorded with the run), got {name!r}")
 
 
 def item_image(img: Any) -> torch.Tensor:
@@ -171,6 +221,7 @@ def splits_from_datasets(train: Any, test: Any, val: Any = None, val_size: int =
         if isinstance(ds, DataLoader):
             raise DataFileError(f"{what} is a DataLoader; pass its dataset (loader.dataset): fspladder batches, "
                                 "shuffles and augments by itself")
+    _check_options(val_size, seed, num_classes, class_names, name)
     names = class_names or getattr(train, "classes", None)
     if stream:
         return _streamed_datasets(train, test, val, val_size, seed, num_classes,

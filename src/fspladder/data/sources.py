@@ -228,7 +228,18 @@ def load_splits(d: "DataConfig", seed: int, device=None, path: list[DataPath] | 
 
 def _subsets(splits: DataSplits, d: "DataConfig") -> DataSplits:
     if d.train_subset:
-        splits.train = splits.train.subset(torch.arange(min(d.train_subset, len(splits.train))))
+        keep = min(d.train_subset, len(splits.train))
+        y = splits.train.y.cpu()
+        missing = [k for k in range(splits.num_classes) if not (y[:keep] == k).any()]
+        if missing:  # the full split holds every class (checked); the first N images may not
+            need = max(int((y == k).nonzero()[0]) for k in range(splits.num_classes)) + 1
+            names = splits.class_names or [str(k) for k in range(splits.num_classes)]
+            raise DataFileError(
+                f"data.train_subset={d.train_subset} keeps the first {keep} training images, which hold no image of "
+                f"class(es) {', '.join(f'{k} ({names[k]!r})' for k in missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                f"; a class without training images cannot be learned: set data.train_subset to at least {need} (the "
+                "first that hold every class), or keep fewer classes with data.classes")
+        splits.train = splits.train.subset(torch.arange(keep))
     if d.test_subset:
         splits.test = splits.test.subset(torch.arange(min(d.test_subset, len(splits.test))))
     return splits
