@@ -31,6 +31,7 @@ from fspladder.config import (
     read_config_data,
 )
 from fspladder.data import DataFileError, DataSplits, load_cifar, load_idx_folder, load_image_folder
+from fspladder.errors import FspladderError
 
 
 @pytest.fixture(scope="module")
@@ -413,3 +414,109 @@ def test_the_cli_runs_as_a_module_without_a_traceback_on_user_errors(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "stage2.lr must be a finite number in (0, 10]" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# Issue 25: the cases a fresh user found after the rule was in place (the fuzzer, test_fuzz.py, looks for more)
+def test_run_out_an_existing_file_or_an_unwritable_place_is_one_message(tiny, tmp_path, capsys):
+    root, idx, teacher = tiny
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    for out, expected in ((afile, "is a file, not a folder"), (afile / "sub", "is a file, so no folder can be made"),
+                          (Path("/proc/fspladder-test"), "cannot write into /proc")):
+        assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}", *bench_args(idx)]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and "internal error" not in err, err
+    assert afile.read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("weights", ["[1, 2]", "[1, 2, 3, 4]"])
+def test_pair_weights_of_the_wrong_length_are_refused_by_check_and_run(tiny, tmp_path, weights, capsys):
+    root, idx, teacher = tiny
+    sets = [f"stage1.pair_weights={weights}", "data.name=idx", f"data.root={idx}", "data.val_size=100",
+            f"teacher.checkpoint={teacher}"]
+    _, problems = check_config(read_config_data(None, sets))
+    assert problems and all("stage1.pair_weights lists" in p and "has 3 FSP pairs" in p for p in problems), problems
+    assert main(["run", "--out", str(tmp_path / "r"), *[a for s in sets for a in ("--set", s)]]) == 2
+    assert "one weight per pair" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    _, problems = check_config(read_config_data(None, sets[1:] + ["stage1.pair_weights=[1, 2, 0.5]"]))
+    assert problems == []
+
+
+def test_a_train_subset_without_every_class_is_refused_naming_the_smallest_that_works(tiny, tmp_path, capsys):
+    root, idx, teacher = tiny
+    sets = ["data.name=idx", f"data.root={idx}", "data.val_size=100", f"teacher.checkpoint={teacher}"]
+    _, problems = check_config(read_config_data(None, sets + ["data.train_subset=2"]))
+    assert len(problems) == 1 and "data.train_subset=2 keeps the first 2 training images" in problems[0]
+    need = int(problems[0].split("at least ")[1].split()[0])
+    assert check_config(read_config_data(None, sets + [f"data.train_subset={need}"]))[1] == []
+    assert check_config(read_config_data(None, sets + [f"data.train_subset={need - 1}"]))[1]
+    assert main(["run", "--out", str(tmp_path / "r"), *[a for s in sets + ["data.train_subset=2"]
+                                                        for a in ("--set", s)]]) == 2
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--top", "0"], "--top must be at least 1"), (["--top", "-1"], "--top must be at least 1"),
+    (["--top", "0", "--out", "{tmp}/top0.csv"], "--top must be at least 1"),
+    (["--top", "2", "--out", "{tmp}/top2.csv"], "--out writes each image's top class only"),
+    (["--out", "{tmp}/no/such/dir/../x.csv"], None), (["--out", "{tmp}"], "it is a folder"),
+    (["--split", "val"], "apply to --data CONFIG"),
+])
+def test_predict_arguments_are_checked_before_anything_is_classified_or_written(tiny, tmp_path, extra, expected,
+                                                                               capsys):
+    from PIL import Image
+
+    root, idx, teacher = tiny
+    img = tmp_path / "img.png"
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(img)
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    rc = main(["predict", str(teacher), str(img), *extra])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if expected is None:  # a folder that does not exist yet is made for the CSV
+        assert rc == 0 and (tmp_path / "no" / "such" / "x.csv").read_text().startswith("file,class")
+        return
+    assert rc == 2 and expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]  # no header-only CSV left behind
+
+
+def test_channels_last_tensors_are_read_as_channels_last_and_a_layout_with_no_channel_axis_is_named():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 12, 12, 1), dtype=np.uint8)  # numpy / TensorFlow layout (N, H, W, C)
+    y = np.arange(40) % 4
+    s = DataSplits.from_tensors((x, y), (x[:8], y[:8]), val_size=8)
+    assert s.in_chans == 1 and s.image_size == (12, 12)
+    assert torch.equal(DataSplits.from_tensors((x.transpose(0, 3, 1, 2), y), (x[:8].transpose(0, 3, 1, 2), y[:8]),
+                                               val_size=8).train.x, s.train.x)
+    rgb = rng.integers(0, 256, (40, 12, 12, 3), dtype=np.uint8)
+    assert DataSplits.from_tensors((rgb, y), (rgb[:8], y[:8]), val_size=8).in_chans == 3
+    with pytest.raises(DataFileError, match=r"no axis of 1 to 4 channels; give \(N, C, H, W\).*\(N, H, W, C\)"):
+        DataSplits.from_tensors((rng.random((40, 12, 12, 12)), y), (rng.random((8, 12, 12, 12)), y[:8]))
+    for kw, msg in (({"val_size": 0}, "val_size must be an integer >= 1"), ({"num_classes": 2}, "a label is 3"),
+                    ({"class_names": ["a"]}, "1 names for 4 classes"), ({"seed": -1}, "seed must be")):
+        with pytest.raises(DataFileError, match=msg):
+            DataSplits.from_tensors((x, y), (x[:8], y[:8]), **{"val_size": 8, **kw})
+
+
+def test_a_run_on_own_tensors_records_that_data_and_why_the_teacher_has_no_accuracy(tiny, capsys):
+    import yaml
+
+    from fspladder import load_config, run_ladder
+
+    root, idx, teacher = tiny
+    base = load_idx_folder(idx, val_size=100)
+    own = DataSplits.from_tensors((base.train.x.permute(0, 2, 3, 1).numpy(), base.train.y),
+                                  (base.test.x, base.test.y), val_size=100, name="my-bars")
+    cfg = load_config(None, [f"teacher.checkpoint={teacher}", "stage1.epochs=0.25", "stage2.epochs=1",
+                             "rungs=[{name: target, model: resnet14}]", "stage1.batch_size=50",
+                             "stage2.batch_size=50", "progress=false"])
+    out = root / "own-data"
+    s = run_ladder(cfg, out, data=own)
+    saved = yaml.safe_load((out / "resolved-config.yaml").read_text())
+    assert "fashion-mnist" not in json.dumps(saved["data"]) and saved["data"]["from_python"] == "my-bars"
+    assert "fashion-mnist" not in json.dumps(s["config"]["data"]) and s["data"]["name"] == "my-bars"
+    assert "val_acc" in s["teacher"] or "not measured" in s["teacher"]["no_accuracy"]
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "trained on data passed from Python" in capsys.readouterr().err
+    with pytest.raises(FspladderError, match="run_ladder takes a RunConfig"):
+        run_ladder({"stage2": {"epochs": 1}}, root / "dict-config")
