@@ -35,6 +35,7 @@ def _load(args: argparse.Namespace, pre: list[str] | None = None):
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .distributed import init_from_env
+    from .outputs import PYTHON_DATA
     from .runner import format_table, run_config_path, run_ladder
 
     if args.resume:
@@ -44,6 +45,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         path = run_config_path(out)
         if not path.is_file():
             raise ConfigError([f"--resume {out}: no resolved-config.yaml there; is it the --out directory of a run?"])
+        from .config import read_config_data
+
+        saved = read_config_data(path).get("data")
+        if isinstance(saved, dict) and PYTHON_DATA in saved:
+            raise ConfigError([f"--resume {out}: that run trained on data passed from Python; resume it there with "
+                               f"run_ladder(cfg, {str(out)!r}, resume=True, data=the same splits)"])
         cfg = load_config(path, ["progress=false"] if args.no_progress else [])
         dist = init_from_env(cfg.device)
         if dist.is_main:
@@ -109,6 +116,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if val is not None:
             pre.append(f"plan.{key}={val}")
     cfg = _load(args, pre)
+    if args.out:
+        from .outputs import check_out_dir
+
+        check_out_dir(args.out)
     device = resolve_device(cfg.device)
     data = load_data(cfg, device).to(device)
     teacher, ck = load_teacher(cfg, device, memory_format(cfg))
@@ -150,11 +161,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         cfg = _load(args, pre)
         out = Path(args.out or f"runs/bench-{datetime.now():%Y%m%d-%H%M%S}")
         print(f"fspladder bench -> {out}", file=sys.stderr)
+        bench = run_bench(cfg, out)  # checks everything before it writes; the micro-benchmarks come after
         if args.micro:
             from .micro import run_micro
 
             run_micro(out, cfg)
-        bench = run_bench(cfg, out)
     print(format_bench_md(bench))
     print(f"outputs in {out}/ (bench.json, bench.md, curves.png, runs/)")
     return _report_unless(args, out)
@@ -197,6 +208,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if bool(args.inputs) == bool(args.data):
         raise ConfigError(["give either image files or folders to classify, or --data CONFIG to score a data set"])
+    if not args.data and (args.overrides or args.split != "test"):
+        raise ConfigError(["--set and --split apply to --data CONFIG (scoring a data set), not to image files"])
+    if args.data and (args.out or args.top != 1):
+        raise ConfigError(["--out and --top apply to classifying image files; --data prints the accuracy as JSON"])
+    if args.top < 1:
+        raise ConfigError([f"--top must be at least 1 (the classes to print per image), got {args.top}"])
+    if args.out and args.top != 1:
+        raise ConfigError(["--out writes each image's top class only; drop --top, or drop --out to print the top "
+                           f"{args.top} classes"])
+    if args.out:
+        from .checkpoint import creatable
+
+        out = Path(args.out).expanduser()
+        why = "it is a folder; give a file name" if out.is_dir() else creatable(out.parent)
+        if out.exists() and not why:
+            why = "it exists and fspladder never overwrites a file: choose another name"
+        if why:
+            raise ConfigError([f"--out {out}: {why}"])
     if args.data:
         from .checkpoint import load_model
 
@@ -208,14 +237,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     model, prep = load_for_inference(args.checkpoint)
     rows = classify_files(model, prep, image_files(args.inputs), top=args.top)
     if args.out:
-        out = Path(args.out)
-        if out.exists():
-            raise ConfigError([f"--out {out} exists; fspladder never overwrites a file: choose another name"])
-        with open(out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["file", "class", "label", "probability"])
-            for r in rows:
-                w.writerow([r["file"], r["classes"][0], r["labels"][0], f"{r['probabilities'][0]:.6f}"])
+        import io
+
+        from .checkpoint import atomic_write_bytes
+
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["file", "class", "label", "probability"])
+        for r in rows:
+            w.writerow([r["file"], r["classes"][0], r["labels"][0], f"{r['probabilities'][0]:.6f}"])
+        atomic_write_bytes(out, buf.getvalue().encode())
         print(f"{len(rows)} images classified -> {out}")
     else:
         for r in rows:
@@ -231,11 +262,18 @@ def _cmd_layers(args: argparse.Namespace) -> int:
         shape = tuple(int(s) for s in args.input_shape.split(","))
     except ValueError:
         shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ConfigError([f"--input-shape must be three positive integers C,H,W like 1,28,28, got {args.input_shape!r}"])
-    if args.num_classes < 1:
-        raise ConfigError([f"--num-classes must be >= 1, got {args.num_classes}"])
-    print(layer_table(args.model, shape, num_classes=args.num_classes))
+    if len(shape) != 3 or min(shape) < 1 or shape[0] > 64 or max(shape[1:]) > 4096:
+        raise ConfigError([f"--input-shape must be three positive integers C,H,W like 1,28,28 (C up to 64, H and W up "
+                           f"to 4096), got {args.input_shape!r}"])
+    if not 1 <= args.num_classes <= 100_000:
+        raise ConfigError([f"--num-classes must be between 1 and 100000, got {args.num_classes}"])
+    try:
+        table = layer_table(args.model, shape, num_classes=args.num_classes)
+    except RuntimeError as e:  # the forward pass: channels, or an input smaller than a kernel, or out of memory
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError([f"{args.model} cannot run on one {shape[0]}x{shape[1]}x{shape[2]} input ({why}); give "
+                           "--input-shape as the C,H,W of the images it reads"]) from None
+    print(table)
     return 0
 
 

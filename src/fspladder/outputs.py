@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,19 +23,38 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_bytes, json_safe
+from .checkpoint import atomic_write_bytes, creatable, json_safe
 from .errors import FspladderError
 
-__all__ = ["MetricsLog", "NoLog", "ResumeError", "save_state", "load_state", "save_flows", "prior_seconds",
-           "json_safe", "STATE_FILE", "CONFIG_FILE", "LEGACY_CONFIG_FILE"]
+__all__ = ["MetricsLog", "NoLog", "ResumeError", "OutputError", "check_out_dir", "save_state", "load_state",
+           "save_flows", "prior_seconds",
+           "json_safe", "STATE_FILE", "CONFIG_FILE", "LEGACY_CONFIG_FILE", "PYTHON_DATA"]
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "resolved-config.yaml"  # never config.yaml: that name may be the user's own file in the same folder
 LEGACY_CONFIG_FILE = "config.yaml"  # what runs before this version wrote
+PYTHON_DATA = "from_python"  # CONFIG_FILE's data key of a run on splits passed to run_ladder(data=...)
 
 
 class ResumeError(FspladderError, ValueError):
     """A run directory cannot be resumed."""
+
+
+class OutputError(FspladderError, ValueError):
+    """An output folder that cannot be used (a file of that name, a place that cannot be written)."""
+
+
+def check_out_dir(out: str | Path, flag: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is an existing file or cannot be created and written.
+
+    Nothing is written (see :func:`fspladder.checkpoint.creatable`)."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{flag} {out} is a file, not a folder; give {flag} a folder (new, or one of yours to "
+                          f"write into), e.g. {out}.d")
+    why = creatable(out)
+    if why:
+        raise OutputError(f"{flag} {out}: {why}; choose a folder you can write to")
 
 
 class NoLog:
@@ -52,15 +72,20 @@ class MetricsLog:
 
     Records made before the file may be created (``hold=True``: a run still
     validating, or planning) are kept in memory and written by :meth:`open`,
-    so a refused command leaves no file behind.
+    so a refused command leaves no file behind. ``listen`` adds consumers
+    (the experiment trackers of :mod:`fspladder.tracking`, the run clock of
+    :mod:`fspladder.estimate`) that get every record written after they were added.
     """
 
-    def __init__(self, path: Path, tensorboard: str | None = None, hold: bool = False) -> None:
+    def __init__(self, path: Path, hold: bool = False) -> None:
         self.path = path
         self._f = None
         self._held: list[str] | None = [] if hold else None
-        self._tb = None
-        self.tensorboard = tensorboard
+        self.listeners: list[Any] = []
+
+    def listen(self, listener: Any) -> None:
+        """Call ``listener(rec)`` with every later record; ``listener.close(failed)`` (if it has one) at close."""
+        self.listeners.append(listener)
 
     def open(self) -> None:
         """Start writing (and write what was held)."""
@@ -79,25 +104,19 @@ class MetricsLog:
             self._held.append(line)
             return
         self._write(line)
-        if self.tensorboard and "rung" in rec:
-            self._scalars(rec)
-
-    def _scalars(self, rec: dict[str, Any]) -> None:
-        if self._tb is None:  # optional; the config check says how to install it
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(self.tensorboard)
-        step = rec.get("epoch", rec.get("step", 0))
-        stage = f"stage{rec['stage']}" if "stage" in rec else "stage1_steps"
-        for k, v in rec.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "step", "stage"):
-                self._tb.add_scalar(f"{rec['rung']}/{stage}/{k}", v, step)
+        for listener in self.listeners:
+            listener(rec)
 
     def close(self) -> None:
+        """Close the file and the listeners (a listener learns whether an exception is on its way out)."""
+        failed = sys.exc_info()[0] is not None
         if self._f is not None:
             self._f.close()
-        if self._tb is not None:
-            self._tb.close()
+        for listener in self.listeners:
+            closer = getattr(listener, "close", None)
+            if closer is not None:
+                closer(failed)
+        self.listeners = []
 
 
 def save_state(out: Path, rung: int, flows: dict[str, Any], snap: dict[str, Any],

@@ -143,7 +143,8 @@ def parse_recipe(value: Any, where: str = "recipe") -> tuple[Recipe | None, list
 
 
 # Stage-2 keys that are null in a config, meaning "the rung's recipe decides" (see schedule_defaults).
-RECIPE_DEFAULT_KEYS = ("lr", "warmup_epochs", "kd_temperature", "kd_alpha", "kd_until", "fsp_weight")
+RECIPE_DEFAULT_KEYS = ("lr", "warmup_epochs", "kd_temperature", "kd_alpha", "kd_until", "fsp_weight", "schedule",
+                       "decay_fraction", "ema", "growth_noise")
 
 # Peak learning rate of stage 2 (SGD, batch 128, cosine to min_lr) by how the network starts.
 # A random or FSP-initialised network needs the from-scratch peak: a lower one (0.02) cost the ladder
@@ -156,6 +157,11 @@ RECIPE_DEFAULT_KEYS = ("lr", "warmup_epochs", "kd_temperature", "kd_alpha", "kd_
 RANDOM_LR = 0.05
 GROWN_LR = 0.05
 GROWN_WARMUP = 0.0
+# Warm-start levers for grown networks (issue 23), each measured in docs/results/growth-schedules; the
+# defaults keep the recipes as they were (one cosine, no averaging, split noise 0.1).
+GROWN_SCHEDULE = "cosine"
+GROWN_EMA = 0.0
+GROW_NOISE = 0.1  # spread of the split proportions between channel copies (fspladder.growth)
 
 
 def schedule_defaults(recipe: Recipe) -> dict[str, float | None]:
@@ -172,4 +178,12 @@ def schedule_defaults(recipe: Recipe) -> dict[str, float | None]:
         "kd_alpha": 0.9 if kd else None,  # weight of the soft-target term; 1 - alpha on the labels
         "kd_until": 0.5 if recipe.guidance == "kd-early" else None,  # fraction of the schedule, at the latest
         "fsp_weight": 1e-3 if recipe.guidance == "joint" else None,  # README "What we tried, part 2"
+        # The learning-rate curve (engine.loop.lr_factor): cosine, or warm-up-stable-decay (wsd) whose
+        # decay_fraction of the steps decays linearly; decay_fraction is read by wsd only, which
+        # Stage2Config._check enforces (None here would mean "no recipe reads it").
+        "schedule": GROWN_SCHEDULE if recipe.preserves_function else "cosine",
+        "decay_fraction": 0.2,
+        # Per-step decay of an exponential moving average of the weights (0 = off), evaluated and saved.
+        "ema": GROWN_EMA if recipe.preserves_function else 0.0,
+        "growth_noise": GROW_NOISE if recipe.init == "grow" else None,
     }

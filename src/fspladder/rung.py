@@ -22,7 +22,7 @@ from .data import DataSplits
 from .engine import FlowTarget, SoftTargets, Stage1Result, Stage2Result, TrainContext, train_stage1, train_stage2
 from .engine.loop import StateSink
 from .flow import FsPair
-from .growth import GROW_NOISE, grow, grown_copies, growth_problem
+from .growth import GROW_NOISE, fresh_blocks_problem, grow, grown_copies, growth_problem
 from .ladder import LadderError, Rung, default_pairs, validate_ladder
 from .models import create_for_data, logits_of
 from .recipes import Recipe
@@ -42,7 +42,8 @@ def pairs_of(mc: ModelConfig | TeacherConfig, model: nn.Module) -> list[FsPair]:
 
 def build_student(mc: ModelConfig, data: DataSplits, seed: int) -> tuple[nn.Module, dict[str, Any]]:
     """A freshly initialised student sized for ``data`` (seeded, so reruns match)."""
-    model, kwargs = create_for_data(mc.model, data.in_chans, data.num_classes, mc.kwargs, seed=seed)
+    model, kwargs = create_for_data(mc.model, data.in_chans, data.num_classes, mc.kwargs, seed=seed,
+                                    image_size=data.image_size)
     return model, {"name": mc.model, "kwargs": kwargs}
 
 
@@ -146,11 +147,14 @@ def rung_problems(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, prev_
         why = growth_problem(prev.model, cur.model)
         if why:
             out.append(f"{where}: cannot grow from {prev.name}: {why}")
-        elif recipe.stage1 == "fsp" and prev.model.width != cur.model.width:  # type: ignore[union-attr]
-            out.append(f"{where}: grow with stage1 fsp aligns only the new blocks and needs equal widths "
-                       f"({prev.name} width {prev.model.width}, {cur.name} width {cur.model.width}); "  # type: ignore[union-attr]
+        elif recipe.stage1 == "fsp" and (fresh := fresh_blocks_problem(prev.model, cur.model)):
+            out.append(f"{where}: grow with stage1 fsp aligns only the new blocks grown from {prev.name}, and {fresh}; "
                        "use recipe grow (function-preserving, wider too), or patent with "
                        "stage1.project_channels: true")
+    weights = s1.pair_weights
+    if (recipe.stage1 == "fsp" or recipe.guidance == "joint") and weights is not None and len(weights) != len(cur.pairs):
+        out.append(f"{where}: stage1.pair_weights lists {len(weights)} weight(s) but {cur.name} has {len(cur.pairs)} "
+                   f"FSP pairs; give one weight per pair, e.g. {[1.0] * len(cur.pairs)}, or remove the key (all 1.0)")
     if recipe.guidance == "joint" and list(prev_shapes) != list(cur_shapes):
         out.append(f"{where}: the joint FSP term compares {cur.name}'s FSP matrices {list(cur_shapes)} with "
                    f"{prev.name}'s {list(prev_shapes)}, which differ (projections serve stage 1 only); tap layers "
@@ -184,13 +188,15 @@ def guidance_for(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config,
     return None
 
 
-def init_rung(prev: Rung, cur: Rung, recipe: Recipe, seed: int) -> dict[str, Any]:
-    """Apply the recipe's init to ``cur`` (fresh weights are already there); returns the record of it."""
+def init_rung(prev: Rung, cur: Rung, recipe: Recipe, seed: int, noise: float | None = None) -> dict[str, Any]:
+    """Apply the recipe's init to ``cur`` (fresh weights are already there); returns the record of it.
+
+    ``noise``: growth's split noise (the rung's ``stage2.growth_noise``; None: the recipes' default)."""
     if recipe.init != "grow":
         return {"init": "random"}
     # grow + fsp: new blocks stay fresh, stage 1 aligns them; grow alone: new blocks are identities.
-    return {"init": "grow", **grow(prev.model, cur.model, identity=recipe.stage1 != "fsp", noise=GROW_NOISE,
-                                   seed=seed)}
+    return {"init": "grow", **grow(prev.model, cur.model, identity=recipe.stage1 != "fsp",
+                                   noise=GROW_NOISE if noise is None else noise, seed=seed)}
 
 
 def aligner_for(recipe: Recipe, s1: Stage1Config, prev_shapes, cur_shapes, seed: int, device: torch.device,

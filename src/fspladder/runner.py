@@ -32,10 +32,12 @@ from .faults import kill_point
 from .outputs import (
     CONFIG_FILE,
     LEGACY_CONFIG_FILE,
+    PYTHON_DATA,
     STATE_FILE,
     MetricsLog,
     NoLog,
     ResumeError,
+    check_out_dir,
     load_state,
     prior_seconds,
     save_flows,
@@ -75,9 +77,12 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
     from .recipes import PRESETS
 
     check_writable(save)  # before any training: an existing file or a folder is refused now, not after
+    if not isinstance(cfg, RunConfig) or not isinstance(mc, ModelConfig):
+        raise ConfigError([f"train_network takes a RunConfig and a ModelConfig, got {type(cfg).__name__} and "
+                           f"{type(mc).__name__}"])
     recipe = PRESETS["scratch"]
     problems = cfg.recipe_key_problems([recipe], "`fspladder train` trains with cross-entropy alone, which does not "
-                                                 "use it")
+                                                 "use it", rungs_train=False)
     if problems:
         raise ConfigError(problems)
     device = resolve_device(cfg.device)
@@ -122,6 +127,8 @@ class _Run:
         self.done: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Any] | None = None
         self.prior = 0.0
+        if self.main:
+            check_out_dir(out)
         if resume and cfg.plan.intermediates == "auto":
             raise ResumeError(f"a resume continues the chain that was planned: load {out / CONFIG_FILE} (its "
                               "intermediates spelled out) instead of a config with plan.intermediates: auto")
@@ -147,7 +154,7 @@ class _Run:
         cfg, dist = self.cfg, self.dist
         self.device = resolve_device(cfg.device, dist)
         self.data: DataSplits = (self.own_data if self.own_data is not None else load_data(cfg, self.device)).to(self.device)
-        self.log: Any = MetricsLog(self.out / "metrics.jsonl", cfg.tensorboard, hold=True) if self.main else NoLog()
+        self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True) if self.main else NoLog()
         self.ctx = context_for(cfg, self.device, self.data, self.log, dist)
         mf = memory_format(cfg)
         self.teacher, self.tck, self.other_classes = teacher_for(cfg, self.data, self.device, mf)
@@ -179,15 +186,29 @@ class _Run:
         for tmp in out.glob(".*.tmp"):  # left by a kill during a write; never read
             tmp.unlink()
         if not self.resume:  # the config that runs: with auto, the planned chain, so a resume does not re-plan
-            atomic_write_bytes(out / CONFIG_FILE, yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
+            atomic_write_bytes(out / CONFIG_FILE, yaml.safe_dump(self.config_record(), sort_keys=False).encode())
         self.log.open()
+        if self.cfg.track:  # rank 0 only: the other ranks have no log to listen to
+            from .tracking import open_trackers
+
+            for t in open_trackers(self.cfg.track, out, config_to_dict(self.cfg), "fspladder run"):
+                self.log.listen(t)
         self.log({"event": "run_start", "resume": self.resume, "prior_seconds": self.prior})
+
+    def config_record(self) -> dict[str, Any]:
+        """The config as it ran; with data passed from Python, its data section says so instead of keys that
+        were not used (a CLI resume of it is refused, naming the Python call)."""
+        d = config_to_dict(self.cfg)
+        if self.own_data is not None:
+            d["data"] = {PYTHON_DATA: self.data.name, "note": "passed to run_ladder(data=...); the config's data keys "
+                         "were not used: resume with run_ladder(cfg, out, resume=True, data=the same splits)"}
+        return d
 
     def summary_head(self) -> dict[str, Any]:
         cfg, data, ctx = self.cfg, self.data, self.ctx
         spec = self.tck["model"]
         s: dict[str, Any] = {
-            "config": config_to_dict(cfg), "machine": machine_info(self.device),
+            "config": self.config_record(), "machine": machine_info(self.device),
             "precision": {"amp": ctx.amp, "teacher_amp": ctx.teacher_amp},  # what "auto" resolved to here
             "data": {"name": data.name, "train": len(data.train), "val": len(data.val), "test": len(data.test),
                      "num_classes": data.num_classes, "streamed": data.streamed, "preprocessing": data.describe()},
@@ -199,6 +220,9 @@ class _Run:
         if self.other_classes is None:  # a teacher trained on other classes (transfer) has no accuracy here
             s["teacher"]["val_acc"] = evaluate(self.teacher.model, data.val, ctx)
             s["teacher"]["test_acc"] = evaluate(self.teacher.model, data.test, ctx)
+        else:
+            s["teacher"]["no_accuracy"] = (f"not measured: {self.other_classes}, so its outputs need not mean this "
+                                           "data's classes")
         return s
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -212,7 +236,7 @@ class _Run:
         recipe, s1, s2, seed = self.recipes[k - 1], self.s1s[k - 1], self.s2s[k - 1], cfg.seed + k
         ctx.log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params,
                  "recipe": recipe.as_dict(), "resumed_stage": state["stage"] if state else None})
-        init = init_rung(prev, cur, recipe, seed)  # deterministic; a resumed state then overwrites the weights
+        init = init_rung(prev, cur, recipe, seed, s2.growth_noise)  # deterministic; a resumed state then overwrites the weights
 
         def saver(flows: dict[str, Any], r1: Stage1Result | None):
             return lambda snap: main and save_state(out, k, flows, snap, r1.to_dict() if r1 else None)
@@ -251,9 +275,30 @@ class _Run:
                 "test_acc": r2.test_acc[-1], "seed": seed, "preprocessing": self.data.describe()})
         return entry
 
+    def estimate(self) -> None:
+        """Profile the job's stages and print its predicted wall time; the clock then follows the training."""
+        from .estimate import RunClock, estimate_ladder, estimate_wanted
+
+        st = self.state
+        self.est, self.clock = None, None
+        if not estimate_wanted():
+            return
+        self.est = estimate_ladder(
+            self.ctx, self.chain, self.recipes, self.s1s, self.s2s, self.shapes, self.cfg.seed,
+            time.perf_counter() - self.t0, done=set(self.done),
+            stage2_only={self.chain[st["rung"]].name} if st is not None and st["stage"] == 2 else set(),
+            teacher_eval=self.other_classes is None)
+        self.clock = RunClock(self.est) if self.main else None
+        if self.clock is not None:
+            print(self.est.line(), file=sys.stderr)
+            self.ctx.on_step = self.clock.on_step
+
     def run(self) -> dict[str, Any]:
         self.prepare()
+        self.estimate()
         self.start_outputs()
+        if self.clock is not None:
+            self.log.listen(self.clock)
         summary = self.summary_head()
         state = self.state
         try:
@@ -283,6 +328,10 @@ class _Run:
             measured = sum((r["stage1"] or {}).get("seconds", 0.0) + r["stage2"]["seconds"] for r in summary["rungs"])
             summary["plan"] = {**self.plan, "measured_seconds": measured,
                                "predicted_over_measured": self.plan["choice"]["predicted_seconds"] / measured}
+        if self.est is not None:
+            measured = time.perf_counter() - self.t0  # this session, as the estimate was made for it
+            summary["estimate"] = {**self.est.to_dict(), "measured_seconds": measured,
+                                   "predicted_over_measured": self.est.total / measured}
         if self.dist.enabled:
             summary["world_size"] = self.dist.world
         self.write_summary(summary)
@@ -298,6 +347,9 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
     finished rungs are loaded from their checkpoints, never retrained, and the
     rung in progress continues from the last completed epoch of its stage.
     """
+    if not isinstance(cfg, RunConfig):
+        raise ConfigError([f"run_ladder takes a RunConfig (fspladder.load_config(path, overrides)), got "
+                           f"{type(cfg).__name__}"])
     if data is not None and not isinstance(data, DataSplits):
         from .data import DataFileError
 

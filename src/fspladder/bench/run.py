@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..config import ConfigError, RunConfig, config_to_dict, load_config, varian
 from ..engine import evaluate
 from ..faults import kill_point
 from ..ladder import LadderError
-from ..outputs import MetricsLog
+from ..outputs import MetricsLog, check_out_dir
 from ..recipes import ARMS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
 from ..rung import aligner_for, chain_problems, init_rung, stage1_of_rung, stage2_of_rung, student_rung, teacher_for
 from ..session import context_for, load_data, machine_info, memory_format, resolve_device
@@ -86,6 +87,7 @@ class _Bench:
     def __init__(self, cfg: RunConfig, out: Path, resume: bool) -> None:
         self.t0 = time.perf_counter()
         self.cfg, self.out, self.resume = cfg, out, resume
+        check_out_dir(out)
         if not resume and ((out / "bench.json").exists() or (out / RUNS_DIR).exists()):
             raise ConfigError([f"{out} already holds a bench; continue it with `fspladder bench --resume {out}` or "
                                "choose another --out (nothing was changed)"])
@@ -98,7 +100,7 @@ class _Bench:
         cfg, b = self.cfg, self.cfg.bench
         self.device = resolve_device(cfg.device)
         self.data = load_data(cfg, self.device).to(self.device)
-        self.log: Any = MetricsLog(self.out / "metrics.jsonl", cfg.tensorboard, hold=True)
+        self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True)
         self.mf = memory_format(cfg)
         self.teacher, self.tck, self.other_classes = teacher_for(cfg, self.data, self.device, self.mf)
         self.full = cfg.stage_for(cfg.rungs[-1], "stage2").epochs
@@ -116,7 +118,7 @@ class _Bench:
                     problems.append(f"bench.variants.{name} sets {key}, which its recipe {arm.recipe} does not use; "
                                     "remove it or give the variant a recipe that does")
         self.arms, self.shapes, self.skipped = [], {}, {}
-        problems += cfg.recipe_key_problems([a.recipe for a in arms])
+        problems += cfg.recipe_key_problems([a.recipe for a in arms], rungs_train=False)
         shape_in = (self.data.in_chans, *self.data.image_size)
         for arm in arms:
             chain = [self.teacher] + [student_rung(rc, self.data, 0) for rc in arm.rungs]
@@ -162,7 +164,8 @@ class _Bench:
         return json.loads(f.read_text()) if f.is_file() else None
 
     def run_arm(self, arm: Arm, seed: int) -> None:
-        budgets = [bu for bu in self.cfg.bench.budgets if self.done(arm.label, seed, bu) is None]
+        own = self.cfg.bench.arm_budgets.get(arm.label, self.cfg.bench.budgets)
+        budgets = [bu for bu in self.cfg.bench.budgets if bu in own and self.done(arm.label, seed, bu) is None]
         if not budgets:
             return
         ctx, shapes, data = self.ctxs[arm.label], self.shapes[arm.label], self.data
@@ -171,7 +174,7 @@ class _Bench:
             cur = student_rung(rc, data, seed + k, self.device, self.mf)
             s1, s2 = arm.cfg.stage_for(rc, "stage1"), arm.cfg.stage_for(rc, "stage2", arm.recipe)
             name = f"{arm.label}/{rc.name}"
-            init_rung(prev, cur, arm.recipe, seed + k)
+            init_rung(prev, cur, arm.recipe, seed + k, s2.growth_noise)
             al = aligner_for(arm.recipe, s1, shapes[k - 1], shapes[k], seed + k, self.device, cur.name)
             r1 = stage1_of_rung(prev, cur, arm.recipe, s1, ctx, seed=seed + k, name=name, aligner=al)
             r2 = stage2_of_rung(prev, cur, arm.recipe, s1, s2, ctx, seed=seed + k, name=name, eval_test=False)
@@ -184,7 +187,7 @@ class _Bench:
         trc = arm.rungs[-1]
         target = student_rung(trc, data, seed + 7, self.device, self.mf)
         s1 = arm.cfg.stage_for(trc, "stage1")
-        init = init_rung(prev, target, arm.recipe, seed + 7)
+        init = init_rung(prev, target, arm.recipe, seed + 7, arm.cfg.stage_for(trc, "stage2", arm.recipe).growth_noise)
         al = aligner_for(arm.recipe, s1, shapes[-2], shapes[-1], seed + 7, self.device, target.name)
         r1 = stage1_of_rung(prev, target, arm.recipe, s1, ctx, seed=seed + 7, name=f"{arm.label}/target", aligner=al)
         pre_seconds += r1.train_seconds if r1 else 0.0
@@ -204,7 +207,9 @@ class _Bench:
                    "pipeline_seconds": pre_seconds + r2.train_seconds, "pre_seconds": pre_seconds, "init": init,
                    "stage1_seconds": r1.train_seconds if r1 else 0.0, "stage1_steps": r1.steps_run if r1 else 0,
                    "fsp_loss_start": r1.fsp_loss_start if r1 else None, "fsp_loss_end": r1.fsp_loss_end if r1 else None,
-                   "chain": stages, "kd_off": r2.kd_off, "lr": s2.lr}
+                   "chain": stages, "kd_off": r2.kd_off, "lr": s2.lr,
+                   "schedule": r2.schedule, "ema": r2.ema, "growth_noise": s2.growth_noise,
+                   "val_acc_raw": r2.val_acc_raw or None}
             atomic_write_json(_run_file(self.out, arm.label, seed, budget), rec)
             kill_point(f"bench-run:{arm.label}:{seed}:{budget:g}")
 
@@ -233,14 +238,33 @@ class _Bench:
                                          self.teacher_rec.get("val_acc"))
         return bench
 
+    def estimate(self) -> None:
+        """Profile the bench's stages and print its predicted wall time; the clock then follows the training."""
+        from ..estimate import RunClock, estimate_bench, estimate_wanted
+
+        self.est = estimate_bench(self, time.perf_counter() - self.t0) if estimate_wanted() else None
+        self.clock = RunClock(self.est) if self.est is not None else None
+        if self.clock is not None:
+            print(self.est.line(), file=sys.stderr)
+            for ctx in self.ctxs.values():
+                ctx.on_step = self.clock.on_step
+
     def run(self) -> dict[str, Any]:
         self.prepare()
+        self.estimate()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / RUNS_DIR).mkdir(exist_ok=True)
         if not self.resume:
             atomic_write_bytes(self.out / BENCH_CONFIG,
                                yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
         self.log.open()
+        if self.cfg.track:
+            from ..tracking import open_trackers
+
+            for t in open_trackers(self.cfg.track, self.out, config_to_dict(self.cfg), "fspladder bench", bench=True):
+                self.log.listen(t)
+        if self.clock is not None:
+            self.log.listen(self.clock)
         for tmp in (self.out / RUNS_DIR).glob(".*.tmp"):
             tmp.unlink()
         self.log({"event": "bench_start", "resume": self.resume, "skipped": self.skipped})
@@ -255,6 +279,10 @@ class _Bench:
         finally:
             self.log.close()
         bench = self.record(final=True)
+        if self.est is not None:
+            measured = time.perf_counter() - self.t0  # this session, as the estimate was made for it
+            bench["estimate"] = {**self.est.to_dict(), "measured_seconds": measured,
+                                 "predicted_over_measured": self.est.total / measured}
         atomic_write_json(self.out / "bench.json", bench)
         atomic_write_bytes(self.out / "bench.md", format_bench_md(bench).encode())
         plot_bench(bench, self.out / "curves.png")

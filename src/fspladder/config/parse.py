@@ -117,6 +117,10 @@ def build(cls: type, data: Any, path: str, err: list[str]) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields and key in getattr(cls, "REMOVED_KEYS", {}):
+            if value is not None:  # an old resolved config's null is harmless and dropped
+                err.append(f"{key_path}: {cls.REMOVED_KEYS[key]}")
+            continue
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
@@ -170,6 +174,8 @@ def read_config_data(path: str | Path | None, overrides: list[str] | None = None
     """The raw mapping of a YAML config file (empty for None) with ``--set`` overrides applied."""
     data: dict[str, Any] = {}
     if path is not None:
+        if str(path) == "":
+            raise ConfigError(["the config file name is empty; give a YAML file, or leave it out for the default"])
         path = Path(path)
         if not path.is_file():
             hint = " (it is a folder: give the YAML file inside it)" if path.is_dir() else ""
@@ -193,6 +199,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
     List items are addressed by index: ``rungs.1.model=resnet32``.
     """
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError([f"overrides must be a list of 'key=value' strings, e.g. ['stage2.epochs=5'], got "
+                           f"{overrides!r}"])
     data = dict(data)
     for item in overrides:
         key, sep, raw = item.partition("=")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ..errors import ProblemsError
 from ..recipes import ARMS, DEFAULT_ARMS, RECIPE_DEFAULT_KEYS, Recipe, parse_recipe, schedule_defaults
@@ -190,11 +190,24 @@ class Stage2Config:
     # from (stage 1's loss_norm and pair_weights). The patent-form loss is ~1e2-1e4 for the built-in
     # ResNets, so useful weights are ~1e-3 (the recipe default).
     fsp_weight: float | None = num(None, 0, BIG, lo_open=True)
+    # Warm-start levers (issue 23; measured in docs/results/growth-schedules). null: the recipe's value.
+    # schedule: the learning-rate curve after warm-up: cosine to min_lr, or wsd (warm-up, stable at the peak,
+    # then a linear decay to min_lr over the last decay_fraction of the steps; Hu et al. 2024, MiniCPM).
+    schedule: Literal["cosine", "wsd"] | None = None
+    decay_fraction: float | None = num(None, 0, 1, lo_open=True)  # wsd only: share of the steps that decay
+    # Per-step decay of an exponential moving average of all weights and BatchNorm statistics (0 = off). When on,
+    # the average is what is evaluated every epoch and what the stage ends with (its checkpoint).
+    ema: float | None = num(None, 0, 1, hi_open=True)
+    # init grow only: spread of the split proportions between channel copies (0 = equal splits, copies stay equal)
+    growth_noise: float | None = num(None, 0, 1)
 
     def _check(self, p: str, err: list[str]) -> None:
         _lr_checks(p, self.lr, self.min_lr, err)
         if self.warmup_epochs is not None and self.warmup_epochs > self.epochs:
             err.append(f"{p}.warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.decay_fraction is not None and self.schedule is not None and self.schedule != "wsd":
+            err.append(f"{p}.decay_fraction is read by schedule wsd only, and the schedule is {self.schedule}; "
+                       "remove decay_fraction or set the schedule to wsd")
 
     def resolved(self, recipe: Recipe) -> "Stage2Config":
         """A copy with the null keys filled from ``recipe`` (see :func:`recipes.schedule_defaults`)."""
@@ -225,7 +238,7 @@ class RungConfig(ModelConfig):
 
 
 # Keys a bench variant may not change: the data, teacher, models' memory format and logging every arm shares.
-VARIANT_FIXED = ("data", "teacher", "bench", "plan", "seed", "device", "channels_last", "tensorboard", "progress")
+VARIANT_FIXED = ("data", "teacher", "bench", "plan", "seed", "device", "channels_last", "track", "progress")
 
 
 @dataclass
@@ -240,8 +253,17 @@ class BenchConfig:
     # {"ladder-cached": {"arm": "ladder", "set": {"stage1.augment": false, "stage1.cache_teacher": true}},
     #  "grow-ladder": {"arm": "ladder", "recipe": "grow"}}
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Arms or variants that run at only some of the budgets, e.g. {scratch: [1.0]}: scratch's full budget sets the
+    # threshold the others are timed to, and its shorter budgets only draw its curve (the growth-schedule bench).
+    arm_budgets: dict[str, list[float]] = field(default_factory=dict)
 
     def _check(self, p: str, err: list[str]) -> None:
+        for name, bs in self.arm_budgets.items():
+            if name not in self.arms and name not in self.variants:
+                err.append(f"{p}.arm_budgets.{name}: no arm or variant of this bench is called {name!r}; "
+                           f"name one of {', '.join([*self.arms, *self.variants])}")
+            elif not isinstance(bs, list) or not bs or any(b not in self.budgets for b in bs):
+                err.append(f"{p}.arm_budgets.{name} must list some of bench.budgets {self.budgets}, got {bs!r}")
         for name, v in self.variants.items():
             q = f"{p}.variants.{name}"
             if name in ARMS:
@@ -293,6 +315,10 @@ class PlanConfig:
 
 @dataclass
 class RunConfig:
+    # Keys of earlier versions: a value gets this message (an old resolved config's null is dropped quietly).
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "tensorboard": "was replaced by `track: [tensorboard]` (event files under OUT/tensorboard/); remove "
+                       "`tensorboard:` and write `track: [tensorboard]` (or --set 'track=[tensorboard]') instead"}
     seed: int = num(0, 0, 2**31 - 1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     channels_last: bool = True
@@ -301,7 +327,9 @@ class RunConfig:
     # auto = amp's mode if on, else bf16 where the device has native bf16, else off. See precision.py.
     teacher_amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the student for stage 2
-    tensorboard: str | None = None  # also write scalars to this TensorBoard log dir (needs `pip install tensorboard`)
+    # Experiment trackers that also receive the metrics (off by default; `pip install 'fspladder[track]'`):
+    # tensorboard (event files under OUT/tensorboard/), mlflow (OUT/mlruns/ unless MLFLOW_TRACKING_URI is set).
+    track: list[Literal["tensorboard", "mlflow"]] = field(default_factory=list)
     eval_batch_size: int = num(1000, 1, BATCH)
     progress: bool = True
     # How every rung learns from the network before it, unless the rung names its own: a preset
@@ -326,9 +354,9 @@ class RunConfig:
             err.append("rungs must list at least one student (the last one is the target)")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             err.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
-            err.append("tensorboard: the tensorboard package is not installed; `pip install tensorboard`, "
-                       "or remove the key (metrics.jsonl and report.html need neither)")
+        from ..tracking import tracker_problems
+
+        err += tracker_problems(self.track)
         for name, v in self.bench.variants.items():
             if isinstance(v, dict) and isinstance(v.get("set") or {}, dict):
                 try:
@@ -378,11 +406,12 @@ class RunConfig:
         return out.resolved(self.recipe_for(rung, recipe)) if stage == "stage2" else out
 
     def recipe_key_problems(self, recipes: list[Recipe] | None = None,
-                            nobody: str = "no recipe here uses it") -> list[str]:
+                            nobody: str = "no recipe here uses it", rungs_train: bool = True) -> list[str]:
         """Stage-2 keys set to a value that no recipe here reads (they would change nothing).
 
         ``recipes``: every recipe the run or bench trains with (default: the rungs'). A run-wide key must
-        be read by one of them; a rung's own key by that rung's recipe.
+        be read by one of them; with ``rungs_train`` (a run: every rung trains by its own recipe) a rung's own
+        key must be read by that rung's recipe.
         """
         from .parse import config_to_dict
 
@@ -393,13 +422,22 @@ class RunConfig:
             return any(schedule_defaults(r)[key] is not None for r in rs)
 
         run_wide = config_to_dict(self.stage2)
+        for i, r in enumerate(self.rungs):  # decay_fraction needs the wsd schedule, the recipe's by default
+            merged = {**run_wide, **r.stage2}
+            if merged.get("decay_fraction") is not None and merged.get("schedule") is None:
+                rs = used if recipes is not None else [self.recipe_for(r)]
+                if not any(schedule_defaults(x)["schedule"] == "wsd" for x in rs):
+                    where = f"rungs[{i}].stage2" if r.stage2.get("decay_fraction") is not None else "stage2"
+                    problems.append(f"{where}.decay_fraction is set, but the schedule is cosine (the recipe's); it is "
+                                    "read by schedule wsd only: set stage2.schedule: wsd or remove decay_fraction")
+                    break
         for key in RECIPE_DEFAULT_KEYS:
             if run_wide[key] is not None and not reader_of(key, used):
                 problems.append(f"stage2.{key} is set to {run_wide[key]}, but {nobody} ({_users(key)}); remove it, "
                                 "or pick such a recipe")
         for i, r in enumerate(self.rungs):
             for key in RECIPE_DEFAULT_KEYS:
-                if r.stage2.get(key) is not None and recipes is None and not reader_of(key, [self.recipe_for(r)]):
+                if r.stage2.get(key) is not None and rungs_train and not reader_of(key, [self.recipe_for(r)]):
                     problems.append(f"rungs[{i}].stage2.{key} is set, but rung {r.name}'s recipe "
                                     f"({self.recipe_for(r)}) does not use it ({_users(key)}); remove it")
         return problems
@@ -409,4 +447,5 @@ def _users(key: str) -> str:
     return {"kd_temperature": "only soft-target recipes do: guidance kd or kd-early",
             "kd_alpha": "only soft-target recipes do: guidance kd or kd-early",
             "kd_until": "only guidance kd-early does",
-            "fsp_weight": "only guidance joint does"}.get(key, "every recipe does")
+            "fsp_weight": "only guidance joint does",
+            "growth_noise": "only recipes with init grow do"}.get(key, "every recipe does")

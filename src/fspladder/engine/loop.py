@@ -31,6 +31,7 @@ from .context import TrainContext
 from .results import StageResult
 
 __all__ = ["Objective", "OptimConfig", "fit", "DivergenceError", "StateSink", "batches", "cosine_schedule",
+           "lr_factor",
            "make_optimizer"]
 
 StateSink = Callable[[dict[str, Any]], None]
@@ -106,17 +107,29 @@ def batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Ten
         yield perm[i : i + batch_size]
 
 
-def cosine_schedule(opt: torch.optim.Optimizer, total: int, warmup: int, lr: float, min_lr: float):
-    """Linear warm-up for ``warmup`` steps, then cosine decay from ``lr`` to ``min_lr``."""
+def lr_factor(step: int, total: int, warmup: int, floor: float, shape: str = "cosine",
+              decay_fraction: float = 0.2) -> float:
+    """The learning rate at ``step`` (0-based) as a fraction of the peak; ``floor`` is ``min_lr / lr``.
+
+    Linear warm-up for ``warmup`` steps, then ``cosine`` decay to the floor, or ``wsd`` (warm-up-stable-decay:
+    the peak held, then a linear decay to the floor over the last ``decay_fraction`` of the steps after warm-up;
+    Hu et al. 2024, "MiniCPM").
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))  # progress through the post-warm-up steps, [0, 1]
+    if shape == "wsd":
+        start = 1.0 - decay_fraction
+        return 1.0 if t <= start else max(floor, 1.0 - (1.0 - floor) * (t - start) / decay_fraction)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def cosine_schedule(opt: torch.optim.Optimizer, total: int, warmup: int, lr: float, min_lr: float,
+                    shape: str = "cosine", decay_fraction: float = 0.2):
+    """The stage's learning-rate schedule: :func:`lr_factor` of the peak ``lr`` at every step."""
     floor = min_lr / lr
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total - warmup)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, total, warmup, floor, shape, decay_fraction))
 
 
 def make_optimizer(params: list[torch.Tensor], cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -171,7 +184,9 @@ class _Loop:
         self.params = obj.parameters()
         self.opt = make_optimizer(self.params, cfg)
         self.scaler = ctx.scaler()  # fp16 loss scale: part of the state, so a resumed run continues with it
-        self.sched = cosine_schedule(self.opt, total, warmup, cfg.lr, cfg.min_lr)
+        # Stage 1's config has no schedule keys: it always decays by a cosine.
+        self.sched = cosine_schedule(self.opt, total, warmup, cfg.lr, cfg.min_lr, getattr(cfg, "schedule", None)
+                                     or "cosine", getattr(cfg, "decay_fraction", None) or 0.2)
         self.gen = torch.Generator().manual_seed(seed)
         # An epoch diverged after max_bad non-finite losses in a row, or when all of it was.
         self.max_bad = max(1, min(ctx.max_bad_steps, steps_per_epoch, total))
@@ -245,6 +260,14 @@ class _Loop:
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
             self.sched.step()
 
+    def tick(self, bar: tqdm) -> None:
+        """Tell the run's clock where this stage is; show its whole-run time left beside the stage's own bar."""
+        if self.ctx.on_step is None:
+            return
+        note = self.ctx.on_step(self.name, self.obj.stage, self.step, self.total)
+        if note and not bar.disable:
+            bar.set_description_str(f"{self.name} {self.obj.label} | {note}", refresh=False)
+
     def run_epoch(self, epoch: int, bar: tqdm) -> None:
         obj, ctx, res = self.obj, self.ctx, self.result
         te = time.perf_counter()
@@ -270,6 +293,7 @@ class _Loop:
             self.advance(skipped=bool(bad))
             self.step += 1
             bar.update(1)
+            self.tick(bar)
             if obj.after_step(self.step, self.total, loss, bool(bad), bar):
                 self.stopped = True
                 break
@@ -285,6 +309,7 @@ class _Loop:
         good = self.snapshot()
         rollbacks = since_good = 0
         bar = tqdm(total=self.total, desc=f"{self.name} {label}", disable=not show_progress(self.ctx), leave=False)
+        self.tick(bar)
         try:
             while self.epoch < n_epochs and not self.stopped:
                 try:

@@ -11,6 +11,12 @@ from the frozen previous network (:mod:`fspladder.recipes`):
   (Weak-to-Strong KD, Li, Chai and Heide 2026);
 * :class:`FlowTarget` (``joint``, not in the patent): ``CE + weight * L_FSP``
   against the previous network in every step.
+
+With ``cfg.ema`` > 0 an exponential moving average of the weights (and
+BatchNorm statistics) follows every step, starting from the stage's first
+weights (for a grown network: the previous network's function); it is what
+every epoch evaluates and what the stage ends with (issue 23: it keeps what a
+high learning-rate peak finds while smoothing the fall from a warm start).
 """
 
 from __future__ import annotations
@@ -129,6 +135,13 @@ class TaskObjective(Objective):
         if ctx.compile:
             self.net = torch.compile(self.net)  # type: ignore[assignment]
         self.switch: EarlySwitch | None = None
+        self.ema: nn.Module | None = None
+        if cfg.ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+            # torch's first update copies the model; counting the start as averaged keeps it in the average.
+            self.ema.n_averaged.fill_(1)  # type: ignore[operator]
         self.recorders: list[FlowRecorder] = []
         if isinstance(guidance, FlowTarget):
             self.label = "stage 2 (CE + FSP)"
@@ -148,7 +161,15 @@ class TaskObjective(Objective):
                 self.switch = EarlySwitch(result, result.previous_val_acc, total_steps, guidance.until)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
+        return {"model": self.model} if self.ema is None else {"model": self.model, "ema": self.ema}
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for p in self.model.parameters() if p.requires_grad]  # the average is not optimised
+
+    @property
+    def scored(self) -> nn.Module:
+        """The network each epoch evaluates and the stage ends with: the weight average when on."""
+        return self.model if self.ema is None else self.ema.module  # type: ignore[return-value]
 
     def __enter__(self) -> "TaskObjective":
         self.model.train()
@@ -196,24 +217,32 @@ class TaskObjective(Objective):
 
     def took_step(self, loss: torch.Tensor) -> None:
         self.loss_sum += loss.detach().float()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)  # type: ignore[operator]
         if isinstance(self.guidance, FlowTarget):
             self.fsp_sum += self.term.detach()
         self.n += 1
 
     def after_step(self, step: int, total: int, loss: torch.Tensor, bad: bool, bar: tqdm) -> bool:
-        if step % 50 == 0 and not bar.disable:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % 50 == 0 or step == total:  # one host sync per 50 steps: the trackers' loss curve
+            lv = loss.item()
+            if not bar.disable:
+                bar.set_postfix(loss=f"{lv:.3f}")
+            self.ctx.log({"event": "stage2_step", "rung": self.name, "step": step, "loss": lv})
         return False
 
     def end_epoch(self, epoch: int, step: int, lr: float) -> None:
         ctx, r = self.ctx, self.result
-        val_acc = evaluate(self.model, ctx.data.val, ctx)
+        val_acc = evaluate(self.scored, ctx.data.val, ctx)
         last = epoch == self.cfg.epochs
-        test_acc = (evaluate(self.model, ctx.data.test, ctx)
+        test_acc = (evaluate(self.scored, ctx.data.test, ctx)
                     if self.eval_test is True or (self.eval_test == "last" and last) else None)
         rec = {"rung": self.name, "stage": 2, "epoch": epoch, "train_loss": (self.loss_sum / max(1, self.n)).item(),
                "val_acc": val_acc, "test_acc": test_acc, "lr": lr,
                "seconds": r.seconds + time.perf_counter() - self.t0}
+        if self.ema is not None:  # the raw weights too, to see what the average adds
+            rec["val_acc_raw"] = evaluate(self.model, ctx.data.val, ctx)
+            r.val_acc_raw.append(rec["val_acc_raw"])
         if isinstance(self.guidance, FlowTarget):
             rec["fsp_loss_train"] = (self.fsp_sum / max(1, self.n)).item()
         if self.switch is not None:
@@ -248,9 +277,14 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     total = cfg.epochs * steps_per_epoch
     kind = ("kd-early" if guidance.early else "kd") if isinstance(guidance, SoftTargets) else \
         "joint" if isinstance(guidance, FlowTarget) else "ce"
-    result = Stage2Result(epochs=cfg.epochs, steps=total, guidance=kind)
+    result = Stage2Result(epochs=cfg.epochs, steps=total, guidance=kind, schedule={
+        "lr": cfg.lr, "min_lr": cfg.min_lr, "shape": cfg.schedule or "cosine", "warmup_epochs": cfg.warmup_epochs,
+        "decay_fraction": cfg.decay_fraction if cfg.schedule == "wsd" else None})
     obj = TaskObjective(model, cfg, ctx, name, result, guidance, eval_test, total, steps_per_epoch)
     fit(obj, cfg, train, ctx, name=name, seed=seed * 1000 + 2, epochs=cfg.epochs, result=result,
         warmup_epochs=cfg.warmup_epochs, resume=resume, on_epoch_end=on_epoch_end)
+    if obj.ema is not None:  # the stage ends with the average: the network it scored
+        model.load_state_dict(obj.scored.state_dict())
+        result.ema = cfg.ema
     result.train_acc = evaluate(model, train.subset(torch.arange(min(10000, len(train)))), ctx)
     return result

@@ -160,11 +160,13 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
     deadline = t_plan + pc.planning_budget
     target_rc = cfg.rungs[-1]
     tm = teacher.model
-    if not isinstance(tm, CifarResNet) or not target_rc.model.startswith("resnet"):
-        raise PlanError("the planner proposes chains within the built-in ResNet family; list the rungs by hand "
-                        "for other models")
     probe_target = create_model(target_rc.model, **{"in_chans": data.in_chans, "num_classes": data.num_classes,
-                                                   **target_rc.kwargs})
+                                                   **target_rc.kwargs}) if target_rc.model.startswith("resnet") else None
+    # Chains are (depth, width) steps of the CIFAR ResNets (resnetN): other families, the ImageNet-layout
+    # resnet10i.. included, have no such grid.
+    if not isinstance(tm, CifarResNet) or not isinstance(probe_target, CifarResNet):
+        raise PlanError("the planner proposes chains within the built-in CIFAR ResNet family (resnet, resnetN); "
+                        "list the rungs by hand for other models")
     count = lambda d, w: sum(p.numel() for p in CifarResNet(d, w, data.in_chans, data.num_classes).parameters())  # noqa: E731
     chains = candidate_chains((tm.depth, tm.width), (probe_target.depth, probe_target.width), pc.max_intermediates,
                               count)
@@ -257,7 +259,7 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
                 s2.epochs = pc.probe_stage2_epochs
                 s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
                 name = f"probe/{c.name}/{rc.name}"
-                init_rung(prev, cur, recipe, seed * 100 + k)  # type: ignore[arg-type]
+                init_rung(prev, cur, recipe, seed * 100 + k, s2.growth_noise)  # type: ignore[arg-type]
                 al = make_aligner(_shapes(cur, data), _shapes(prev, data), True, seed, device) \
                     if recipe.stage1 == "fsp" else None  # type: ignore[union-attr]
                 stage1_of_rung(prev, cur, recipe, s1, pctx, seed=seed * 100 + k, name=name, aligner=al)  # type: ignore[arg-type]
