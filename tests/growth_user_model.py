@@ -1,5 +1,5 @@
 """A model fspladder does not ship, registered with @register_model and given growth with @register_growth
-(the README's "Growth for your own model" example, as the tests use it)."""
+(docs/models.md's "Growth for your own model" example, as the tests use it)."""
 
 import torch
 import torch.nn as nn

@@ -166,11 +166,11 @@ def test_run_grows_a_registered_family_end_to_end(tmp_path, model, small, big, f
     assert rung["init"]["deeper"] and rung["init"]["wider"]
 
 
-def test_readme_growth_example_runs():
+def test_docs_growth_example_runs():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index("```python\n", readme.index("**Growth for your own model**")) + len("```python\n")
-    code = readme[start: readme.index("```\n", start)]
-    exec(compile(code, "README.md (Growth for your own model)", "exec"), {"__name__": "readme_growth_example"})
+    page = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    start = page.index("```python\n", page.index("**Growth for your own model**")) + len("```python\n")
+    code = page[start: page.index("```\n", start)]
+    exec(compile(code, "docs/models.md (Growth for your own model)", "exec"), {"__name__": "readme_growth_example"})
     assert "mynet" in [f.name for f in families()]

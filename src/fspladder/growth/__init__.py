@@ -44,7 +44,7 @@ def growth_problem(prev: nn.Module, cur: nn.Module) -> str | None:
         return (f"growth needs two networks of one growth family, got {_family_label(prev, fp)} -> "
                 f"{_family_label(cur, fc)}: {missing.__name__} has none (registered families: {known}); {fix}, "
                 f"or register growth for {missing.__name__} with @fspladder.register_growth on a "
-                "GrowthFamily subclass (README, 'Growth for your own model')")
+                "GrowthFamily subclass (docs/models.md, 'Growth for your own model')")
     return (f"growth needs two networks of one growth family, got {_family_label(prev, fp)} -> "
             f"{_family_label(cur, fc)}: a network of another family has no layers to copy into; {fix}")
 
