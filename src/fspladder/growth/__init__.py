@@ -14,13 +14,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..recipes import PRESETS
+from ..recipes import GROW_NOISE, PRESETS  # GROW_NOISE: the recipes' default split noise, re-exported
 from .registry import GrowthError, GrowthFamily, families, family_of, register_growth
 
 __all__ = ["growth_problem", "grow", "grown_copies", "fresh_blocks_problem", "GROW_NOISE", "register_growth",
            "GrowthFamily", "GrowthError", "family_of", "families"]
-
-GROW_NOISE = 0.1  # default spread of the split proportions between copies (a recipe's growth)
 
 
 def _without_growth() -> str:

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import torch.nn as nn
 import torch
+import torch.nn as nn
 
 from ..models import CifarResNet
 from .net2net import Widener, cols, copy_bn, copy_conv
-from .registry import GrowthFamily, register_growth
+from .registry import register_growth
+from .sectioned import SectionedGrowth
 
 __all__ = ["CifarResNetGrowth", "SECTIONS"]
 
 SECTIONS = ("layer1", "layer2", "layer3")
-FIX = "use init: random (a recipe without growth, e.g. patent or w2s)"
 
 
 def _blocks(net: CifarResNet) -> Iterator[tuple[int, int, nn.Module]]:
@@ -38,37 +38,12 @@ def _blocks(net: CifarResNet) -> Iterator[tuple[int, int, nn.Module]]:
 
 
 @register_growth
-class CifarResNetGrowth(GrowthFamily):
+class CifarResNetGrowth(SectionedGrowth):
     """The CIFAR ResNets (``resnet``, ``resnetN``): deeper by identity blocks, wider by Net2Wider."""
 
     name = "cifar-resnet"
     models = (CifarResNet,)
-
-    def problem(self, prev: CifarResNet, cur: CifarResNet) -> str | None:  # type: ignore[override]
-        if cur.width < prev.width:
-            return f"the student is narrower than the network before it (width {cur.width} < {prev.width}); {FIX}"
-        if cur.blocks_per_section < prev.blocks_per_section:
-            return (f"the student has fewer blocks per section than the network before it "
-                    f"({cur.blocks_per_section} < {prev.blocks_per_section}); {FIX}")
-        if cur.stem[0].in_channels != prev.stem[0].in_channels:
-            return (f"the networks read images of {prev.stem[0].in_channels} and {cur.stem[0].in_channels} "
-                    f"channels; {FIX}")
-        if cur.fc.out_features != prev.fc.out_features:
-            return (f"the networks predict {prev.fc.out_features} and {cur.fc.out_features} classes: growth copies "
-                    f"the head; {FIX}")
-        return None
-
-    def fresh_blocks_problem(self, prev: CifarResNet, cur: CifarResNet) -> str | None:  # type: ignore[override]
-        if prev.width != cur.width:
-            return f"that needs equal widths, got width {prev.width} -> {cur.width}"
-        return None
-
-    def copies(self, prev: CifarResNet, cur: CifarResNet) -> list[nn.Module]:  # type: ignore[override]
-        """Stem, head, and the first ``n_prev`` blocks of each section; every other block is new."""
-        parts: list[nn.Module] = [cur.stem, cur.fc]
-        for name in SECTIONS:
-            parts += list(getattr(cur, name))[: len(getattr(prev, name))]
-        return parts
+    sections = SECTIONS
 
     def grow(self, prev: CifarResNet, cur: CifarResNet, *, identity: bool, noise: float,  # type: ignore[override]
              seed: int) -> dict[str, object]:

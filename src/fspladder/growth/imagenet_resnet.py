@@ -19,11 +19,11 @@ import torch.nn as nn
 
 from ..models.resnet_imagenet import STAGES, ImageNetResNet
 from .net2net import Map, Widener, copy_bn, copy_conv, copy_linear
-from .registry import GrowthFamily, register_growth
+from .registry import register_growth
+from .sectioned import SectionedGrowth
 
 __all__ = ["ImageNetResNetGrowth"]
 
-FIX = "use init: random (a recipe without growth, e.g. patent or w2s)"
 
 
 def _convs(block: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
@@ -33,42 +33,19 @@ def _convs(block: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
 
 
 @register_growth
-class ImageNetResNetGrowth(GrowthFamily):
+class ImageNetResNetGrowth(SectionedGrowth):
     """The ImageNet-layout ResNets (``resnet10i``..``resnet50b``, ``resnet_imagenet``)."""
 
     name = "imagenet-resnet"
     models = (ImageNetResNet,)
+    sections = STAGES
 
-    def problem(self, prev: ImageNetResNet, cur: ImageNetResNet) -> str | None:  # type: ignore[override]
+    def kind_problem(self, prev: ImageNetResNet, cur: ImageNetResNet) -> str | None:  # type: ignore[override]
         if cur.block != prev.block:
-            return (f"the networks have {prev.block} and {cur.block} blocks: growth copies blocks of one kind; "
-                    f"{FIX}")
-        if cur.width < prev.width:
-            return f"the student is narrower than the network before it (width {cur.width} < {prev.width}); {FIX}"
-        if any(c < p for c, p in zip(cur.layers, prev.layers)):
-            return (f"the student has fewer blocks in a stage than the network before it ({list(cur.layers)} < "
-                    f"{list(prev.layers)} somewhere); {FIX}")
+            return f"the networks have {prev.block} and {cur.block} blocks: growth copies blocks of one kind"
         if cur.stem_kernel != prev.stem_kernel:
-            return f"the stems' kernels differ ({prev.stem_kernel} and {cur.stem_kernel}); {FIX}"
-        if cur.stem[0].in_channels != prev.stem[0].in_channels:
-            return (f"the networks read images of {prev.stem[0].in_channels} and {cur.stem[0].in_channels} "
-                    f"channels; {FIX}")
-        if cur.fc.out_features != prev.fc.out_features:
-            return (f"the networks predict {prev.fc.out_features} and {cur.fc.out_features} classes: growth copies "
-                    f"the head; {FIX}")
+            return f"the stems' kernels differ ({prev.stem_kernel} and {cur.stem_kernel})"
         return None
-
-    def fresh_blocks_problem(self, prev: ImageNetResNet, cur: ImageNetResNet) -> str | None:  # type: ignore[override]
-        if prev.width != cur.width:
-            return f"that needs equal widths, got width {prev.width} -> {cur.width}"
-        return None
-
-    def copies(self, prev: ImageNetResNet, cur: ImageNetResNet) -> list[nn.Module]:  # type: ignore[override]
-        """Stem, head, and the first ``n_prev`` blocks of each stage; every other block is new."""
-        parts: list[nn.Module] = [cur.stem, cur.fc]
-        for name in STAGES:
-            parts += list(getattr(cur, name))[: len(getattr(prev, name))]
-        return parts
 
     def grow(self, prev: ImageNetResNet, cur: ImageNetResNet, *, identity: bool, noise: float,  # type: ignore[override]
              seed: int) -> dict[str, object]:

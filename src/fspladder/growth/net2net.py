@@ -34,11 +34,16 @@ class Widener:
         """``g`` (new channel -> old channel, ``(c_new,)``) and the proportion ``r`` (float64, ``(c_new,)``)
         of the old channel's outgoing weights each copy carries; ``r`` sums to 1 over each old channel's copies."""
         g = torch.arange(c_new) % c_old
-        w = torch.ones(c_new, dtype=torch.float64)
+        return g, self.split(g, c_old)
+
+    def split(self, g: torch.Tensor, c_old: int) -> torch.Tensor:
+        """The proportion (float64, ``(len(g),)``) of old unit ``g[i]``'s outgoing weights copy ``i`` carries:
+        ``1 + noise * N(0, 1)`` (clamped to +-2), normalised to sum to 1 over each old unit's copies."""
+        w = torch.ones(len(g), dtype=torch.float64)
         if self.noise:
-            w += self.noise * torch.randn(c_new, generator=self.gen, dtype=torch.float64).clamp(-2.0, 2.0)
+            w += self.noise * torch.randn(len(g), generator=self.gen, dtype=torch.float64).clamp(-2.0, 2.0)
         totals = torch.zeros(c_old, dtype=torch.float64).index_add_(0, g, w)
-        return g, w / totals[g]
+        return w / totals[g]
 
 
 def rows(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -19,48 +19,22 @@ import torch.nn as nn
 
 from ..models import PlainCNN
 from .net2net import Map, Widener, copy_bn, copy_conv, copy_linear
-from .registry import GrowthFamily, register_growth
+from .registry import register_growth
+from .sectioned import SectionedGrowth
 
 __all__ = ["PlainCNNGrowth"]
 
 SECTIONS = ("layer1", "layer2", "layer3")
-FIX = "use init: random (a recipe without growth, e.g. patent or w2s)"
 
 
 @register_growth
-class PlainCNNGrowth(GrowthFamily):
+class PlainCNNGrowth(SectionedGrowth):
     """The plain VGG-style CNNs: deeper by identity layers (with a skip), wider by Net2Wider."""
 
     name = "vgg"
     models = (PlainCNN,)
-
-    def problem(self, prev: PlainCNN, cur: PlainCNN) -> str | None:  # type: ignore[override]
-        if cur.width < prev.width:
-            return f"the student is narrower than the network before it (width {cur.width} < {prev.width}); {FIX}"
-        for name in SECTIONS:
-            n_prev, n_cur = len(getattr(prev, name)), len(getattr(cur, name))
-            if n_cur < n_prev:
-                return (f"the student has fewer layers in {name} than the network before it ({n_cur} < {n_prev}); "
-                        f"{FIX}")
-        if cur.stem[0].in_channels != prev.stem[0].in_channels:
-            return (f"the networks read images of {prev.stem[0].in_channels} and {cur.stem[0].in_channels} "
-                    f"channels; {FIX}")
-        if cur.fc.out_features != prev.fc.out_features:
-            return (f"the networks predict {prev.fc.out_features} and {cur.fc.out_features} classes: growth copies "
-                    f"the head; {FIX}")
-        return None
-
-    def fresh_blocks_problem(self, prev: PlainCNN, cur: PlainCNN) -> str | None:  # type: ignore[override]
-        if prev.width != cur.width:
-            return f"that needs equal widths, got width {prev.width} -> {cur.width}"
-        return None
-
-    def copies(self, prev: PlainCNN, cur: PlainCNN) -> list[nn.Module]:  # type: ignore[override]
-        """Stem, head, and the first ``n_prev`` layers of each section; every other layer is new."""
-        parts: list[nn.Module] = [cur.stem, cur.fc]
-        for name in SECTIONS:
-            parts += list(getattr(cur, name))[: len(getattr(prev, name))]
-        return parts
+    sections = SECTIONS
+    unit = "layers"
 
     def grow(self, prev: PlainCNN, cur: PlainCNN, *, identity: bool, noise: float,  # type: ignore[override]
              seed: int) -> dict[str, object]:

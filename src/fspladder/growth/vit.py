@@ -49,12 +49,11 @@ import torch
 import torch.nn as nn
 
 from ..models.vit import Block, VisionTransformer
-from .net2net import Map, cols, rows
+from .net2net import Map, Widener, cols, rows
 from .registry import GrowthFamily, register_growth
+from .sectioned import FIX
 
 __all__ = ["ViTGrowth", "block_map"]
-
-FIX = "use init: random (a recipe without growth, e.g. patent or w2s)"
 
 
 def block_map(prev: VisionTransformer, cur: VisionTransformer) -> dict[int, int]:
@@ -76,18 +75,14 @@ def _inner_map(prev: VisionTransformer, cur: VisionTransformer) -> torch.Tensor:
     return j * prev.head_dim + p
 
 
-class _Splits:
+class _Splits(Widener):
     """Split proportions ``r`` (float64, summing to 1 over each group of copies) for a replication map ``g``."""
 
     def __init__(self, noise: float, seed: int) -> None:
-        self.noise, self.gen = noise, torch.Generator().manual_seed(seed)
+        super().__init__(noise, torch.Generator().manual_seed(seed))
 
     def of(self, g: torch.Tensor, c_old: int) -> torch.Tensor:
-        w = torch.ones(len(g), dtype=torch.float64)
-        if self.noise:
-            w += self.noise * torch.randn(len(g), generator=self.gen, dtype=torch.float64).clamp(-2.0, 2.0)
-        totals = torch.zeros(c_old, dtype=torch.float64).index_add_(0, g, w)
-        return w / totals[g]
+        return self.split(g, c_old)
 
 
 def _cpu(t: torch.Tensor) -> torch.Tensor:
