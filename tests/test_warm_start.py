@@ -87,7 +87,7 @@ def test_keys_are_recorded_in_summary_and_bench(tiny):
     out = root / "bench-warm"
     assert main(["bench", "--out", str(out), "--seeds", "1", "--budgets", "0.5,1", "--arms", "scratch,grow",
                  "--set", f"teacher.checkpoint={teacher}", "--set", "rungs=[{name: target, model: resnet14}]",
-                 "--set", "stage2.epochs=2", "--set", "bench.arm_budgets={scratch: [1], grow: [1]}",
+                 "--set", "stage2.epochs=2", "--set", "bench.arm_budgets={scratch: [1], grow: [1], grow-ema: [0.5, 1]}",
                  "--set", "bench.variants={grow-ema: {arm: grow, set: {stage2.ema: 0.9, stage2.growth_noise: 0}}}",
                  *bench_args(idx), "--no-report"]) == 0
     bench = json.loads((out / "bench.json").read_text())
@@ -135,7 +135,6 @@ def test_growth_reads_its_noise_and_other_recipes_do_not():
 
     for name, r in PRESETS.items():
         assert (schedule_defaults(r)["growth_noise"] is not None) == (r.init == "grow"), name
-    # a bench variant that sets it for a recipe without growth is refused too
     assert schedule_defaults(PRESETS["patent"])["ema"] == 0.0 and schedule_defaults(PRESETS["patent"])["schedule"] == \
         "cosine"
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import contextlib
 import math
 import statistics
 import sys
@@ -46,7 +47,7 @@ from typing import Any
 import torch
 
 __all__ = ["Phase", "Estimate", "RunClock", "StageProfiler", "format_seconds", "estimate_ladder", "estimate_bench",
-           "estimate_wanted", "WARMUP_STEPS", "TIMED_STEPS"]
+           "estimate_wanted", "stage1_phase", "stage2_phase", "WARMUP_STEPS", "TIMED_STEPS"]
 
 WARMUP_STEPS = 2  # dropped: first-call allocations and kernel choices
 TIMED_STEPS = 5  # their median is the step cost
@@ -390,8 +391,9 @@ def _steps2(s2: Any, train_images: int) -> int:
     return s2.epochs * max(1, train_images // s2.batch_size)
 
 
-def _forked(device: torch.device):
-    """The global random state as it was after profiling (the job's seeded work must not see the probes)."""
+def _forked(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """The global random state as it was after profiling (the job's seeded work must not see the probes); CPU and
+    CUDA generators (torch.random.fork_rng's; an MPS device's generator is not forked)."""
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
@@ -445,7 +447,7 @@ def estimate_bench(bench: Any, before: float) -> Estimate:
         for si in range(cfg.bench.seeds):
             seed = cfg.seed + 100 * si
             for arm in bench.arms:
-                budgets = [b for b in cfg.bench.budgets if bench.done(arm.label, seed, b) is None]
+                budgets = bench.budgets_to_run(arm, seed)
                 if not budgets:
                     continue
                 prof, shapes = profs[arm.label], bench.shapes[arm.label]
@@ -471,7 +473,7 @@ def estimate_bench(bench: Any, before: float) -> Estimate:
                         continue
                     for i, budget in enumerate(budgets):
                         sb = copy.copy(s2)
-                        sb.epochs = max(1, round(budget * bench.full))
+                        sb.epochs = bench.epochs_at(budget)
                         est.phases.append(stage2_phase(f"{arm.label}/{budget}", p2, sb, n_train, n_val, n_test,
                                                        "last", evals[k - 1],
                                                        arm.recipe.guidance == "kd-early" and i == 0))

@@ -17,6 +17,7 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class MetricsLog:
         self._held: list[str] | None = [] if hold else None
         self.listeners: list[Any] = []
 
-    def listen(self, listener: Any) -> None:
+    def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Call ``listener(rec)`` with every later record; ``listener.close(failed)`` (if it has one) at close."""
         self.listeners.append(listener)
 
@@ -104,18 +105,28 @@ class MetricsLog:
             self._held.append(line)
             return
         self._write(line)
-        for listener in self.listeners:
-            listener(rec)
+        for listener in list(self.listeners):
+            try:
+                listener(rec)
+            except Exception as e:  # a tracker that fails (server down, disk full) must not end the training
+                self.listeners.remove(listener)
+                print(f"warning: {type(listener).__name__} stopped receiving metrics after an error: {e}; "
+                      "metrics.jsonl keeps every record", file=sys.stderr)
 
-    def close(self) -> None:
-        """Close the file and the listeners (a listener learns whether an exception is on its way out)."""
-        failed = sys.exc_info()[0] is not None
+    def close(self, failed: bool | None = None) -> None:
+        """Close the file and the listeners, each told whether the work ``failed`` (None: whether an exception
+        is on its way out)."""
+        if failed is None:
+            failed = sys.exc_info()[0] is not None
         if self._f is not None:
             self._f.close()
         for listener in self.listeners:
             closer = getattr(listener, "close", None)
-            if closer is not None:
-                closer(failed)
+            try:
+                if closer is not None:
+                    closer(failed)
+            except Exception as e:  # the others still close, and the work's own error is not hidden
+                print(f"warning: closing {type(listener).__name__} failed: {e}", file=sys.stderr)
         self.listeners = []
 
 

@@ -191,7 +191,7 @@ class _Run:
         if self.cfg.track:  # rank 0 only: the other ranks have no log to listen to
             from .tracking import open_trackers
 
-            for t in open_trackers(self.cfg.track, out, config_to_dict(self.cfg), "fspladder run"):
+            for t in open_trackers(self.cfg.track, out, self.config_record(), "fspladder run"):
                 self.log.listen(t)
         self.log({"event": "run_start", "resume": self.resume, "prior_seconds": self.prior})
 
@@ -283,11 +283,17 @@ class _Run:
         self.est, self.clock = None, None
         if not estimate_wanted():
             return
-        self.est = estimate_ladder(
-            self.ctx, self.chain, self.recipes, self.s1s, self.s2s, self.shapes, self.cfg.seed,
-            time.perf_counter() - self.t0, done=set(self.done),
-            stage2_only={self.chain[st["rung"]].name} if st is not None and st["stage"] == 2 else set(),
-            teacher_eval=self.other_classes is None)
+        try:
+            self.est = estimate_ladder(
+                self.ctx, self.chain, self.recipes, self.s1s, self.s2s, self.shapes, self.cfg.seed,
+                time.perf_counter() - self.t0, done=set(self.done),
+                stage2_only={self.chain[st["rung"]].name} if st is not None and st["stage"] == 2 else set(),
+                teacher_eval=self.other_classes is None)
+        except Exception as e:  # the estimate is a courtesy: its failure (e.g. memory) must not stop the run
+            if self.main:
+                print(f"estimate unavailable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                      "training goes on", file=sys.stderr)
+            return
         self.clock = RunClock(self.est) if self.main else None
         if self.clock is not None:
             print(self.est.line(), file=sys.stderr)
@@ -299,9 +305,10 @@ class _Run:
         self.start_outputs()
         if self.clock is not None:
             self.log.listen(self.clock)
-        summary = self.summary_head()
         state = self.state
+        failed = True
         try:
+            summary = self.summary_head()
             for k in range(1, len(self.chain)):
                 cur = self.chain[k]
                 if cur.name in self.done:  # finished before the resume: load, never retrain
@@ -315,8 +322,9 @@ class _Run:
                 summary["total_seconds"] = self.seconds()
                 self.write_summary(summary)
                 kill_point(f"rung-done:{cur.name}")
+            failed = False
         finally:
-            self.log.close()
+            self.log.close(failed)
         target = summary["rungs"][-1]
         summary["target"] = {"name": target["name"], "test_acc": target["stage2"]["test_acc"][-1],
                              "val_acc": target["stage2"]["val_acc"][-1]}

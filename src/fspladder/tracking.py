@@ -214,7 +214,7 @@ class _Mlflow:
         status = "FAILED" if failed else "FINISHED"
         with _file_store_allowed(self.uri):
             for key, run_id in self.children.items():
-                if key == self.current or failed:
+                if key == self.current:  # the others were terminated FINISHED as they ended
                     self.client.set_terminated(run_id, status)
             self.client.set_terminated(self.parent.info.run_id, status)
 
@@ -225,11 +225,19 @@ def open_trackers(track: list[str], out: Path, config: dict[str, Any], command: 
 
     Each is called with every metrics record and closed with ``close(failed)``."""
     made: list[Any] = []
-    for name in track:
-        if name == "tensorboard":
-            made.append(_TensorBoard(out, bench))
-        elif name == "mlflow":
-            made.append(_Mlflow(out, config, command, bench))
+    try:
+        for name in track:
+            if name == "tensorboard":
+                made.append(_TensorBoard(out, bench))
+            elif name == "mlflow":
+                made.append(_Mlflow(out, config, command, bench))
+    except Exception as e:
+        for t in made:  # the ones already started are closed, not left running
+            t.close(True)
+        from .outputs import OutputError
+
+        raise OutputError(f"could not start the {name} tracker: {e}; check its settings (e.g. MLFLOW_TRACKING_URI) "
+                          "or remove it from track") from e
     if made:
         where = [str(out / "tensorboard") if n == "tensorboard" else
                  f"MLflow {made[i].uri}" for i, n in enumerate(track)]

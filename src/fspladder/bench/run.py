@@ -53,7 +53,7 @@ PRESETS: dict[str, list[str]] = {
     # 8,000 of the seeded split), long enough to end above it. The shipped teacher resnet8_fmnist_8k was
     # trained on those images (its checkpoint records the command and their fingerprint). Every recipe arm;
     # 3 seeds x 3 budgets (2, 5, 10 epochs); test accuracy on the first 5,000 test images. About 100 minutes
-    # on 2 CPU cores (98 measured; README, "Results").
+    # on 2 CPU cores (98 measured; docs/results.md).
     "realistic": ["data.train_subset=8000", "data.test_subset=5000", "stage2.epochs=10",
                   "teacher.checkpoint=builtin:resnet8_fmnist_8k", "bench.seeds=3", "bench.budgets=[0.25, 0.5, 1.0]",
                   "bench.arms=[scratch, direct, ladder, soft, grow, w2s, ladder-w2s, grow-w2s]", "progress=false"],
@@ -163,9 +163,17 @@ class _Bench:
         f = _run_file(self.out, label, seed, budget)
         return json.loads(f.read_text()) if f.is_file() else None
 
-    def run_arm(self, arm: Arm, seed: int) -> None:
+    def budgets_to_run(self, arm: Arm, seed: int) -> list[float]:
+        """The budgets ``arm`` still has to train at for ``seed``: its own (``bench.arm_budgets``), not yet done."""
         own = self.cfg.bench.arm_budgets.get(arm.label, self.cfg.bench.budgets)
-        budgets = [bu for bu in self.cfg.bench.budgets if bu in own and self.done(arm.label, seed, bu) is None]
+        return [bu for bu in self.cfg.bench.budgets if bu in own and self.done(arm.label, seed, bu) is None]
+
+    def epochs_at(self, budget: float) -> int:
+        """The target's stage-2 epochs at ``budget`` (a fraction of the full budget)."""
+        return _epochs(budget, self.full)
+
+    def run_arm(self, arm: Arm, seed: int) -> None:
+        budgets = self.budgets_to_run(arm, seed)
         if not budgets:
             return
         ctx, shapes, data = self.ctxs[arm.label], self.shapes[arm.label], self.data
@@ -196,7 +204,7 @@ class _Bench:
         for budget in budgets:
             target.model.load_state_dict(start)
             s2 = copy.copy(arm.cfg.stage_for(trc, "stage2", arm.recipe))
-            s2.epochs = _epochs(budget, self.full)
+            s2.epochs = self.epochs_at(budget)
             s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
             # Only the final test accuracy enters the summary: score the test set once, not every epoch.
             r2 = stage2_of_rung(prev, target, arm.recipe, s1, s2, ctx, seed=seed, name=f"{arm.label}/{budget}",
@@ -242,7 +250,12 @@ class _Bench:
         """Profile the bench's stages and print its predicted wall time; the clock then follows the training."""
         from ..estimate import RunClock, estimate_bench, estimate_wanted
 
-        self.est = estimate_bench(self, time.perf_counter() - self.t0) if estimate_wanted() else None
+        try:
+            self.est = estimate_bench(self, time.perf_counter() - self.t0) if estimate_wanted() else None
+        except Exception as e:  # the estimate is a courtesy: its failure (e.g. memory) must not stop the bench
+            print(f"estimate unavailable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                  "the bench goes on", file=sys.stderr)
+            self.est = None
         self.clock = RunClock(self.est) if self.est is not None else None
         if self.clock is not None:
             print(self.est.line(), file=sys.stderr)
@@ -267,17 +280,19 @@ class _Bench:
             self.log.listen(self.clock)
         for tmp in (self.out / RUNS_DIR).glob(".*.tmp"):
             tmp.unlink()
-        self.log({"event": "bench_start", "resume": self.resume, "skipped": self.skipped})
-        self.teacher_rec = self.teacher_record()
+        failed = True
         try:
+            self.log({"event": "bench_start", "resume": self.resume, "skipped": self.skipped})
+            self.teacher_rec = self.teacher_record()
             for si in range(self.cfg.bench.seeds):
                 seed = self.cfg.seed + 100 * si
                 for arm in self.arms:
                     self.log({"event": "arm_start", "arm": arm.label, "seed": seed})
                     self.run_arm(arm, seed)
                     atomic_write_json(self.out / "bench.json", self.record(final=False))
+            failed = False
         finally:
-            self.log.close()
+            self.log.close(failed)
         bench = self.record(final=True)
         if self.est is not None:
             measured = time.perf_counter() - self.t0  # this session, as the estimate was made for it

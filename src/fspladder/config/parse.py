@@ -260,7 +260,7 @@ def variant_config(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """``cfg`` with ``{dotted.key: value}`` overrides applied (as ``--set`` would), parsed strictly."""
     items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]  # JSON is valid YAML
     data = config_to_dict(cfg)
-    data["bench"] = {**data["bench"], "variants": {}}  # a variant's own config holds no variants
+    data["bench"] = {**data["bench"], "variants": {}, "arm_budgets": {}}  # a variant's own config holds no variants
     return parse_config(apply_overrides(data, items))
 
 

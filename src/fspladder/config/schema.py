@@ -173,7 +173,7 @@ class Stage2Config:
     apply only to recipes with that guidance.
     """
 
-    epochs: int = num(8, 1, EPOCHS)  # the default run: 8 target epochs end level with the shipped teacher (README)
+    epochs: int = num(8, 1, EPOCHS)  # the default run: 8 target epochs end level with the shipped teacher (README, default run)
     batch_size: int = num(128, 1, BATCH)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float | None = num(None, 0, 10, lo_open=True)  # null: the recipe's peak (recipes.schedule_defaults)
@@ -199,7 +199,8 @@ class Stage2Config:
     # the average is what is evaluated every epoch and what the stage ends with (its checkpoint).
     ema: float | None = num(None, 0, 1, hi_open=True)
     # init grow only: spread of the split proportions between channel copies (0 = equal splits, copies stay equal)
-    growth_noise: float | None = num(None, 0, 1)
+    # At most 0.4: a copy's share is 1 + noise * N(0, 1) clamped to +-2 before normalising, so it stays >= 0.2.
+    growth_noise: float | None = num(None, 0, 0.4)
 
     def _check(self, p: str, err: list[str]) -> None:
         _lr_checks(p, self.lr, self.min_lr, err)

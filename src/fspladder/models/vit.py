@@ -66,8 +66,8 @@ class TokenEmbed(nn.Module):
 
 class Attention(nn.Module):
     """Multi-head self-attention with separate q, k, v projections; ``heads * head_dim`` is the
-    attention width (``dim`` in the built-in models). Logits are scaled by ``scale`` (default
-    ``1 / sqrt(head_dim)``; growth that widens heads keeps the function by scaling ``q`` instead)."""
+    attention width (``dim`` in the built-in models). Logits are scaled by ``1 / sqrt(head_dim)``
+    (``scaled_dot_product_attention``'s default); growth that widens heads keeps the function by scaling ``q``."""
 
     def __init__(self, dim: int, heads: int, head_dim: int) -> None:
         super().__init__()
