@@ -20,7 +20,7 @@ if "OMP_NUM_THREADS" not in os.environ:  # a thread setting the user made is kep
 # `ci` profile when CI=true is set, and replay examples stored in .hypothesis/ on one machine only):
 # derandomised, so `make test` draws the same examples everywhere, with no example database.
 # HYPOTHESIS_PROFILE=deep explores: 400 fresh random examples per property; a failure prints the
-# seed and an @reproduce_failure blob (README, "Tests").
+# seed and an @reproduce_failure blob (docs/reliability.md, "Tests").
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None, print_blob=True)
 settings.register_profile("fspladder", max_examples=40, derandomize=True, **_COMMON)
 settings.register_profile("deep", max_examples=400, derandomize=False, **_COMMON)

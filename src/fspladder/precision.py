@@ -7,7 +7,7 @@ CPUs with AVX512-BF16 or AMX), even when the student trains in float32: the
 FSP matrices themselves are always made in float32 (:func:`fspladder.flow.fsp_matrix`),
 so only the features' rounding changes (0.2-0.4 % relative Frobenius error in a
 ResNet-14's targets, benchmarks/throughput.py; tests/test_precision.py checks < 1 %), while the frozen forward pass, a
-fifth of a live stage-1 step on a CPU, gets 1.5-1.8x faster (README "Engine overhead").
+fifth of a live stage-1 step on a CPU, gets 1.5-1.8x faster (docs/performance.md, "Engine overhead").
 """
 
 from __future__ import annotations

@@ -148,9 +148,9 @@ RECIPE_DEFAULT_KEYS = ("lr", "warmup_epochs", "kd_temperature", "kd_alpha", "kd_
 
 # Peak learning rate of stage 2 (SGD, batch 128, cosine to min_lr) by how the network starts.
 # A random or FSP-initialised network needs the from-scratch peak: a lower one (0.02) cost the ladder
-# 3.8 points in README "What we tried". A network grown from a trained one starts at that network's
+# 3.8 points in docs/recipes.md "What we tried". A network grown from a trained one starts at that network's
 # function, which the from-scratch peak throws away in its first epoch (issue 16: val 0.926 -> 0.88) --
-# and yet, measured on the teacher's own data (README "Recipe schedules": ResNet-8 -> ResNet-20 grown,
+# and yet, measured on the teacher's own data (docs/recipes.md "Recipe schedules": ResNet-8 -> ResNet-20 grown,
 # 8,000 images, peaks 0.005-0.05, 2/5/10-epoch schedules), the from-scratch peak ended best at 5 and 10
 # epochs (0.8768 and 0.8862 val against 0.8690 and 0.8764 at 0.01) and within 0.003 at 2 epochs, and half
 # an epoch of warm-up did not help. So the grown default is the same peak; the key stays per recipe.
@@ -161,7 +161,7 @@ GROWN_WARMUP = 0.0
 # defaults keep the recipes as they were (one cosine, no averaging, split noise 0.1).
 GROWN_SCHEDULE = "cosine"
 GROWN_EMA = 0.0
-GROW_NOISE = 0.1  # spread of the split proportions between channel copies (fspladder.growth)
+GROW_NOISE = 0.1  # spread of the split proportions between channel copies (fspladder.growth); <= 0.4
 
 
 def schedule_defaults(recipe: Recipe) -> dict[str, float | None]:
@@ -177,7 +177,7 @@ def schedule_defaults(recipe: Recipe) -> dict[str, float | None]:
         "kd_temperature": 4.0 if kd else None,  # Hinton et al.'s soft targets; our soft arm since issue 5
         "kd_alpha": 0.9 if kd else None,  # weight of the soft-target term; 1 - alpha on the labels
         "kd_until": 0.5 if recipe.guidance == "kd-early" else None,  # fraction of the schedule, at the latest
-        "fsp_weight": 1e-3 if recipe.guidance == "joint" else None,  # README "What we tried, part 2"
+        "fsp_weight": 1e-3 if recipe.guidance == "joint" else None,  # docs/recipes.md "What we tried, part 2"
         # The learning-rate curve (engine.loop.lr_factor): cosine, or warm-up-stable-decay (wsd) whose
         # decay_fraction of the steps decays linearly; decay_fraction is read by wsd only, which
         # Stage2Config._check enforces (None here would mean "no recipe reads it").

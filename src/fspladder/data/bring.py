@@ -15,7 +15,7 @@ apply (labels in range, every class with training images).
     run_ladder(cfg, "runs/mine", data=splits)
 
 A data set too large for memory goes through the streaming path instead
-(``data.stream``, README "Data larger than memory").
+(``data.stream``, docs/data.md).
 """
 
 from __future__ import annotations
