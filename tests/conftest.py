@@ -97,6 +97,15 @@ def tiny_pair(idx_folder: Path):
     return ctx, prev, student
 
 
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """``(root, idx, teacher)``: a folder of its own, the tiny IDX data in it and a ResNet-8 trained one epoch on
+    it, once per test module (modules that run whole commands on the tiny data share this set-up)."""
+    root = tmp_path_factory.mktemp("tiny")
+    idx = make_idx_folder(root)
+    return root, idx, train_tiny_teacher(root / "teacher.pt", idx)
+
+
 def bench_args(idx_folder: Path) -> list[str]:
     """CLI arguments that make `fspladder train`/`bench` run on the tiny IDX data in seconds."""
     return ["--set", "data.name=idx", "--set", f"data.root={idx_folder}", "--set", "data.val_size=100",

@@ -15,25 +15,18 @@ SMALL = ["--set", "data.name=idx", "--set", "data.val_size=100", "--set", "eval_
          "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50", "--no-progress", "--no-report"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from conftest import make_idx_folder, train_tiny_teacher
-
-    root = tmp_path_factory.mktemp("estimate")
-    idx = make_idx_folder(root)
-    return idx, train_tiny_teacher(root / "teacher.pt", idx)
 
 
-def _run(tiny, out, *extra):
-    idx, teacher = tiny
+def _run(tiny_teacher, out, *extra):
+    _, idx, teacher = tiny_teacher
     return main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}", "--set", f"data.root={idx}",
                  "--set", "stage2.epochs=2", "--set", "rungs.0.stage2.epochs=1", *SMALL, *extra])
 
 
-def test_run_prints_the_estimate_first_and_records_it_beside_the_measured_total(tiny, tmp_path, capsys, monkeypatch):
+def test_run_prints_the_estimate_first_and_records_it_beside_the_measured_total(tiny_teacher, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FSPLADDER_ESTIMATE", "on")
     out = tmp_path / "run"
-    assert _run(tiny, out) == 0
+    assert _run(tiny_teacher, out) == 0
     err = capsys.readouterr().err
     lines = err.splitlines()
     first = next(i for i, x in enumerate(lines) if x.startswith("estimated total: "))
@@ -52,11 +45,11 @@ def test_run_prints_the_estimate_first_and_records_it_beside_the_measured_total(
 
 
 @pytest.mark.slow
-def test_the_profile_changes_nothing_the_run_computes(tiny, tmp_path, monkeypatch):
+def test_the_profile_changes_nothing_the_run_computes(tiny_teacher, tmp_path, monkeypatch):
     monkeypatch.setenv("FSPLADDER_ESTIMATE", "on")
-    assert _run(tiny, tmp_path / "on") == 0
+    assert _run(tiny_teacher, tmp_path / "on") == 0
     monkeypatch.setenv("FSPLADDER_ESTIMATE", "off")
-    assert _run(tiny, tmp_path / "off") == 0
+    assert _run(tiny_teacher, tmp_path / "off") == 0
     a = torch.load(tmp_path / "on" / "rung-2-target.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "off" / "rung-2-target.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)

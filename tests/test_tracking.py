@@ -16,17 +16,10 @@ SMALL = ["--set", "data.name=idx", "--set", "data.val_size=100", "--set", "eval_
          "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50", "--no-progress", "--no-report"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from conftest import make_idx_folder, train_tiny_teacher
-
-    root = tmp_path_factory.mktemp("tracking")
-    idx = make_idx_folder(root)
-    return idx, train_tiny_teacher(root / "teacher.pt", idx)
 
 
-def _run(tiny, out: Path, track: str) -> list[dict]:
-    idx, teacher = tiny
+def _run(tiny_teacher, out: Path, track: str) -> list[dict]:
+    _, idx, teacher = tiny_teacher
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}", "--set", f"data.root={idx}",
                  "--set", "stage2.epochs=2", "--set", "rungs.0.stage2.epochs=1", "--set", f"track={track}",
                  *SMALL]) == 0
@@ -38,12 +31,12 @@ def _epochs(lines: list[dict], rung: str, stage: int, key: str) -> list[tuple[in
             if x.get("rung") == rung and x.get("stage") == stage and "event" not in x and x.get(key) is not None]
 
 
-def test_tensorboard_event_files_hold_the_metrics(tiny, tmp_path):
+def test_tensorboard_event_files_hold_the_metrics(tiny_teacher, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    lines = _run(tiny, out, "[tensorboard]")
+    lines = _run(tiny_teacher, out, "[tensorboard]")
     for rung in ("student1", "target"):
         acc = EventAccumulator(str(out / "tensorboard" / rung))
         acc.Reload()
@@ -61,13 +54,13 @@ def test_tensorboard_event_files_hold_the_metrics(tiny, tmp_path):
         assert steps and all(sum(x["fsp_loss_pairs"]) == pytest.approx(x["fsp_loss"], rel=1e-4) for x in steps)
 
 
-def test_mlflow_runs_hold_the_metrics_and_the_config(tiny, tmp_path, monkeypatch):
+def test_mlflow_runs_hold_the_metrics_and_the_config(tiny_teacher, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = tmp_path / "run"
-    lines = _run(tiny, out, "[mlflow]")
+    lines = _run(tiny_teacher, out, "[mlflow]")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads a file store only when allowed
     client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
     exp = client.get_experiment_by_name("fspladder")

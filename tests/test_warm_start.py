@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from conftest import bench_args, train_tiny_teacher
+from conftest import bench_args
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,13 +25,6 @@ from fspladder.recipes import PRESETS
 SMALL = ["--set", "stage1.epochs=0.5", "--set", "stage2.epochs=2", "--set", "rungs.0.stage2.epochs=1"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from conftest import make_idx_folder
-
-    root = tmp_path_factory.mktemp("warm")
-    idx = make_idx_folder(root)
-    return root, idx, train_tiny_teacher(root / "teacher.pt", idx)
 
 
 @given(total=st.integers(1, 5000), warm_share=st.floats(0, 1), floor=st.floats(0, 1), frac=st.floats(0.01, 1))
@@ -74,8 +67,8 @@ def test_a_weight_average_keeps_the_start_and_is_what_the_stage_ends_with(tiny_p
     assert max((v - start[k]).abs().max().item() for k, v in moved.state_dict().items() if v.is_floating_point()) > 1e-2
 
 
-def test_keys_are_recorded_in_summary_and_bench(tiny):
-    root, idx, teacher = tiny
+def test_keys_are_recorded_in_summary_and_bench(tiny_teacher):
+    root, idx, teacher = tiny_teacher
     out = root / "run-wsd"
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}", "--set", "recipe=grow",
                  "--set", "stage2.schedule=wsd", "--set", "stage2.decay_fraction=0.5", "--set", "stage2.ema=0.9",
@@ -100,8 +93,8 @@ def test_keys_are_recorded_in_summary_and_bench(tiny):
     assert runs["grow-ema"]["init"]["noise"] == 0 and len(runs["grow-ema"]["val_acc_raw"]) == 2
 
 
-def test_arm_budgets_must_name_an_arm_and_some_of_the_budgets(tiny):
-    root, idx, teacher = tiny
+def test_arm_budgets_must_name_an_arm_and_some_of_the_budgets(tiny_teacher):
+    root, idx, teacher = tiny_teacher
     for sets, expected in [(("bench.arm_budgets={scrach: [1.0]}",), "no arm or variant of this bench is called 'scrach'"),
                            (("bench.arm_budgets={scratch: [0.3]}",), "must list some of bench.budgets")]:
         problems = _problems(idx, teacher, *sets)
@@ -121,8 +114,8 @@ def _problems(idx, teacher, *sets):
     (("stage2.decay_fraction=0.3",), "decay_fraction is set, but the schedule is cosine"),
     (("stage2.schedule=cosine", "stage2.decay_fraction=0.3"), "stage2.decay_fraction is read by schedule wsd only"),
 ])
-def test_a_key_its_recipe_does_not_read_is_refused_with_one_message(tiny, sets, expected):
-    root, idx, teacher = tiny
+def test_a_key_its_recipe_does_not_read_is_refused_with_one_message(tiny_teacher, sets, expected):
+    root, idx, teacher = tiny_teacher
     problems = _problems(idx, teacher, *sets)
     assert len(problems) == 1 and expected in problems[0], problems
     out = root / "refused"

@@ -30,7 +30,7 @@ from ..faults import kill_point, nan_steps
 from .context import TrainContext
 from .results import StageResult
 
-__all__ = ["Objective", "OptimConfig", "fit", "DivergenceError", "StateSink", "batches", "cosine_schedule",
+__all__ = ["Objective", "OptimConfig", "fit", "DivergenceError", "StateSink", "batches", "lr_schedule",
            "lr_factor",
            "make_optimizer"]
 
@@ -124,8 +124,8 @@ def lr_factor(step: int, total: int, warmup: int, floor: float, shape: str = "co
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def cosine_schedule(opt: torch.optim.Optimizer, total: int, warmup: int, lr: float, min_lr: float,
-                    shape: str = "cosine", decay_fraction: float = 0.2):
+def lr_schedule(opt: torch.optim.Optimizer, total: int, warmup: int, lr: float, min_lr: float,
+                shape: str = "cosine", decay_fraction: float = 0.2) -> torch.optim.lr_scheduler.LambdaLR:
     """The stage's learning-rate schedule: :func:`lr_factor` of the peak ``lr`` at every step."""
     floor = min_lr / lr
     return torch.optim.lr_scheduler.LambdaLR(
@@ -177,16 +177,14 @@ class _Loop:
 
     def __init__(self, obj: Objective, cfg: OptimConfig, train: ImageSet, ctx: TrainContext, *, name: str,
                  seed: int, total: int, steps_per_epoch: int, warmup: int, result: StageResult,
-                 on_epoch_end: StateSink | None) -> None:
+                 on_epoch_end: StateSink | None, shape: str = "cosine", decay_fraction: float = 0.2) -> None:
         self.obj, self.train, self.ctx, self.name = obj, train, ctx, name
         self.batch_size, self.total, self.steps_per_epoch = cfg.batch_size, total, steps_per_epoch
         self.result, self.on_epoch_end = result, on_epoch_end
         self.params = obj.parameters()
         self.opt = make_optimizer(self.params, cfg)
         self.scaler = ctx.scaler()  # fp16 loss scale: part of the state, so a resumed run continues with it
-        # Stage 1's config has no schedule keys: it always decays by a cosine.
-        self.sched = cosine_schedule(self.opt, total, warmup, cfg.lr, cfg.min_lr, getattr(cfg, "schedule", None)
-                                     or "cosine", getattr(cfg, "decay_fraction", None) or 0.2)
+        self.sched = lr_schedule(self.opt, total, warmup, cfg.lr, cfg.min_lr, shape, decay_fraction)
         self.gen = torch.Generator().manual_seed(seed)
         # An epoch diverged after max_bad non-finite losses in a row, or when all of it was.
         self.max_bad = max(1, min(ctx.max_bad_steps, steps_per_epoch, total))
@@ -342,11 +340,13 @@ class _Loop:
 
 def fit(obj: Objective, cfg: OptimConfig, train: ImageSet, ctx: TrainContext, *, name: str, seed: int,
         epochs: float, result: StageResult, warmup_epochs: float = 0.0, resume: dict[str, Any] | None = None,
-        on_epoch_end: StateSink | None = None) -> None:
+        on_epoch_end: StateSink | None = None, schedule: str = "cosine", decay_fraction: float = 0.2) -> None:
     """Train ``obj`` for ``epochs`` passes over ``train`` (fractions allowed: the last epoch is cut short).
 
     ``seed`` seeds the batch order and augmentation; ``resume`` is a snapshot
     handed to ``on_epoch_end`` earlier. ``result`` is updated in place.
+    ``schedule`` and ``decay_fraction``: the learning-rate curve after warm-up (:func:`lr_factor`; stage 1
+    always decays by a cosine).
     """
     check_divisible(cfg.batch_size, ctx)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
@@ -354,6 +354,7 @@ def fit(obj: Objective, cfg: OptimConfig, train: ImageSet, ctx: TrainContext, *,
     if total == 0:
         return
     loop = _Loop(obj, cfg, train, ctx, name=name, seed=seed, total=total, steps_per_epoch=steps_per_epoch,
-                 warmup=round(warmup_epochs * steps_per_epoch), result=result, on_epoch_end=on_epoch_end)
+                 warmup=round(warmup_epochs * steps_per_epoch), result=result, on_epoch_end=on_epoch_end,
+                 shape=schedule, decay_fraction=decay_fraction)
     with obj:
         loop.run(math.ceil(total / steps_per_epoch), resume, obj.label)

@@ -272,17 +272,20 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     if cfg.lr is None or cfg.warmup_epochs is None:
         raise ValueError("train_stage2 needs a resolved Stage2Config (lr and warmup_epochs set); "
                          "RunConfig.stage_for(rung, 'stage2') resolves them from the rung's recipe")
+    # The warm-start keys a hand-made config leaves null mean what every recipe's default does: one cosine.
+    shape, decay_fraction = cfg.schedule or "cosine", cfg.decay_fraction or 0.2
     train = ctx.data.train
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     kind = ("kd-early" if guidance.early else "kd") if isinstance(guidance, SoftTargets) else \
         "joint" if isinstance(guidance, FlowTarget) else "ce"
     result = Stage2Result(epochs=cfg.epochs, steps=total, guidance=kind, schedule={
-        "lr": cfg.lr, "min_lr": cfg.min_lr, "shape": cfg.schedule or "cosine", "warmup_epochs": cfg.warmup_epochs,
-        "decay_fraction": cfg.decay_fraction if cfg.schedule == "wsd" else None})
+        "lr": cfg.lr, "min_lr": cfg.min_lr, "shape": shape, "warmup_epochs": cfg.warmup_epochs,
+        "decay_fraction": decay_fraction if shape == "wsd" else None})
     obj = TaskObjective(model, cfg, ctx, name, result, guidance, eval_test, total, steps_per_epoch)
     fit(obj, cfg, train, ctx, name=name, seed=seed * 1000 + 2, epochs=cfg.epochs, result=result,
-        warmup_epochs=cfg.warmup_epochs, resume=resume, on_epoch_end=on_epoch_end)
+        warmup_epochs=cfg.warmup_epochs, resume=resume, on_epoch_end=on_epoch_end,
+        schedule=shape, decay_fraction=decay_fraction)
     if obj.ema is not None:  # the stage ends with the average: the network it scored
         model.load_state_dict(obj.scored.state_dict())
         result.ema = cfg.ema
