@@ -37,7 +37,8 @@ def test_wsd_holds_the_peak_then_decays_linearly_to_the_floor(total, warm_share,
     n = total - warmup
     stable = [x for s, x in zip(range(warmup, total), after) if (s - warmup) / max(1, n) <= 1 - frac]
     assert all(x == 1.0 for x in stable) and len(stable) >= 1 if n else True
-    assert lr_factor(total, total, warmup, floor, "wsd", frac) == pytest.approx(floor, abs=1e-12)
+    if total > warmup:  # a schedule with steps after its warm-up ends at the floor
+        assert lr_factor(total, total, warmup, floor, "wsd", frac) == pytest.approx(floor, abs=1e-12)
 
 
 @given(total=st.integers(1, 3000), warm_share=st.floats(0, 1), floor=st.floats(0, 1))

@@ -64,7 +64,7 @@ class NoLog:
     def __call__(self, rec: dict[str, Any]) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, failed: bool | None = None) -> None:
         pass
 
 
