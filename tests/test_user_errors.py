@@ -520,3 +520,13 @@ def test_a_run_on_own_tensors_records_that_data_and_why_the_teacher_has_no_accur
     assert "trained on data passed from Python" in capsys.readouterr().err
     with pytest.raises(FspladderError, match="run_ladder takes a RunConfig"):
         run_ladder({"stage2": {"epochs": 1}}, root / "dict-config")
+
+
+def test_an_empty_or_malformed_device_is_one_message(capsys):
+    """Found by the deep fuzz profile (seed 7): torch's own error for device '' was a traceback."""
+    from fspladder.cli import main
+
+    for value in ("''", "cuda:x"):  # YAML: the empty string, and a device torch cannot parse
+        assert main(["check", "--set", f"device={value}"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "device must be auto, cpu, cuda or cuda:N" in err

@@ -21,7 +21,10 @@ def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", dist.local_rank if dist and dist.enabled else 0)
         return torch.device("cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):  # torch's own words ("Device string must not be empty") name no fix
+        raise ConfigError([f"device must be auto, cpu, cuda or cuda:N, got {name!r}"]) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError([f"device {name!r} was asked for but CUDA is not available here; use device: cpu or auto"])
     if dev.type == "mps" and not torch.backends.mps.is_available():
