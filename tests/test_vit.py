@@ -111,6 +111,18 @@ def test_tiny_grows_into_small_and_noise_breaks_the_copies_symmetry():
         assert small.blocks[i].attn.proj.weight.abs().sum() == 0 and small.blocks[i].mlp.fc2.bias.abs().sum() == 0
 
 
+def test_micro_grows_into_tiny_wider_and_deeper_at_once():
+    """The ViT bench pair (configs/vit.yaml): vit_micro -> vit_tiny, 2 -> 4 heads of 16, 2 -> 4 blocks."""
+    torch.manual_seed(1)
+    micro, tiny = create_model("vit_micro", in_chans=1, img_size=28), create_model("vit_tiny", in_chans=1, img_size=28)
+    assert growth_problem(micro, tiny) is None
+    grow(micro, tiny, noise=0.1, seed=0)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        a, b = tiny.train()(x), micro.train()(x)
+    assert ((a - b).norm() / b.norm()).item() < 1e-5
+
+
 def test_growth_problems_name_the_reason_and_grow_fsp_needs_equal_dims():
     small = create_model("vit", dim=16, depth=2, heads=2)
     assert "not a multiple" in growth_problem(small, create_model("vit", dim=24, depth=2, heads=2))
