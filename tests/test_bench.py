@@ -134,3 +134,20 @@ def test_a_bench_killed_by_sigkill_resumes_to_the_same_runs(tmp_path, idx_folder
     again = bench(out, resume=True)
     assert again.returncode == 2 and "holds a finished bench" in again.stderr
     assert (out / "bench.json").read_bytes() == before
+
+
+def test_check_finds_what_the_bench_would_refuse(tmp_path, idx_folder, capsys):
+    """`fspladder check --bench` checks the bench's arms as the bench will (a config it accepts is not refused
+    by the bench later); plain `check` checks what `run` does, which needs no stage 1 here."""
+    teacher = train_tiny_teacher(tmp_path / "t.pt", idx_folder)
+    args = ["--set", "recipe=grow", "--set", "rungs=" + json.dumps([{"name": "target", "model": "resnet14",
+                                                                      "kwargs": {"width": 2}}]),
+            "--set", f"teacher.checkpoint={teacher}", *bench_args(idx_folder)[:-1]]
+    assert main(["check", *args]) == 0  # grow widens: the run is fine
+    capsys.readouterr()
+    assert main(["check", *args, "--set", "bench.arms=[scratch, direct]"]) == 0
+    assert main(["check", "--bench", *args, "--set", "bench.arms=[scratch, direct]"]) == 2
+    err = capsys.readouterr().err
+    assert "bench arm direct" in err and "project_channels" in err and "bench arm scratch" not in err
+    assert main(["check", "--bench", *args, "--set", "bench.arms=[scratch, direct]",
+                 "--set", "stage1.project_channels=true"]) == 0

@@ -5,7 +5,8 @@ and files; the teacher checkpoint and whether it can read this data; that
 every model builds and returns logits for the data's classes; tap names
 against the real models; the ladder's ordering and FSP shapes; whether each
 rung's recipe can apply (growth, soft targets, joint FSP) and whether a
-recipe key is set that nothing reads. Later checks that depend on a failed
+recipe key is set that nothing reads; with ``--bench``, every arm and variant
+of the config's bench the same way. Later checks that depend on a failed
 earlier one are skipped rather than reported twice.
 """
 
@@ -42,8 +43,12 @@ def _output_problem(model: torch.nn.Module, data: DataSplits, where: str) -> str
     return None
 
 
-def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[RunConfig, list[str]]:
+def check_config(data: dict[str, Any], notes: list[str] | None = None,
+                 bench: bool = False) -> tuple[RunConfig, list[str]]:
     """Return the parsed config and the list of every problem found (empty when it can run).
+
+    ``bench``: also check every arm and variant of the config's ``bench`` section as ``fspladder bench``
+    will (``fspladder check --bench``); without it, only what ``fspladder run`` does is checked.
 
     ``notes`` receives what the config will do that is worth knowing beforehand (the data path and its
     memory estimate)."""
@@ -101,4 +106,9 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None) -> tuple[
         _, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
     except LadderError as e:
         return cfg, problems + [f"ladder: {p}" for p in e.problems]
-    return cfg, problems + found + cfg.recipe_key_problems(recipes)
+    problems += found + cfg.recipe_key_problems(recipes)
+    if bench and teacher is not None:  # what `fspladder bench` would refuse, found now
+        from .bench.arms import bench_arms
+
+        problems += bench_arms(cfg, teacher, splits, other).problems
+    return cfg, problems

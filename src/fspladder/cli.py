@@ -92,7 +92,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + (["progress=false"] if args.no_progress else [])
     notes: list[str] = []
-    _, problems = check_config(read_config_data(args.config, overrides), notes)
+    _, problems = check_config(read_config_data(args.config, overrides), notes, bench=args.bench)
     for n in notes:
         print(n)
     if problems:
@@ -100,7 +100,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
         return 2
-    print(f"{args.config or 'default config'}: OK (config, data, teacher checkpoint, models, taps, ladder, recipes)")
+    what = "config, data, teacher checkpoint, models, taps, ladder, recipes" + (", bench arms" if args.bench else "")
+    print(f"{args.config or 'default config'}: OK ({what})")
     return 0
 
 
@@ -307,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate a config (keys, data, checkpoint, taps, ladder, recipes) without training")
     _add_config_args(p)
+    p.add_argument("--bench", action="store_true",
+                   help="also check every arm and variant of the config's bench section, as `fspladder bench` will")
     p.set_defaults(fn=_cmd_check)
 
     p = sub.add_parser("report", help="write report.html (FSP heatmaps, curves, timings) for a run or bench dir")

@@ -19,21 +19,19 @@ import copy
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..checkpoint import atomic_write_bytes, atomic_write_json
-from ..config import ConfigError, RunConfig, config_to_dict, load_config, variant_config
+from ..config import ConfigError, RunConfig, config_to_dict, load_config
 from ..engine import evaluate
 from ..faults import kill_point
-from ..ladder import LadderError
 from ..outputs import MetricsLog, check_out_dir
-from ..recipes import ARMS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
-from ..rung import aligner_for, chain_problems, init_rung, stage1_of_rung, stage2_of_rung, student_rung, teacher_for
+from ..rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung, teacher_for
 from ..session import context_for, load_data, machine_info, memory_format, resolve_device
+from .arms import Arm, bench_arms
 from .plot import plot_bench
 from .summary import format_bench_md, summarize
 
@@ -58,21 +56,6 @@ PRESETS: dict[str, list[str]] = {
                   "teacher.checkpoint=builtin:resnet8_fmnist_8k", "bench.seeds=3", "bench.budgets=[0.25, 0.5, 1.0]",
                   "bench.arms=[scratch, direct, ladder, soft, grow, w2s, ladder-w2s, grow-w2s]", "progress=false"],
 }
-
-
-@dataclass
-class Arm:
-    """One arm (or variant) of the bench: its label, base arm, chain, recipe and config."""
-
-    label: str
-    base: str
-    chain: str  # "target" | "ladder"
-    recipe: Recipe
-    cfg: RunConfig
-
-    @property
-    def rungs(self):
-        return self.cfg.rungs if self.chain == "ladder" else self.cfg.rungs[-1:]
 
 
 def _epochs(budget: float, full: int) -> int:
@@ -104,41 +87,10 @@ class _Bench:
         self.mf = memory_format(cfg)
         self.teacher, self.tck, self.other_classes = teacher_for(cfg, self.data, self.device, self.mf)
         self.full = cfg.stage_for(cfg.rungs[-1], "stage2").epochs
-        arms = [Arm(a, a, ARMS[a][0], cfg.recipe_for(cfg.rungs[-1], ARMS[a][1]), cfg) for a in b.arms]
-        problems: list[str] = []
-        for name, v in b.variants.items():
-            chain, recipe = ARMS[v["arm"]]
-            vc = variant_config(cfg, v.get("set") or {})
-            arm = Arm(name, v["arm"], chain, vc.recipe_for(vc.rungs[-1], v.get("recipe") or recipe), vc)
-            arms.append(arm)
-            defaults = schedule_defaults(arm.recipe)
-            for key in v.get("set") or {}:  # a key the variant sets but its recipe does not read would do nothing
-                sub = str(key).split(".")[-1]
-                if str(key).startswith("stage2.") and sub in RECIPE_DEFAULT_KEYS and defaults[sub] is None:
-                    problems.append(f"bench.variants.{name} sets {key}, which its recipe {arm.recipe} does not use; "
-                                    "remove it or give the variant a recipe that does")
-        self.arms, self.shapes, self.skipped = [], {}, {}
-        problems += cfg.recipe_key_problems([a.recipe for a in arms], rungs_train=False)
-        shape_in = (self.data.in_chans, *self.data.image_size)
-        for arm in arms:
-            chain = [self.teacher] + [student_rung(rc, self.data, 0) for rc in arm.rungs]
-            s1s = [arm.cfg.stage_for(rc, "stage1") for rc in arm.rungs]
-            try:
-                shapes, why = chain_problems(chain, [arm.recipe] * len(s1s), s1s, shape_in, self.other_classes)
-            except LadderError as e:
-                problems += [f"bench arm {arm.label}: ladder: {p}" for p in e.problems]
-                continue
-            if why and arm.label in b.arms and (arm.recipe.init == "grow" or arm.recipe.guidance.startswith("kd")):
-                self.skipped[arm.label] = "; ".join(why)  # the recipe cannot apply here (another family, classes)
-                continue
-            problems += [f"bench arm {arm.label}: {p}" for p in why]
-            self.shapes[arm.label] = shapes
-            self.arms.append(arm)
-        if not self.arms and not problems:
-            problems.append("no arm of this bench can run here: " + "; ".join(f"{k}: {v}" for k, v in
-                                                                        self.skipped.items()))
-        if problems:
-            raise ConfigError(problems)
+        found = bench_arms(cfg, self.teacher, self.data, self.other_classes)
+        self.arms, self.shapes, self.skipped = found.arms, found.shapes, found.skipped
+        if found.problems:
+            raise ConfigError(found.problems)
         # Each arm's own engine context, so a variant's amp, teacher_amp, compile or eval_batch_size takes effect.
         self.ctxs = {a.label: context_for(a.cfg, self.device, self.data, self.log) for a in self.arms}
 
