@@ -1,6 +1,7 @@
 """End-to-end: train a tiny teacher, then a two-rung ladder, through the CLI and the API."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,3 +147,13 @@ def test_default_ladder_on_a_small_slice_of_fashion_mnist(tmp_path):
     assert s["teacher"]["test_acc"] > 0.85  # the shipped teacher, on 500 real test images
     assert [r["params"] for r in s["rungs"]] == sorted(r["params"] for r in s["rungs"])
     assert all(r["stage1"]["fsp_loss_end"] < r["stage1"]["fsp_loss_start"] for r in s["rungs"])
+
+
+@pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian's dataset-fashion-mnist is not installed (make test installs it)")
+@pytest.mark.parametrize("config", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.yaml")))
+def test_every_shipped_config_passes_check_with_its_bench(config, capsys):
+    """The configs the docs tell users to run (and our results came from) are accepted by `check --bench`,
+    so neither `run` nor `bench` refuses them later."""
+    path = Path(__file__).parents[1] / "configs" / config
+    assert main(["check", "--bench", str(path)]) == 0, capsys.readouterr().err
