@@ -242,6 +242,8 @@ def commands(draw) -> list[str]:
         if draw(st.integers(0, 4)) == 0:
             argv.append(draw(paths))
         argv += _sets(BASE) + _sets(draw(config_sets())) + ["--no-progress"]
+    if cmd == "check" and draw(st.booleans()):
+        argv.append("--bench")  # also every bench arm and variant
     if cmd in ("run", "bench", "plan") and draw(st.booleans()):
         argv += ["--out", draw(paths)]
     if cmd in ("run", "bench") and draw(st.integers(0, 5)) == 0:
@@ -413,8 +415,8 @@ def test_any_command_ends_in_exit_0_or_one_message_and_writes_nothing_when_refus
         if args[0] in ("run", "check", "bench", "plan", "train"):  # the tiny data and teacher come first
             config = args[1:2] if len(argv) > 1 and isinstance(argv[1], P) else []
             args = [args[0], *config, *fixed["base"], *args[1 + len(config):]]
-        check_args = ["check", *config, *[a for i, a in enumerate(args[1:], 1)
-                                          if a in ("--set", "--no-progress") or args[i - 1] == "--set"]]
+        check_args = ["check", *config, *(["--bench"] if args[0] == "bench" else []),
+                      *[a for i, a in enumerate(args[1:], 1) if a in ("--set", "--no-progress") or args[i - 1] == "--set"]]
         if _long(args, fixed):
             args = check_args
         before = _snapshot(box, fixed["idx"], fixed["imgs"], fixed["run"])

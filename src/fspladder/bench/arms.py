@@ -57,7 +57,7 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
             if str(key).startswith("stage2.") and sub in RECIPE_DEFAULT_KEYS and defaults[sub] is None:
                 problems.append(f"bench.variants.{name} sets {key}, which its recipe {arm.recipe} does not use; "
                                 "remove it or give the variant a recipe that does")
-    out = BenchArms([], {}, {}, problems)
+    out = BenchArms([], {}, {}, problems)  # out.problems is this list: what follows appends to both
     problems += cfg.recipe_key_problems([a.recipe for a in arms], rungs_train=False)
     shape_in = (data.in_chans, *data.image_size)
     for arm in arms:

@@ -80,7 +80,7 @@ class _Bench:
             if resume and (out / "bench.json").is_file() else 0.0
 
     def prepare(self) -> None:
-        cfg, b = self.cfg, self.cfg.bench
+        cfg = self.cfg
         self.device = resolve_device(cfg.device)
         self.data = load_data(cfg, self.device).to(self.device)
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True)
