@@ -28,7 +28,8 @@ import torch
 
 from .datasets import DataSplits, ImageSet, channel_stats
 from .idx import DataFileError
-from .sources import RawData, checked, finish_splits
+from .raw import LabelSet, RawData, checked, finish_splits
+from .stream import STATS_SAMPLE, StreamedSet, UserImages, default_workers
 
 __all__ = ["as_uint8_images", "item_image", "splits_from_tensors", "splits_from_datasets"]
 
@@ -179,9 +180,6 @@ def _labels_of(ds: Any, what: str) -> torch.Tensor:
 
 def _streamed_datasets(train: Any, test: Any, val: Any, val_size: int, seed: int, num_classes: int | None,
                        class_names: list[str] | None, name: str, workers: int | None) -> DataSplits:
-    from .sources import STATS_SAMPLE, LabelSet
-    from .stream import StreamedSet, UserImages, default_workers
-
     w = workers if workers is not None else default_workers()
     ytr, yte = _labels_of(train, "train"), _labels_of(test, "test")
     shape = tuple(UserImages(train)[0][0].shape)

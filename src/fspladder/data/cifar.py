@@ -23,7 +23,7 @@ import torch
 
 from .datasets import DataSplits, ImageSet
 from .idx import DataFileError
-from .sources import RawData, finish_splits
+from .raw import RawData, finish_splits
 
 __all__ = ["load_cifar", "read_cifar", "safe_unpickle"]
 

@@ -1,4 +1,4 @@
-"""Image classification data held as tensors, and the built-in data sets.
+"""Image classification data held as tensors.
 
 A :class:`ImageSet` keeps the whole data set as one uint8 tensor ``(N, C, H, W)``
 plus int64 labels, so it can live on the training device (airbench-style) and
@@ -7,23 +7,13 @@ be batched with index tensors instead of a DataLoader.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from .idx import DataFileError, read_idx
+from .idx import DataFileError
 
-if TYPE_CHECKING:
-    from .sources import RawData
-
-__all__ = ["ImageSet", "DataSplits", "load_fashion_mnist", "load_idx_folder", "read_idx_folder", "split_train_val",
-           "channel_stats", "FASHION_MNIST_DIR"]
-
-FASHION_MNIST_DIR = Path(os.environ.get("FSPLADDER_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+__all__ = ["ImageSet", "DataSplits", "split_train_val", "channel_stats"]
 
 
 @dataclass
@@ -145,58 +135,3 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     """Per-channel mean and std of uint8 images, in [0, 1] units."""
     xf = x.contiguous().float().div_(255)  # one memory layout, one summation order
     return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist())
-
-
-def _idx_pair(folder: Path, prefix: str) -> ImageSet:
-    def find(stem: str) -> Path:
-        for name in (f"{stem}.gz", stem):
-            if (folder / name).is_file():
-                return folder / name
-        raise DataFileError(
-            f"missing {stem}(.gz) in {folder}; expected MNIST-format IDX files "
-            f"({prefix}-images-idx3-ubyte.gz, {prefix}-labels-idx1-ubyte.gz). "
-            "For Fashion-MNIST on Debian: apt-get install dataset-fashion-mnist"
-        )
-
-    ipath, lpath = find(f"{prefix}-images-idx3-ubyte"), find(f"{prefix}-labels-idx1-ubyte")
-    images, labels = read_idx(ipath), read_idx(lpath)
-    if images.ndim != 3:
-        raise DataFileError(f"{ipath}: expected a 3-d image array (N, H, W), got shape {images.shape}")
-    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise DataFileError(f"{lpath}: expected {images.shape[0]} labels, got shape {labels.shape}")
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1)  # copy: frombuffer is read-only
-    return ImageSet(x, torch.from_numpy(labels.astype(np.int64)))
-
-
-def read_idx_folder(folder: str | Path, name: str = "idx", class_names: list[str] | None = None) -> "RawData":
-    """MNIST-format data: ``train-*`` and ``t10k-*`` IDX files (gzip or plain) in ``folder``."""
-    from .sources import RawData
-
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise DataFileError(f"data folder {folder} does not exist; set data.root to the folder holding the IDX files")
-    train, test = _idx_pair(folder, "train"), _idx_pair(folder, "t10k")
-    num_classes = max(int(train.y.max()), int(test.y.max())) + 1
-    names = class_names if class_names is not None and len(class_names) == num_classes else None
-    return RawData(train, test, num_classes, names or [str(k) for k in range(num_classes)], name,
-                   {"kind": "idx", "root": str(folder)})
-
-
-def load_idx_folder(
-    folder: str | Path, val_size: int = 5000, seed: int = 0, name: str = "idx",
-    classes: list[int] | None = None,
-) -> DataSplits:
-    """MNIST-format data in ``folder``, split and checked. ``classes`` keeps only those labels,
-    renumbered 0..k-1 in the given order (used for the transfer-learning split)."""
-    from .sources import finish_splits
-
-    return finish_splits(read_idx_folder(folder, name), val_size, seed, classes)
-
-
-def load_fashion_mnist(root: str | Path | None = None, val_size: int = 5000, seed: int = 0,
-                       classes: list[int] | None = None) -> DataSplits:
-    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (or any folder of its IDX files)."""
-    from .sources import FASHION_MNIST_CLASSES, finish_splits
-
-    return finish_splits(read_idx_folder(root or FASHION_MNIST_DIR, "fashion-mnist", FASHION_MNIST_CLASSES),
-                         val_size, seed, classes)

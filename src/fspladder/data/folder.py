@@ -20,7 +20,7 @@ import torch
 
 from .datasets import DataSplits, ImageSet
 from .idx import DataFileError
-from .sources import RawData, finish_splits
+from .raw import RawData, finish_splits
 
 __all__ = ["load_image_folder", "read_image_folder", "index_image_folder", "FolderIndex", "decode_image",
            "IMAGE_SUFFIXES"]

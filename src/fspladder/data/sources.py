@@ -1,11 +1,6 @@
-"""From a data config to checked train / validation / test splits, the same way for every source.
-
-Each source (IDX, CIFAR, image folder) reads its training and test images and
-labels; this module then keeps the configured classes (renumbered 0..k-1),
-refuses labels outside the class range, classes without training images and
-classes that only the test set has, holds out the validation images (seeded)
-and computes the normalisation statistics on the training images.
-"""
+"""From a data config to checked train / validation / test splits: which source reads the images (IDX, CIFAR,
+image folder), whether they are held in memory or streamed (``data.stream``), and the configured subsets.
+The checks and the split are the same for every source (:mod:`.raw`)."""
 
 from __future__ import annotations
 
@@ -14,96 +9,18 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .datasets import DataSplits, ImageSet, channel_stats, split_train_val
+from .cifar import read_cifar
+from .datasets import DataSplits, channel_stats
+from .folder import index_image_folder, read_image_folder
 from .idx import DataFileError
+from .mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, read_idx_folder
+from .raw import LabelSet, RawData, checked, finish_splits
+from .stream import STATS_SAMPLE, FolderImages, StreamedSet, TensorImages, default_workers
 
 if TYPE_CHECKING:
     from ..config import DataConfig
 
-__all__ = ["RawData", "DataPath", "checked", "finish_splits", "load_splits", "data_path", "FASHION_MNIST_CLASSES"]
-
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                         "Ankle boot"]
-
-
-@dataclass
-class RawData:
-    """What a source read: training and test images, how many classes it declares, their names."""
-
-    train: ImageSet
-    test: ImageSet
-    num_classes: int
-    class_names: list[str]
-    name: str
-    source: dict  # where it came from (kind, root, image size...), recorded in checkpoints
-
-
-def _check_labels(raw: RawData) -> None:
-    for part, s in (("training", raw.train), ("test", raw.test)):
-        if len(s) and (int(s.y.min()) < 0 or int(s.y.max()) >= raw.num_classes):
-            bad = s.y[(s.y < 0) | (s.y >= raw.num_classes)]
-            raise DataFileError(f"{raw.name}: {len(bad)} {part} labels lie outside 0..{raw.num_classes - 1} "
-                                f"(e.g. {int(bad[0])}); the files are damaged or of another data set")
-
-
-@dataclass
-class LabelSet:
-    """Labels and source positions without images: what the streaming path checks and selects classes on."""
-
-    y: torch.Tensor
-    origin: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def subset(self, idx: torch.Tensor) -> "LabelSet":
-        return LabelSet(self.y[idx], self.origin[idx])
-
-
-def _keep(s, classes: list[int]):
-    """The images of ``classes`` only, relabelled 0..k-1 in the given order."""
-    lut = torch.full((int(s.y.max()) + 1 if len(s) else 1,), -1, dtype=torch.int64)
-    for new, old in enumerate(classes):
-        if old < len(lut):
-            lut[old] = new
-    sub = s.subset((lut[s.y] >= 0).nonzero().flatten())
-    if isinstance(sub, LabelSet):
-        return LabelSet(lut[sub.y], sub.origin)
-    return ImageSet(sub.x, lut[sub.y], sub.origin)
-
-
-def checked(raw: RawData, classes: list[int] | None = None) -> RawData:
-    """Labels in range, the configured classes kept (renumbered), every class with training images, a test set."""
-    _check_labels(raw)
-    names = raw.class_names
-    if classes is not None:
-        missing = [c for c in classes if c >= raw.num_classes]
-        if missing:
-            raise DataFileError(f"data.classes: {missing} do not exist in {raw.name}, whose labels are "
-                                f"0..{raw.num_classes - 1}; list labels in that range")
-        raw = RawData(_keep(raw.train, classes), _keep(raw.test, classes), len(classes),
-                      [names[c] for c in classes], raw.name, raw.source)
-        names = raw.class_names
-    counts = torch.bincount(raw.train.y, minlength=raw.num_classes)
-    empty = [k for k in range(raw.num_classes) if counts[k] == 0]
-    if empty:
-        with_test = [k for k in empty if (raw.test.y == k).any()]
-        what = " (the test set has images of " + ", ".join(repr(names[k]) for k in with_test) + ")" if with_test else ""
-        raise DataFileError(
-            f"{raw.name}: class(es) {', '.join(f'{k} ({names[k]!r})' for k in empty)} have no training images{what}; "
-            "a class without training images cannot be learned: add images, or keep only the classes that have "
-            "them with data.classes")
-    if len(raw.test) == 0:
-        raise DataFileError(f"{raw.name}: the test set holds no images")
-    return raw
-
-
-def finish_splits(raw: RawData, val_size: int, seed: int, classes: list[int] | None = None) -> DataSplits:
-    """Classes kept and checked, validation held out, statistics computed."""
-    raw = checked(raw, classes)
-    train, val = split_train_val(raw.train, val_size, seed)
-    mean, std = channel_stats(train.x)
-    return DataSplits(train, val, raw.test, raw.num_classes, mean, std, raw.name, raw.class_names, raw.source)
+__all__ = ["DataPath", "load_splits", "data_path"]
 
 
 @dataclass
@@ -150,8 +67,6 @@ def data_path(d: "DataConfig", n_train: int, shape: tuple[int, int, int], device
 
 def _streamed(splits: DataSplits, workers: int) -> DataSplits:
     """In-memory splits served through the streaming path (IDX and CIFAR are decoded by their readers anyway)."""
-    from .stream import StreamedSet, TensorImages
-
     def wrap(s):
         return StreamedSet(TensorImages(s.x, s.y), torch.arange(len(s)), s.y, s.shape, workers, origin=s.origin)
 
@@ -159,14 +74,9 @@ def _streamed(splits: DataSplits, workers: int) -> DataSplits:
                       splits.std, splits.name, splits.class_names, splits.source)
 
 
-STATS_SAMPLE = 10_000  # training images the streaming path computes the normalisation statistics from
-
-
 def _streamed_folder(d: "DataConfig", seed: int, workers: int, ix) -> DataSplits:
     """An image folder on the streaming path: files indexed, labels checked, nothing decoded but a sample for
     the statistics (all training images when there are at most ``STATS_SAMPLE``, as the in-memory path)."""
-    from .stream import FolderImages, StreamedSet
-
     shape = (d.channels, d.image_size, d.image_size)
     ytr, yte = torch.tensor(ix.train_labels, dtype=torch.int64), torch.tensor(ix.test_labels, dtype=torch.int64)
     # The same label checks and class selection as the in-memory path, on labels alone.
@@ -196,11 +106,6 @@ def load_splits(d: "DataConfig", seed: int, device=None, path: list[DataPath] | 
 
     In-memory splits are on the CPU (``.to(device)`` moves them); streamed ones stay where they are read from.
     """
-    from .cifar import read_cifar
-    from .datasets import FASHION_MNIST_DIR, read_idx_folder
-    from .folder import index_image_folder, read_image_folder
-    from .stream import default_workers
-
     workers = d.workers if d.workers is not None else default_workers()
     if d.name == "folder":
         ix = index_image_folder(d.root, seed)

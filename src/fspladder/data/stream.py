@@ -31,7 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .idx import DataFileError
 
-__all__ = ["StreamedSet", "FolderImages", "TensorImages", "UserImages", "default_workers"]
+__all__ = ["StreamedSet", "FolderImages", "TensorImages", "UserImages", "default_workers", "STATS_SAMPLE"]
+
+STATS_SAMPLE = 10_000  # training images the streaming path computes the normalisation statistics from
 
 
 def default_workers() -> int:
