@@ -151,3 +151,7 @@ def test_check_finds_what_the_bench_would_refuse(tmp_path, idx_folder, capsys):
     assert "bench arm direct" in err and "project_channels" in err and "bench arm scratch" not in err
     assert main(["check", "--bench", *args, "--set", "bench.arms=[scratch, direct]",
                  "--set", "stage1.project_channels=true"]) == 0
+    capsys.readouterr()  # an arm whose recipe cannot apply is skipped by the bench, and check says so beforehand
+    assert main(["check", "--bench", *args, "--set", "bench.arms=[scratch, grow-fsp]"]) == 0
+    out = capsys.readouterr().out
+    assert "arm grow-fsp will be skipped" in out and "equal widths" in out and "arm scratch" not in out

@@ -110,5 +110,9 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None,
     if bench and teacher is not None:  # what `fspladder bench` would refuse, found now
         from .bench.arms import bench_arms
 
-        problems += bench_arms(cfg, teacher, splits, other).problems
+        arms = bench_arms(cfg, teacher, splits, other)
+        problems += arms.problems
+        if notes is not None:  # the bench skips these (recorded in bench.json): say so before it runs
+            notes += [f"bench: arm {k} will be skipped, its recipe cannot apply here: {why}"
+                      for k, why in arms.skipped.items()]
     return cfg, problems

@@ -91,6 +91,8 @@ class _Bench:
         self.arms, self.shapes, self.skipped = found.arms, found.shapes, found.skipped
         if found.problems:
             raise ConfigError(found.problems)
+        for k, why in self.skipped.items():  # recorded in bench.json and bench.md too
+            print(f"bench: arm {k} skipped, its recipe cannot apply here: {why}", file=sys.stderr)
         # Each arm's own engine context, so a variant's amp, teacher_amp, compile or eval_batch_size takes effect.
         self.ctxs = {a.label: context_for(a.cfg, self.device, self.data, self.log) for a in self.arms}
 
