@@ -32,10 +32,10 @@ plateau that ends stage 1 early or ``kd-early`` switching off soft targets
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import io
-import contextlib
 import math
 import statistics
 import sys

@@ -8,7 +8,6 @@ each other.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal

@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from .datasets import DataSplits, ImageSet, channel_stats
 from .idx import DataFileError
 from .raw import LabelSet, RawData, checked, finish_splits
-from .stream import STATS_SAMPLE, StreamedSet, UserImages, default_workers
+from .stream import STATS_SAMPLE, StreamedSet, default_workers
 
 __all__ = ["as_uint8_images", "item_image", "splits_from_tensors", "splits_from_datasets"]
 
@@ -148,6 +149,24 @@ def item_image(img: Any) -> torch.Tensor:
     except Exception as e:  # noqa: BLE001 - anything that is not an image
         raise DataFileError(f"a dataset item's image is {type(img).__name__}, not a tensor, array or PIL image") from e
     return torch.from_numpy(arr.transpose(2, 0, 1).copy() if arr.ndim == 3 else arr[None].copy())
+
+
+class UserImages(Dataset):
+    """A user's map-style Dataset of ``(image, label)``, images converted to uint8 ``(C, H, W)``."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        try:
+            img, label = self.ds[i][:2]
+        except Exception as e:  # the user's own code: say which item, keep the cause's message
+            raise DataFileError(f"reading item {i} of the data set failed: {type(e).__name__}: {e}") from e
+        t = item_image(img)
+        return as_uint8_images(t.unsqueeze(0) if t.dim() in (2, 3) else t, f"item {i}")[0], int(label)
 
 
 def _materialise(ds: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:

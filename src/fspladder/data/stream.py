@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .idx import DataFileError
 
-__all__ = ["StreamedSet", "FolderImages", "TensorImages", "UserImages", "default_workers", "STATS_SAMPLE"]
+__all__ = ["StreamedSet", "FolderImages", "TensorImages", "default_workers", "STATS_SAMPLE"]
 
 STATS_SAMPLE = 10_000  # training images the streaming path computes the normalisation statistics from
 
@@ -70,26 +70,6 @@ class TensorImages(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.x[i], int(self.y[i])
-
-
-class UserImages(Dataset):
-    """A user's map-style Dataset of ``(image, label)``, images converted to uint8 ``(C, H, W)``."""
-
-    def __init__(self, ds: Any) -> None:
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from .bring import as_uint8_images, item_image
-
-        try:
-            img, label = self.ds[i][:2]
-        except Exception as e:  # the user's own code: say which item, keep the cause's message
-            raise DataFileError(f"reading item {i} of the data set failed: {type(e).__name__}: {e}") from e
-        t = item_image(img)
-        return as_uint8_images(t.unsqueeze(0) if t.dim() in (2, 3) else t, f"item {i}")[0], int(label)
 
 
 def _collate(items: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
