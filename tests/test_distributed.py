@@ -28,7 +28,8 @@ def _run(cmd, tmp):
 
 def _args(idx, teacher, out, model_kwargs):
     rungs = (f"[{{name: mid, model: 'custom_models:plain_cnn', kwargs: {{blocks: 2, {model_kwargs}}}, pairs: {PAIRS}}},"
-             f" {{name: big, model: 'custom_models:plain_cnn', kwargs: {{blocks: 3, {model_kwargs}}}, pairs: {PAIRS}}}]")
+             f" {{name: big, model: 'custom_models:plain_cnn', kwargs: {{blocks: 3, {model_kwargs}}}, "
+             f"pairs: {PAIRS}}}]")
     return ["run", "--out", str(out), "--no-progress", "--no-report", "--set", "data.name=idx",
             "--set", f"data.root={idx}", "--set", "data.val_size=100", "--set", "stage1.batch_size=50",
             "--set", "stage2.batch_size=50", "--set", "stage1.epochs=2", "--set", "stage2.epochs=2",

@@ -28,7 +28,8 @@ def test_a_few_poisoned_batches_are_skipped(tmp_path, idx_folder, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert s["rungs"][0]["stage1"]["skipped_steps"] == 3
     assert len(_events(out, "nonfinite_loss")) == 3 and not _events(out, "rollback")
-    assert torch.isfinite(torch.cat([p.flatten() for p in load_model(out / "rung-1-student1.pt")[0].parameters()])).all()
+    assert torch.isfinite(torch.cat([p.flatten()
+                                     for p in load_model(out / "rung-1-student1.pt")[0].parameters()])).all()
 
 
 def test_a_diverging_stage_rolls_back_then_stops_cleanly(tmp_path, idx_folder, monkeypatch, capsys):

@@ -93,4 +93,5 @@ def test_docs_pages_are_linked_from_the_readme():
 
 def test_readme_is_a_front_page():
     n = len((ROOT / "README.md").read_text().splitlines())
-    assert n <= README_MAX_LINES, f"README.md has {n} lines; keep it a front page (<= {README_MAX_LINES}) and move detail to docs/"
+    assert n <= README_MAX_LINES, (f"README.md has {n} lines; keep it a front page (<= {README_MAX_LINES}) "
+                                   "and move detail to docs/")

@@ -23,7 +23,8 @@ def _run(tiny_teacher, out, *extra):
                  "--set", "stage2.epochs=2", "--set", "rungs.0.stage2.epochs=1", *SMALL, *extra])
 
 
-def test_run_prints_the_estimate_first_and_records_it_beside_the_measured_total(tiny_teacher, tmp_path, capsys, monkeypatch):
+def test_run_prints_the_estimate_first_and_records_it_beside_the_measured_total(tiny_teacher, tmp_path, capsys,
+                                                                                 monkeypatch):
     monkeypatch.setenv("FSPLADDER_ESTIMATE", "on")
     out = tmp_path / "run"
     assert _run(tiny_teacher, out) == 0

@@ -416,7 +416,8 @@ def test_any_command_ends_in_exit_0_or_one_message_and_writes_nothing_when_refus
             config = args[1:2] if len(argv) > 1 and isinstance(argv[1], P) else []
             args = [args[0], *config, *fixed["base"], *args[1 + len(config):]]
         check_args = ["check", *config, *(["--bench"] if args[0] == "bench" else []),
-                      *[a for i, a in enumerate(args[1:], 1) if a in ("--set", "--no-progress") or args[i - 1] == "--set"]]
+                      *[a for i, a in enumerate(args[1:], 1)
+                        if a in ("--set", "--no-progress") or args[i - 1] == "--set"]]
         if _long(args, fixed):
             args = check_args
         before = _snapshot(box, fixed["idx"], fixed["imgs"], fixed["run"])

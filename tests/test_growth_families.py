@@ -7,12 +7,12 @@ from __future__ import annotations
 import copy
 import json
 
+import growth_user_model  # noqa: F401  (registers tiny_growable and its growth family "tiny")
 import pytest
 import torch
 import torch.nn as nn
 from conftest import bench_args, make_idx_folder
 
-import growth_user_model  # noqa: F401  (registers tiny_growable and its growth family "tiny")
 from fspladder import create_model, load_model, save_checkpoint
 from fspladder.cli import main
 from fspladder.growth import GrowthFamily, families, family_of, grow, grown_copies, growth_problem, register_growth

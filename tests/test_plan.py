@@ -68,11 +68,13 @@ def test_select_by_accuracy_takes_the_cheapest_that_reaches_it():
 def test_select_with_both_and_refusals_say_what_would_work():
     a, b, c = _cands()
     assert select([a, b, c], 250, 0.84)[0] is b
-    with pytest.raises(PlanError, match=r"no chain reaches 0.8400 within 120 s; .*T -> 14 -> target reaches it in 150 s"):
+    with pytest.raises(PlanError,
+                       match=r"no chain reaches 0.8400 within 120 s; .*T -> 14 -> target reaches it in 150 s"):
         select([a, b, c], 120, 0.84)
     with pytest.raises(PlanError, match=r"no chain fits 50 s; the cheapest, T -> target \(direct\), needs 100 s"):
         select([a, b, c], 50, None)
-    with pytest.raises(PlanError, match=r"no chain's probe reaches 0.9000; the best, T -> 14 -> target, reached 0.8500"):
+    with pytest.raises(PlanError,
+                       match=r"no chain's probe reaches 0.9000; the best, T -> 14 -> target, reached 0.8500"):
         select([a, b, c], None, 0.9)
     with pytest.raises(PlanError, match="no candidate chain was probed"):
         select([Candidate([], predicted_seconds=1.0)], None, None)
@@ -106,13 +108,15 @@ def test_the_planner_measures_each_network_once_and_keeps_its_planning_budget(id
         return None
 
     def fake_stage2(prev, cur, recipe, s1, s2, ctx, *, seed, name, **kw):
-        clock.now += s2.epochs * (len(ctx.data.train) // s2.batch_size) * 0.1 + s2.epochs * len(ctx.data.val) * 0.1 / 100
+        clock.now += (s2.epochs * (len(ctx.data.train) // s2.batch_size) * 0.1
+                      + s2.epochs * len(ctx.data.val) * 0.1 / 100)
         return SimpleNamespace(val_acc=[0.5 + 0.01 * len(name)])
 
     monkeypatch.setattr(rung, "stage1_of_rung", fake_stage1)
     monkeypatch.setattr(rung, "stage2_of_rung", fake_stage2)
     torch_teacher = create_model("resnet8", in_chans=1, num_classes=4)
-    save_checkpoint(idx_folder / "t.pt", torch_teacher, {"name": "resnet8", "kwargs": {"in_chans": 1, "num_classes": 4}})
+    save_checkpoint(idx_folder / "t.pt", torch_teacher,
+                    {"name": "resnet8", "kwargs": {"in_chans": 1, "num_classes": 4}})
     cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "stage2.batch_size=50",
                              "stage1.batch_size=50", "plan.probe_train_images=500", "plan.planning_budget=10",
                              "plan.recipes=[patent, grow]", f"teacher.checkpoint={idx_folder / 't.pt'}"])

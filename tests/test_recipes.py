@@ -107,16 +107,18 @@ def test_check_refuses_impossible_combinations_with_one_message_each(tiny, tmp_p
                                                                           "kwargs": {"in_chans": 1, "num_classes": 4}})
     cases = {
         # growth from another family
-        ("recipe=grow", f"teacher.checkpoint={vgg}"): "cannot grow from teacher: growth needs two networks of one growth family",
+        ("recipe=grow", f"teacher.checkpoint={vgg}"):
+            "cannot grow from teacher: growth needs two networks of one growth family",
         # growth into a narrower network
         ("recipe=grow", "rungs=[{name: t, model: resnet8, kwargs: {width: 2}}, {name: u, model: resnet56}]"):
             "the student is narrower than the network before it",
         # grow-fsp aligns new blocks only: widths must match
         ("recipe=grow-fsp", "rungs=[{name: t, model: resnet20, kwargs: {width: 2}}]"):
-            "grown from teacher, and that needs equal widths, got width 1 -> 2; use recipe grow (function-preserving, wider too), "
-            "or patent with stage1.project_channels: true",
+            "grown from teacher, and that needs equal widths, got width 1 -> 2; "
+            "use recipe grow (function-preserving, wider too), or patent with stage1.project_channels: true",
         # joint FSP term on mismatched shapes
-        ("recipe=patent-joint", "stage1.project_channels=true", "rungs=[{name: t, model: resnet20, kwargs: {width: 2}}]"):
+        ("recipe=patent-joint", "stage1.project_channels=true",
+         "rungs=[{name: t, model: resnet20, kwargs: {width: 2}}]"):
             "the joint FSP term compares",
         # FSP stage 1 on a wider student without projections
         ("rungs=[{name: t, model: resnet20, kwargs: {width: 2}}]",): "or use a recipe without stage 1, e.g. grow",

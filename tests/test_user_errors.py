@@ -234,8 +234,8 @@ def test_torchvision_style_factories_and_tuple_outputs_work(tiny):
     root, idx, teacher = tiny
     out = root / "tv"
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}", "--set", "recipe=w2s",
-                 "--set", "rungs=[{name: target, model: 'custom_models:torchvision_style'}]", "--set", "stage2.epochs=1",
-                 *bench_args(idx), "--no-report"]) == 0
+                 "--set", "rungs=[{name: target, model: 'custom_models:torchvision_style'}]",
+                 "--set", "stage2.epochs=1", *bench_args(idx), "--no-report"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["rungs"][0]["kwargs"] == {"num_classes": 4}  # in_chans, which it refuses, was left out
     out = root / "tuple"
@@ -410,7 +410,8 @@ def test_an_internal_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, 
 
 
 def test_the_cli_runs_as_a_module_without_a_traceback_on_user_errors(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "fspladder", "run", "--set", "stage2.lr=-1", "--out", str(tmp_path / "r")],
+    r = subprocess.run([sys.executable, "-m", "fspladder", "run", "--set", "stage2.lr=-1",
+                        "--out", str(tmp_path / "r")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "stage2.lr must be a finite number in (0, 10]" in r.stderr
     assert "Traceback" not in r.stderr

@@ -1,4 +1,5 @@
-"""Vision Transformers (issue 24): the model, its token taps, function-preserving growth, and both recipes on a ViT pair."""
+"""Vision Transformers (issue 24): the model, its token taps, function-preserving growth, and both recipes
+on a ViT pair."""
 
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ def test_growth_problems_name_the_reason_and_grow_fsp_needs_equal_dims():
 def test_layers_lists_token_shapes(capsys):
     assert main(["layers", "vit_tiny", "--input-shape", "1,28,28"]) == 0
     out = capsys.readouterr().out
-    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln and not ln.startswith(("vit_tiny", "module", "default"))}
+    lines = {ln.split()[0]: ln for ln in out.splitlines()
+             if ln and not ln.startswith(("vit_tiny", "module", "default"))}
     assert "(50, 64)" in lines["embed"] and "(50, 64)" in lines["blocks.3"] and "(64, 7, 7)" in lines["embed.proj"]
     assert "(50, 128)" in lines["blocks.0.mlp.fc1"]
     assert "(N, d)" in out and "default FSP pairs: (embed, blocks.1), (blocks.1, blocks.3)" in out

@@ -96,7 +96,8 @@ def test_keys_are_recorded_in_summary_and_bench(tiny_teacher):
 
 def test_arm_budgets_must_name_an_arm_and_some_of_the_budgets(tiny_teacher):
     root, idx, teacher = tiny_teacher
-    for sets, expected in [(("bench.arm_budgets={scrach: [1.0]}",), "no arm or variant of this bench is called 'scrach'"),
+    for sets, expected in [(("bench.arm_budgets={scrach: [1.0]}",),
+                            "no arm or variant of this bench is called 'scrach'"),
                            (("bench.arm_budgets={scratch: [0.3]}",), "must list some of bench.budgets")]:
         problems = _problems(idx, teacher, *sets)
         assert len(problems) == 1 and expected in problems[0], problems

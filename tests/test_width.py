@@ -35,8 +35,8 @@ def test_width_growing_ladder_runs_and_stage1_loss_falls(tmp_path, idx_folder):
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}",
                  "--set", "rungs=[{name: wide, model: resnet20, kwargs: {width: 2}}]", *common]) == 2
     # `fspladder check` agrees with `run` on both.
-    wide = ["--set", f"teacher.checkpoint={teacher}", "--set", "rungs=[{name: wide, model: resnet20, kwargs: {width: 2}}]",
-            *common[:-2]]
+    wide = ["--set", f"teacher.checkpoint={teacher}",
+            "--set", "rungs=[{name: wide, model: resnet20, kwargs: {width: 2}}]", *common[:-2]]
     assert main(["check", *wide]) == 2
     assert main(["check", *wide, "--set", "stage1.project_channels=true"]) == 0
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}",

@@ -105,7 +105,8 @@ def creatable(folder: str | Path) -> str | None:
     return None
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, spec: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+def save_checkpoint(path: str | Path, model: nn.Module, spec: dict[str, Any],
+                    meta: dict[str, Any] | None = None) -> None:
     """Save ``model``'s weights with the spec (``{"name", "kwargs"}``) that rebuilds it."""
     import io
 
@@ -135,7 +136,8 @@ def resolve_checkpoint(ref: str) -> Path:
         raise CheckpointError(f"checkpoint {path} is a folder; give a checkpoint file in it"
                               f"{' (e.g. ' + ', '.join(found) + ')' if found else ''}")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; train a teacher with `fspladder train` or fix the path")
+        raise CheckpointError(f"checkpoint {path} does not exist; train a teacher with `fspladder train` "
+                              "or fix the path")
     return path
 
 

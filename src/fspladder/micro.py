@@ -157,7 +157,8 @@ def format_micro(res: dict[str, Any]) -> str:
              f"({s['student']}, batch {s['batch']}, input {s['input']}): "
              f"{s['stage1_step_s'] * 1e3:.1f} ms vs {s['ce_step_s'] * 1e3:.1f} ms = {s['ratio']:.2f}x",
              "fsp_matrix (bmm) vs broadcast-and-mean:",
-             f"{'B,m,n,h,w':>22}  {'bmm ms':>8}  {'bcast ms':>9}  {'speedup':>7}  {'bmm peak MiB':>12}  {'bcast peak MiB':>14}"]
+             f"{'B,m,n,h,w':>22}  {'bmm ms':>8}  {'bcast ms':>9}  {'speedup':>7}  "
+             f"{'bmm peak MiB':>12}  {'bcast peak MiB':>14}"]
     for r in res["fsp"]:
         shape = f"{r['B']},{r['m']},{r['n']},{r['h']},{r['w']}"
         lines.append(f"{shape:>22}  {r['bmm_s'] * 1e3:8.2f}  {r['broadcast_s'] * 1e3:9.2f}  {r['speedup']:6.1f}x  "

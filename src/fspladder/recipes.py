@@ -30,8 +30,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Recipe", "PRESETS", "ARMS", "DEFAULT_ARMS", "INITS", "STAGE1S", "GUIDANCES", "parse_recipe", "recipe_name", "schedule_defaults",
-           "RECIPE_DEFAULT_KEYS"]
+__all__ = ["Recipe", "PRESETS", "ARMS", "DEFAULT_ARMS", "INITS", "STAGE1S", "GUIDANCES", "parse_recipe", "recipe_name",
+           "schedule_defaults", "RECIPE_DEFAULT_KEYS"]
 
 Init = Literal["random", "grow"]
 Stage1 = Literal["fsp", "none"]

@@ -29,7 +29,8 @@ from .recipes import Recipe
 
 __all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "teacher_for", "teacher_problems",
            "teacher_knows_the_classes", "chain_problems", "rung_problems",
-           "make_aligner", "aligner_for", "guidance_for", "init_rung", "stage1_of_rung", "stage2_of_rung", "RungOutcome"]
+           "make_aligner", "aligner_for", "guidance_for", "init_rung", "stage1_of_rung", "stage2_of_rung",
+           "RungOutcome"]
 
 
 def pairs_of(mc: ModelConfig | TeacherConfig, model: nn.Module) -> list[FsPair]:
@@ -62,7 +63,8 @@ def load_teacher(cfg: RunConfig, device: torch.device | None = None,
     if device is not None:
         model.to(device, memory_format=memory_format)
     model.eval()
-    return Rung("teacher", model, pairs_of(cfg.teacher, model), {**ck["model"], "checkpoint": cfg.teacher.checkpoint}), ck
+    return Rung("teacher", model, pairs_of(cfg.teacher, model),
+                {**ck["model"], "checkpoint": cfg.teacher.checkpoint}), ck
 
 
 @torch.no_grad()
@@ -131,7 +133,8 @@ def chain_problems(chain: Sequence[Rung], recipes: Sequence[Recipe], s1s: Sequen
     shapes = validate_ladder(chain, input_shape, [s.project_channels for s in s1s],
                              compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
     problems = [p for k in range(1, len(chain)) for p in rung_problems(
-        chain[k - 1], chain[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k], other_classes if k == 1 else None)]
+        chain[k - 1], chain[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k],
+        other_classes if k == 1 else None)]
     return shapes, problems
 
 
@@ -152,7 +155,8 @@ def rung_problems(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, prev_
                        "use recipe grow (function-preserving, wider too), or patent with "
                        "stage1.project_channels: true")
     weights = s1.pair_weights
-    if (recipe.stage1 == "fsp" or recipe.guidance == "joint") and weights is not None and len(weights) != len(cur.pairs):
+    if ((recipe.stage1 == "fsp" or recipe.guidance == "joint")
+            and weights is not None and len(weights) != len(cur.pairs)):
         out.append(f"{where}: stage1.pair_weights lists {len(weights)} weight(s) but {cur.name} has {len(cur.pairs)} "
                    f"FSP pairs; give one weight per pair, e.g. {[1.0] * len(cur.pairs)}, or remove the key (all 1.0)")
     if recipe.guidance == "joint" and list(prev_shapes) != list(cur_shapes):

@@ -153,7 +153,8 @@ class _Run:
         """Data, teacher, plan, chain and recipes, all checked; nothing is written yet."""
         cfg, dist = self.cfg, self.dist
         self.device = resolve_device(cfg.device, dist)
-        self.data: DataSplits = (self.own_data if self.own_data is not None else load_data(cfg, self.device)).to(self.device)
+        self.data: DataSplits = (self.own_data if self.own_data is not None
+                                 else load_data(cfg, self.device)).to(self.device)
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True) if self.main else NoLog()
         self.ctx = context_for(cfg, self.device, self.data, self.log, dist)
         mf = memory_format(cfg)
@@ -236,7 +237,8 @@ class _Run:
         recipe, s1, s2, seed = self.recipes[k - 1], self.s1s[k - 1], self.s2s[k - 1], cfg.seed + k
         ctx.log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params,
                  "recipe": recipe.as_dict(), "resumed_stage": state["stage"] if state else None})
-        init = init_rung(prev, cur, recipe, seed, s2.growth_noise)  # deterministic; a resumed state then overwrites the weights
+        # deterministic; a resumed state then overwrites the weights
+        init = init_rung(prev, cur, recipe, seed, s2.growth_noise)
 
         def saver(flows: dict[str, Any], r1: Stage1Result | None):
             return lambda snap: main and save_state(out, k, flows, snap, r1.to_dict() if r1 else None)
@@ -382,7 +384,8 @@ def format_table(summary: dict[str, Any]) -> str:
         rows.append((r["name"], r["model"], f"{r['params']:,}", rec or "/".join(recipe.values()),
                      f"{s1['seconds']:.1f}" if s1 else "-",
                      f"{s1['fsp_loss_start']:.4g} -> {s1['fsp_loss_end']:.4g}" if s1 else "-",
-                     f"{s2['seconds']:.1f}", str(s2["epochs"]), f"{s2['val_acc'][-1]:.4f}", f"{s2['test_acc'][-1]:.4f}"))
+                     f"{s2['seconds']:.1f}", str(s2["epochs"]), f"{s2['val_acc'][-1]:.4f}",
+                     f"{s2['test_acc'][-1]:.4f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -28,7 +28,8 @@ def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError([f"device {name!r} was asked for but CUDA is not available here; use device: cpu or auto"])
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(["device 'mps' was asked for but this torch has no MPS backend here; use device: cpu or auto"])
+        raise ConfigError(["device 'mps' was asked for but this torch has no MPS backend here; "
+                           "use device: cpu or auto"])
     return dev
 
 

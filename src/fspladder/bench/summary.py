@@ -87,7 +87,8 @@ def summarize(runs: list[dict[str, Any]], arms: list[str], budgets: list[float],
         for name, acc in thresholds.items():
             ttt[name] = {}
             for clock in CLOCKS:
-                pts = [(float(v["epochs"]) if clock == "epochs" else v[clock][0], v["val_acc"][0]) for v in rows.values()]
+                pts = [(float(v["epochs"]) if clock == "epochs" else v[clock][0], v["val_acc"][0])
+                       for v in rows.values()]
                 ttt[name][clock] = time_to_target(pts, acc) if pts else {"seconds": None, "how": "not run"}
         out["arms"][arm] = {"budgets": rows, "time_to_target": ttt}
     ref_row = out["arms"].get("scratch", {}).get("budgets", {}).get(str(full))
@@ -145,7 +146,8 @@ def format_bench_md(bench: dict[str, Any]) -> str:
                   + ". Time to a threshold: the least seconds (or epochs) at which the arm's mean final validation "
                   "accuracy reaches it across budgets; ~ interpolated between budgets, ≤ reached at the smallest "
                   "budget; in brackets the ratio to scratch's full-budget seconds (epochs).", ""]
-    head = "| arm | " + " | ".join(f"test acc @{b:g}" for b in budgets) + f" | val acc @{full:g} | gap train−test @{full:g} | 1st-epoch val acc @{full:g} |"
+    head = ("| arm | " + " | ".join(f"test acc @{b:g}" for b in budgets)
+            + f" | val acc @{full:g} | gap train−test @{full:g} | 1st-epoch val acc @{full:g} |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for arm, a in s["arms"].items():
         cells = [_pm(a["budgets"][str(b)]["test_acc"]) if str(b) in a["budgets"] else "-" for b in budgets]

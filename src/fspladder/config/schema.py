@@ -43,7 +43,8 @@ class Range:
         def fmt(x: float) -> str:
             return f"{x:g}" if abs(x) < 1e6 else f"{x:.0e}"
 
-        return f"a finite number in {'(' if self.lo_open else '['}{fmt(self.lo)}, {fmt(self.hi)}{')' if self.hi_open else ']'}"
+        return (f"a finite number in {'(' if self.lo_open else '['}{fmt(self.lo)}, "
+                f"{fmt(self.hi)}{')' if self.hi_open else ']'}")
 
 
 def num(default: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
@@ -172,7 +173,8 @@ class Stage2Config:
     apply only to recipes with that guidance.
     """
 
-    epochs: int = num(8, 1, EPOCHS)  # the default run: 8 target epochs end level with the shipped teacher (README, default run)
+    # the default run: 8 target epochs end level with the shipped teacher (README, default run)
+    epochs: int = num(8, 1, EPOCHS)
     batch_size: int = num(128, 1, BATCH)
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float | None = num(None, 0, 10, lo_open=True)  # null: the recipe's peak (recipes.schedule_defaults)
@@ -290,7 +292,8 @@ class BenchConfig:
 
 @dataclass
 class PlanConfig:
-    """Choosing the intermediates and the recipe (patent claims 8, 17): ``fspladder plan`` and ``intermediates: auto``."""
+    """Choosing the intermediates and the recipe (patent claims 8, 17): ``fspladder plan`` and
+    ``intermediates: auto``."""
 
     intermediates: Literal["fixed", "auto"] = "fixed"  # auto: plan, then run the chosen chain
     time_budget: float | None = num(None, 0, BIG, lo_open=True)  # seconds for the whole pipeline

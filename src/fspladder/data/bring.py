@@ -52,7 +52,8 @@ def as_uint8_images(x: Any, what: str = "images") -> torch.Tensor:
         return x.contiguous()
     if x.is_floating_point():
         if len(x) and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-            raise DataFileError(f"{what} are floats outside [0, 1] (min {float(x.min()):.3g}, max {float(x.max()):.3g}); "
+            raise DataFileError(f"{what} are floats outside [0, 1] "
+                                f"(min {float(x.min()):.3g}, max {float(x.max()):.3g}); "
                                 "give uint8 images (0..255) or floats scaled to [0, 1], before normalisation "
                                 "(fspladder normalises with the training images' own statistics)")
         return (x * 255).round().to(torch.uint8).contiguous()

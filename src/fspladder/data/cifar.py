@@ -64,7 +64,8 @@ def _batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         data, labels = np.asarray(d[b"data"]), np.asarray(d[label_key], dtype=np.int64)
     except (TypeError, ValueError) as e:
         raise DataFileError(f"CIFAR batch file {path}: unreadable data or labels ({e})") from e
-    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(data):
+    if (data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8
+            or labels.ndim != 1 or len(labels) != len(data)):
         raise DataFileError(f"CIFAR batch file {path}: expected uint8 data of shape (N, 3072) and N labels, "
                             f"got {data.dtype} {data.shape} and {len(labels)} labels")
     return data.reshape(-1, 3, 32, 32), labels

@@ -27,7 +27,8 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.x.dim() != 4 or self.x.dtype != torch.uint8:
-            raise ValueError(f"ImageSet.x must be a uint8 (N, C, H, W) tensor, got {self.x.dtype} {tuple(self.x.shape)}")
+            raise ValueError("ImageSet.x must be a uint8 (N, C, H, W) tensor, "
+                             f"got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y.shape != (self.x.shape[0],):
             raise ValueError(f"ImageSet: {self.x.shape[0]} images but labels of shape {tuple(self.y.shape)}")
         if self.origin is None:

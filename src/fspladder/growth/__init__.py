@@ -85,6 +85,6 @@ def grown_copies(prev: nn.Module, cur: nn.Module) -> list[nn.Module]:
 
 # families
 from . import cifar_resnet as _cifar_resnet  # noqa: E402,F401  (registers the CIFAR ResNets' growth)
-from . import vgg as _vgg  # noqa: E402,F401  (the plain VGG-style CNNs)
 from . import imagenet_resnet as _imagenet_resnet  # noqa: E402,F401  (the ImageNet-layout ResNets)
+from . import vgg as _vgg  # noqa: E402,F401  (the plain VGG-style CNNs)
 from . import vit as _vit  # noqa: E402,F401  (the Vision Transformers)

@@ -64,5 +64,6 @@ class PlainCNNGrowth(SectionedGrowth):
         copy_linear(cur.fc, prev.fc, m)
         return {"deeper": any(len(getattr(cur, n)) > len(getattr(prev, n)) for n in SECTIONS),
                 "wider": cur.width > prev.width,
-                "from": f"vgg blocks {prev.blocks} width {prev.width}", "to": f"vgg blocks {cur.blocks} width {cur.width}",
+                "from": f"vgg blocks {prev.blocks} width {prev.width}",
+                "to": f"vgg blocks {cur.blocks} width {cur.width}",
                 "new_blocks": "identity" if identity else "fresh", "noise": noise}

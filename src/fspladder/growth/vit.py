@@ -111,8 +111,8 @@ def _copy_norm(dst: nn.LayerNorm, src: nn.LayerNorm, g: torch.Tensor) -> None:
 
 @register_growth
 class ViTGrowth(GrowthFamily):
-    """The Vision Transformers (``vit``, ``vit_micro``, ``vit_tiny``, ``vit_small``): deeper by zero-output blocks, wider by
-    replicating the residual stream (integer multiples), heads and MLP units."""
+    """The Vision Transformers (``vit``, ``vit_micro``, ``vit_tiny``, ``vit_small``): deeper by zero-output blocks,
+    wider by replicating the residual stream (integer multiples), heads and MLP units."""
 
     name = "vit"
     models = (VisionTransformer,)

@@ -20,8 +20,8 @@ import torch.nn as nn
 
 from ..errors import FspladderError
 
-__all__ = ["ModelBuildError", "UnknownModelError", "FeatureInfo", "register_model", "create_model", "create_for_data", "list_models", "is_model",
-           "is_factory_spec", "accepted_kwargs", "img_size_of"]
+__all__ = ["ModelBuildError", "UnknownModelError", "FeatureInfo", "register_model", "create_model", "create_for_data",
+           "list_models", "is_model", "is_factory_spec", "accepted_kwargs", "img_size_of"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -132,7 +132,8 @@ def img_size_of(image_size: Sequence[int]) -> int | list[int]:
 
 
 def create_for_data(name: str, in_chans: int, num_classes: int, kwargs: dict[str, object] | None = None,
-                    seed: int | None = None, image_size: Sequence[int] | None = None) -> tuple[nn.Module, dict[str, object]]:
+                    seed: int | None = None,
+                    image_size: Sequence[int] | None = None) -> tuple[nn.Module, dict[str, object]]:
     """Build ``name`` sized for the data; returns the model and the keyword arguments that built it.
 
     ``in_chans``, ``num_classes`` and (given ``image_size``, ``(H, W)``) ``img_size`` go to a factory

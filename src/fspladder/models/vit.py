@@ -134,7 +134,8 @@ class VisionTransformer(nn.Module):
             raise ValueError(f"dim, depth, heads, patch, in_chans and num_classes must be >= 1, got "
                              f"{dim}, {depth}, {heads}, {patch}, {in_chans}, {num_classes}")
         if dim % heads:
-            raise ValueError(f"dim {dim} is not divisible by heads {heads}; pick heads dividing dim (head_dim = dim // heads)")
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}; "
+                             "pick heads dividing dim (head_dim = dim // heads)")
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
         if min(h, w) < patch:

@@ -54,7 +54,8 @@ class _Profiler:
         return f"{r.spec.get('name')} {r.spec.get('kwargs')}"
 
     def net(self, r: Rung) -> dict[str, float]:
-        """``s2`` (a cross-entropy step), ``fwd`` (a frozen forward, folded, under teacher_amp), ``eval`` (per image)."""
+        """``s2`` (a cross-entropy step), ``fwd`` (a frozen forward, folded, under teacher_amp),
+        ``eval`` (per image)."""
         k = self.key(r)
         if k in self.per_net:
             return self.per_net[k]
@@ -160,8 +161,9 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
     deadline = t_plan + pc.planning_budget
     target_rc = cfg.rungs[-1]
     tm = teacher.model
-    probe_target = create_model(target_rc.model, **{"in_chans": data.in_chans, "num_classes": data.num_classes,
-                                                   **target_rc.kwargs}) if target_rc.model.startswith("resnet") else None
+    probe_target = (create_model(target_rc.model, **{"in_chans": data.in_chans, "num_classes": data.num_classes,
+                                                    **target_rc.kwargs})
+                    if target_rc.model.startswith("resnet") else None)
     # Chains are (depth, width) steps of the CIFAR ResNets (resnetN): other families, the ImageNet-layout
     # resnet10i.. included, have no such grid.
     if not isinstance(tm, CifarResNet) or not isinstance(probe_target, CifarResNet):
