@@ -155,3 +155,33 @@ def test_check_finds_what_the_bench_would_refuse(tmp_path, idx_folder, capsys):
     assert main(["check", "--bench", *args, "--set", "bench.arms=[scratch, grow-fsp]"]) == 0
     out = capsys.readouterr().out
     assert "arm grow-fsp will be skipped" in out and "equal widths" in out and "arm scratch" not in out
+
+
+def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_folder, capsys):
+    """`bench CONFIG --extend DIR` trains only what DIR lacks, summarises all, and refuses a config whose other
+    settings differ (the old runs would not compare) without changing anything."""
+    teacher = train_tiny_teacher(tmp_path / "t.pt", idx_folder)
+    common = ["--seeds", "1", "--budgets", "1", "--set", "stage2.epochs=1", "--set", "stage1.epochs=0.5",
+              "--set", f"teacher.checkpoint={teacher}", *bench_args(idx_folder), "--no-report"]
+    out = tmp_path / "bench"
+    assert main(["bench", "--out", str(out), "--arms", "scratch", *common]) == 0
+    first = json.loads((out / "bench.json").read_text())
+    frozen = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    for bad, why in ((["--arms", "scratch,direct", "--set", "stage2.lr=0.05"], "stage2.lr differ"),
+                     (["--arms", "direct"], "arms ['scratch'] are missing"),
+                     (["--arms", "scratch,direct", "--out", str(tmp_path / "x")], "drop --out")):
+        assert main(["bench", *common, *bad, "--extend", str(out)]) == 2
+        assert why in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == frozen  # nothing was changed
+    assert main(["bench", *common, "--arms", "direct", "--extend", str(tmp_path / "none")]) == 2
+    assert "--extend" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert main(["bench", "--resume", str(out)]) == 2 and "--extend" in capsys.readouterr().err
+
+    assert main(["bench", *common, "--arms", "scratch,direct", "--extend", str(out)]) == 0
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["arms"] == ["scratch", "direct"] and set(bench["summary"]["arms"]) == {"scratch", "direct"}
+    assert [r["arm"] for r in bench["runs"]] == ["scratch", "direct"]
+    assert bench["runs"][0] == first["runs"][0]  # the finished run is kept, not retrained
+    assert bench["seconds"] > first["seconds"]  # both sessions count
+    assert "direct" in (out / "bench-config.yaml").read_text()  # a later --resume continues the extended bench

@@ -143,9 +143,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .config import ConfigError
 
     if args.resume:
-        if args.config or args.overrides or args.out or args.preset:
+        if args.config or args.overrides or args.out or args.preset or args.extend:
             raise ConfigError(["--resume DIR continues DIR with the config saved there; drop CONFIG, --set, "
-                               "--preset and --out"])
+                               "--preset, --out and --extend (to add arms to DIR: `fspladder bench CONFIG --extend "
+                               "DIR`)"])
         out = Path(args.resume)
         cfg = resume_config(out)
         print(f"fspladder bench: resuming {out}", file=sys.stderr)
@@ -160,9 +161,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.arms:
             pre.append(f"bench.arms=[{args.arms}]")
         cfg = _load(args, pre)
-        out = Path(args.out or f"runs/bench-{datetime.now():%Y%m%d-%H%M%S}")
-        print(f"fspladder bench -> {out}", file=sys.stderr)
-        bench = run_bench(cfg, out)  # checks everything before it writes; the micro-benchmarks come after
+        if args.extend:
+            if args.out:
+                raise ConfigError(["--extend DIR writes into DIR; drop --out"])
+            out = Path(args.extend)
+            print(f"fspladder bench: extending {out}", file=sys.stderr)
+        else:
+            out = Path(args.out or f"runs/bench-{datetime.now():%Y%m%d-%H%M%S}")
+            print(f"fspladder bench -> {out}", file=sys.stderr)
+        # Checks everything before it writes; the micro-benchmarks come after.
+        bench = run_bench(cfg, out, extend=bool(args.extend))
         if args.micro:
             from .micro import run_micro
 
@@ -306,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write plan.json into this directory")
     p.set_defaults(fn=_cmd_plan)
 
-    p = sub.add_parser("check", help="validate a config (keys, data, checkpoint, taps, ladder, recipes) without training")
+    p = sub.add_parser("check",
+                       help="validate a config (keys, data, checkpoint, taps, ladder, recipes) without training")
     _add_config_args(p)
     p.add_argument("--bench", action="store_true",
                    help="also check every arm and variant of the config's bench section, as `fspladder bench` will")
@@ -326,10 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
     p.add_argument("--budgets", help="stage-2 budgets as fractions of the full epochs, e.g. 0.25,0.5,1")
     p.add_argument("--arms", help=f"comma-separated arms from {','.join(ARMS)} (default: {','.join(DEFAULT_ARMS)})")
-    p.add_argument("--target-accuracy", type=float, help="accuracy for time-to-target (default: scratch at full budget)")
+    p.add_argument("--target-accuracy", type=float,
+                   help="accuracy for time-to-target (default: scratch at full budget)")
     p.add_argument("--micro", action="store_true", help="also time one stage-1 step vs one CE step, and fsp_matrix")
     p.add_argument("--out", help="output directory (default runs/bench-DATE-TIME)")
     p.add_argument("--resume", metavar="DIR", help="continue a killed bench in DIR from its finished runs")
+    p.add_argument("--extend", metavar="DIR",
+                   help="add the config's new arms, variants, seeds or budgets to the bench in DIR, keeping its runs")
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_bench)
 

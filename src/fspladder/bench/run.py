@@ -35,7 +35,7 @@ from .arms import Arm, bench_arms
 from .plot import plot_bench
 from .summary import format_bench_md, summarize
 
-__all__ = ["PRESETS", "run_bench", "resume_config", "BENCH_CONFIG", "Arm"]
+__all__ = ["PRESETS", "run_bench", "resume_config", "extend_problems", "BENCH_CONFIG", "Arm"]
 
 BENCH_CONFIG = "bench-config.yaml"  # the config the bench runs with (a resume reads it back)
 RUNS_DIR = "runs"  # one JSON record per finished run, written atomically
@@ -58,6 +58,53 @@ PRESETS: dict[str, list[str]] = {
 }
 
 
+# Keys outside ``bench`` that an extension may change: they decide how a run is shown, not what it trains.
+_EXTEND_FREE = ("progress", "track")
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def extend_problems(old: RunConfig, new: RunConfig) -> list[str]:
+    """Why ``new`` cannot extend a bench that ran with ``old`` (empty: it can).
+
+    An extension adds arms, variants, seeds or budgets and keeps every finished run, so it must train the rest
+    exactly as the finished runs were trained: everything outside ``bench`` equal (but ``progress`` and
+    ``track``), every old arm, variant, seed and budget still there, each variant unchanged.
+    """
+    a, b = config_to_dict(old), config_to_dict(new)
+    fa, fb = (_flat({k: v for k, v in d.items() if k != "bench" and k not in _EXTEND_FREE}) for d in (a, b))
+    changed = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    err = []
+    if changed:
+        err.append(f"--extend: {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''} differ from the bench's "
+                   "own config, so its finished runs would not compare with the new ones; change only the bench "
+                   "section (arms, variants, seeds, budgets) or run a separate bench")
+    ob, nb = old.bench, new.bench
+    labels = [*ob.arms, *ob.variants]
+    gone = [x for x in ob.arms if x not in nb.arms] + [x for x in ob.variants if x not in nb.variants]
+    if gone:
+        err.append(f"--extend: the bench's arms {gone} are missing from the new config; an extension keeps every "
+                   "arm it has (list them again)")
+    moved = [x for x in ob.variants if x in nb.variants and nb.variants[x] != ob.variants[x]]
+    if moved:
+        err.append(f"--extend: variants {moved} differ from the bench's own; give the new definition its own name")
+    if nb.seeds < ob.seeds or not set(ob.budgets) <= set(nb.budgets):
+        err.append(f"--extend: the bench ran {ob.seeds} seeds at budgets {ob.budgets}; the new config must keep "
+                   f"them (it has {nb.seeds} seeds, budgets {nb.budgets})")
+    fewer = [x for x in labels if x not in gone
+             and not set(ob.arm_budgets.get(x, ob.budgets)) <= set(nb.arm_budgets.get(x, nb.budgets))]
+    if fewer:
+        err.append(f"--extend: bench.arm_budgets drops budgets the bench already ran for {fewer}; keep them")
+    return err
+
+
 def _epochs(budget: float, full: int) -> int:
     return max(1, round(budget * full))
 
@@ -67,15 +114,23 @@ def _run_file(out: Path, label: str, seed: int, budget: float) -> Path:
 
 
 class _Bench:
-    def __init__(self, cfg: RunConfig, out: Path, resume: bool) -> None:
+    def __init__(self, cfg: RunConfig, out: Path, resume: bool, extend: bool = False) -> None:
         self.t0 = time.perf_counter()
-        self.cfg, self.out, self.resume = cfg, out, resume
+        self.cfg, self.out, self.extend = cfg, out, extend
+        self.resume = resume or extend  # an extension is a resume with a larger config
         check_out_dir(out)
-        if not resume and ((out / "bench.json").exists() or (out / RUNS_DIR).exists()):
-            raise ConfigError([f"{out} already holds a bench; continue it with `fspladder bench --resume {out}` or "
-                               "choose another --out (nothing was changed)"])
-        if resume and (out / "bench.json").is_file() and "summary" in json.loads((out / "bench.json").read_text()):
-            raise ConfigError([f"{out} holds a finished bench; nothing to resume (nothing was changed)"])
+        if extend:
+            old = resume_config(out, "--extend")  # refuses a directory that holds no bench
+            problems = extend_problems(old, cfg)
+            if problems:
+                raise ConfigError([*problems[:-1], problems[-1] + " (nothing was changed)"])
+        elif not resume and ((out / "bench.json").exists() or (out / RUNS_DIR).exists()):
+            raise ConfigError([f"{out} already holds a bench; continue it with `fspladder bench --resume {out}`, add "
+                               f"arms to it with `fspladder bench CONFIG --extend {out}`, or choose another --out "
+                               "(nothing was changed)"])
+        elif resume and (out / "bench.json").is_file() and "summary" in json.loads((out / "bench.json").read_text()):
+            raise ConfigError([f"{out} holds a finished bench; nothing to resume (nothing was changed); to add arms, "
+                               f"seeds or budgets to it: `fspladder bench CONFIG --extend {out}`"])
         self.prior = float(json.loads((out / "bench.json").read_text()).get("seconds", 0.0)) \
             if resume and (out / "bench.json").is_file() else 0.0
 
@@ -221,9 +276,14 @@ class _Bench:
         self.estimate()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / RUNS_DIR).mkdir(exist_ok=True)
-        if not self.resume:
+        if not self.resume or self.extend:  # every check has passed: the bench's config is now this one
             atomic_write_bytes(self.out / BENCH_CONFIG,
                                yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
+        if self.extend and (self.out / "bench.json").is_file():
+            # Unfinished again: a kill from here on is continued by `--resume` with the extended config.
+            old = json.loads((self.out / "bench.json").read_text())
+            unfinished = {k: v for k, v in old.items() if k not in ("summary", "estimate")}
+            atomic_write_json(self.out / "bench.json", unfinished)
         self.log.open()
         if self.cfg.track:
             from ..tracking import open_trackers
@@ -258,18 +318,21 @@ class _Bench:
         return bench
 
 
-def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False) -> dict[str, Any]:
+def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False, extend: bool = False) -> dict[str, Any]:
     """Train every arm at every budget for every seed; write bench.json, bench.md and curves.png.
 
-    With ``resume``, ``out`` holds a killed bench: its finished runs are kept and the rest run.
+    With ``resume``, ``out`` holds a killed bench: its finished runs are kept and the rest run. With ``extend``,
+    ``out`` holds a bench (finished or not) and ``cfg`` adds arms, variants, seeds or budgets to it
+    (:func:`extend_problems` says what may change): its finished runs are kept, the new ones run, and the summary
+    covers them all. ``bench.json``'s ``seconds`` add up every session.
     """
-    return _Bench(cfg, Path(out), resume).run()
+    return _Bench(cfg, Path(out), resume, extend).run()
 
 
-def resume_config(out: str | Path) -> RunConfig:
+def resume_config(out: str | Path, flag: str = "--resume") -> RunConfig:
     """The config a bench directory was started with."""
     path = Path(out) / BENCH_CONFIG
     if not path.is_file():
-        raise ConfigError([f"--resume {out}: no {BENCH_CONFIG} there; is it the --out directory of a bench?"])
+        raise ConfigError([f"{flag} {out}: no {BENCH_CONFIG} there; is it the --out directory of a bench?"])
     return load_config(path)
 
