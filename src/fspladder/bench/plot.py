@@ -24,13 +24,16 @@ def plot_bench(bench: dict[str, Any], path: str | Path) -> None:
               (axes[1], "target_seconds", "val_acc", "target clock"),
               (axes[2], "pipeline_seconds", "test_acc", "pipeline clock"))
     for ax, clock, key, title in panels:
-        for arm, a in s["arms"].items():
+        for k, (arm, a) in enumerate(s["arms"].items()):
             rows = [a["budgets"][str(b)] for b in bench["budgets"] if str(b) in a["budgets"]]
             xs = [r[clock][0] for r in rows]
             ys = [r[key][0] for r in rows]
             sd = [r[key][1] for r in rows]
-            ax.plot(xs, ys, marker="o", label=arm)
-            ax.fill_between(xs, [y - d for y, d in zip(ys, sd)], [y + d for y, d in zip(ys, sd)], alpha=0.15)
+            # Ten colours, then the next marker: a bench of every recipe has more than ten arms.
+            color, marker = f"C{k % 10}", "osD^v"[k // 10 % 5]
+            ax.plot(xs, ys, marker=marker, color=color, label=arm)
+            ax.fill_between(xs, [y - d for y, d in zip(ys, sd)], [y + d for y, d in zip(ys, sd)], alpha=0.15,
+                            color=color)
         if key == "val_acc":
             for (name, acc), style in zip(th.items(), (":", "--")):
                 ax.axhline(acc, color="black" if name == "scratch" else "tab:red", ls=style, lw=1,
@@ -43,8 +46,11 @@ def plot_bench(bench: dict[str, Any], path: str | Path) -> None:
         ax.grid(alpha=0.3)
         lo = min([v[key][0] for a in s["arms"].values() for v in a["budgets"].values()] + list(th.values()))
         ax.set_ylim(bottom=max(0.0, lo - 0.02))
-    axes[0].legend(loc="lower right", fontsize=7)
-    axes[2].legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
+    # One legend beside the panels, where it hides no point: the arms and thresholds of the first panel, the
+    # teacher's test line of the last.
+    handles, labels = axes[0].get_legend_handles_labels()
+    extra = [(h, lb) for h, lb in zip(*axes[2].get_legend_handles_labels()) if lb not in labels]
+    fig.legend(handles + [h for h, _ in extra], labels + [lb for _, lb in extra], loc="center right", fontsize=7)
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
