@@ -158,30 +158,56 @@ def test_check_finds_what_the_bench_would_refuse(tmp_path, idx_folder, capsys):
 
 
 def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_folder, capsys):
-    """`bench CONFIG --extend DIR` trains only what DIR lacks, summarises all, and refuses a config whose other
-    settings differ (the old runs would not compare) without changing anything."""
+    """`bench --extend DIR` trains only what DIR lacks and summarises all; it refuses a config whose other settings
+    differ (the old runs would not compare) without changing anything; a killed extension resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import torch
+
     teacher = train_tiny_teacher(tmp_path / "t.pt", idx_folder)
-    common = ["--seeds", "1", "--budgets", "1", "--set", "stage2.epochs=1", "--set", "stage1.epochs=0.5",
+    common = ["--seeds", "1", "--set", "stage2.epochs=1", "--set", "stage1.epochs=0.5",
               "--set", f"teacher.checkpoint={teacher}", *bench_args(idx_folder), "--no-report"]
     out = tmp_path / "bench"
-    assert main(["bench", "--out", str(out), "--arms", "scratch", *common]) == 0
+    assert main(["bench", "--out", str(out), "--arms", "scratch", "--budgets", "1", *common]) == 0
     first = json.loads((out / "bench.json").read_text())
-    frozen = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    frozen = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     capsys.readouterr()
-    for bad, why in ((["--arms", "scratch,direct", "--set", "stage2.lr=0.05"], "stage2.lr differ"),
-                     (["--arms", "direct"], "arms ['scratch'] are missing"),
+    for bad, why in ((["--arms", "scratch,direct", "--budgets", "1", "--set", "stage2.lr=0.05"], "stage2.lr differ"),
+                     (["--arms", "direct", "--budgets", "1"], "arms ['scratch'] are missing"),
+                     (["--arms", "scratch,direct", "--budgets", "0.5"], "must keep them"),
                      (["--arms", "scratch,direct", "--out", str(tmp_path / "x")], "drop --out")):
         assert main(["bench", *common, *bad, "--extend", str(out)]) == 2
         assert why in capsys.readouterr().err
-        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == frozen  # nothing was changed
+        assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == frozen  # nothing was changed
     assert main(["bench", *common, "--arms", "direct", "--extend", str(tmp_path / "none")]) == 2
-    assert "--extend" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert "no bench-config.yaml there" in capsys.readouterr().err and not (tmp_path / "none").exists()
     assert main(["bench", "--resume", str(out)]) == 2 and "--extend" in capsys.readouterr().err
+    assert main(["bench", "--resume", str(out), "--arms", "direct"]) == 2 and "drop" in capsys.readouterr().err
 
-    assert main(["bench", *common, "--arms", "scratch,direct", "--extend", str(out)]) == 0
-    bench = json.loads((out / "bench.json").read_text())
-    assert bench["arms"] == ["scratch", "direct"] and set(bench["summary"]["arms"]) == {"scratch", "direct"}
-    assert [r["arm"] for r in bench["runs"]] == ["scratch", "direct"]
-    assert bench["runs"][0] == first["runs"][0]  # the finished run is kept, not retrained
-    assert bench["seconds"] > first["seconds"]  # both sessions count
-    assert "direct" in (out / "bench-config.yaml").read_text()  # a later --resume continues the extended bench
+    # Without CONFIG the bench's own; the intermediate rung may change (no arm of the bench goes through it).
+    # Killed in the new arm's training, the extension is continued by --resume.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the bench's thread count: its machine
+
+    def bench(*args, fault=""):
+        return subprocess.run([sys.executable, "-m", "fspladder", "bench", *args, "--no-report", "--no-progress"],
+                              env={**env, "FSPLADDER_FAULT": fault}, capture_output=True, text=True, timeout=600)
+
+    killed = bench("--extend", str(out), "--arms", "scratch,direct", "--set", "rungs.0.stage2.epochs=1",
+                   fault="kill:stage2:direct/1.0:1")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "summary" not in json.loads((out / "bench.json").read_text())
+    resumed = bench("--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    bench_ = json.loads((out / "bench.json").read_text())
+    assert bench_["arms"] == ["scratch", "direct"] and set(bench_["summary"]["arms"]) == {"scratch", "direct"}
+    assert [r["arm"] for r in bench_["runs"]] == ["scratch", "direct"]
+    assert bench_["runs"][0] == first["runs"][0]  # the finished run is kept, not retrained
+    assert bench_["seconds"] >= first["seconds"] + bench_["runs"][1]["pipeline_seconds"]  # every session counts
+    # An extension that runs through counts the sessions before it too.
+    assert main(["bench", "--extend", str(out), "--arms", "scratch,direct,soft", "--no-report", "--no-progress"]) == 0
+    third = json.loads((out / "bench.json").read_text())
+    assert [r["arm"] for r in third["runs"]] == ["scratch", "direct", "soft"] and "summary" in third
+    assert third["seconds"] >= bench_["seconds"] + third["runs"][2]["pipeline_seconds"]

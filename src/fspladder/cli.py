@@ -139,14 +139,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import PRESETS, format_bench_md, resume_config, run_bench
+    from .bench import BENCH_CONFIG, PRESETS, format_bench_md, resume_config, run_bench
     from .config import ConfigError
 
     if args.resume:
-        if args.config or args.overrides or args.out or args.preset or args.extend:
+        grid = args.arms or args.seeds is not None or args.budgets or args.target_accuracy is not None or args.micro
+        if args.config or args.overrides or args.out or args.preset or args.extend or grid:
             raise ConfigError(["--resume DIR continues DIR with the config saved there; drop CONFIG, --set, "
-                               "--preset, --out and --extend (to add arms to DIR: `fspladder bench CONFIG --extend "
-                               "DIR`)"])
+                               "--preset, --out, --extend, --arms, --seeds, --budgets, --target-accuracy and "
+                               "--micro (to add arms, seeds or budgets to DIR: `fspladder bench --extend DIR "
+                               "--arms ...`)"])
         out = Path(args.resume)
         cfg = resume_config(out)
         print(f"fspladder bench: resuming {out}", file=sys.stderr)
@@ -160,6 +162,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             pre.append(f"bench.budgets=[{args.budgets}]")
         if args.arms:
             pre.append(f"bench.arms=[{args.arms}]")
+        if args.extend and not args.config:  # the bench's own config, with the new arms, seeds or budgets
+            args.config = str(Path(args.extend) / BENCH_CONFIG)
+            if not Path(args.config).is_file():
+                raise ConfigError([f"--extend {args.extend}: no {BENCH_CONFIG} there; is it the --out directory "
+                                   "of a bench?"])
         cfg = _load(args, pre)
         if args.extend:
             if args.out:
@@ -341,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default runs/bench-DATE-TIME)")
     p.add_argument("--resume", metavar="DIR", help="continue a killed bench in DIR from its finished runs")
     p.add_argument("--extend", metavar="DIR",
-                   help="add the config's new arms, variants, seeds or budgets to the bench in DIR, keeping its runs")
+                   help="add new arms, variants, seeds or budgets to the bench in DIR, keeping its runs (CONFIG "
+                        "defaults to DIR's own bench-config.yaml)")
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_bench)
 

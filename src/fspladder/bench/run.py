@@ -24,11 +24,12 @@ from typing import Any
 
 import yaml
 
-from ..checkpoint import atomic_write_bytes, atomic_write_json
+from ..checkpoint import atomic_write_bytes, atomic_write_json, json_safe
 from ..config import ConfigError, RunConfig, config_to_dict, load_config
 from ..engine import evaluate
 from ..faults import kill_point
 from ..outputs import MetricsLog, check_out_dir
+from ..recipes import ARMS
 from ..rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung, teacher_for
 from ..session import context_for, load_data, machine_info, memory_format, resolve_device
 from .arms import Arm, bench_arms
@@ -76,17 +77,26 @@ def extend_problems(old: RunConfig, new: RunConfig) -> list[str]:
 
     An extension adds arms, variants, seeds or budgets and keeps every finished run, so it must train the rest
     exactly as the finished runs were trained: everything outside ``bench`` equal (but ``progress`` and
-    ``track``), every old arm, variant, seed and budget still there, each variant unchanged.
+    ``track``, and the intermediate rungs while the bench has no ladder arm or variant and no variant that sets
+    a rung), every old arm, variant, seed and budget still there, each variant unchanged. The machine, the
+    training images and the teacher's weights are checked when the bench starts (:meth:`_Bench.continuation`).
     """
     a, b = config_to_dict(old), config_to_dict(new)
+    ob, nb = old.bench, new.bench
+    target_only = all(ARMS[x][0] == "target" for x in [*ob.arms, *(v["arm"] for v in ob.variants.values())])
+    by_index = any(str(k).startswith("rungs") for v in ob.variants.values() for k in (v.get("set") or {}))
+    if target_only and not by_index:
+        for d in (a, b):  # no arm of the bench goes through the intermediates: a new ladder arm may bring its own
+            d["rungs"] = d["rungs"][-1:]
     fa, fb = (_flat({k: v for k, v in d.items() if k != "bench" and k not in _EXTEND_FREE}) for d in (a, b))
-    changed = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    missing = object()  # a key set to null and a key left out are not the same config
+    changed = sorted(k for k in fa.keys() | fb.keys() if fa.get(k, missing) != fb.get(k, missing))
     err = []
     if changed:
         err.append(f"--extend: {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''} differ from the bench's "
                    "own config, so its finished runs would not compare with the new ones; change only the bench "
-                   "section (arms, variants, seeds, budgets) or run a separate bench")
-    ob, nb = old.bench, new.bench
+                   "section (arms, variants, seeds, budgets; the intermediate rungs too while the bench has no "
+                   "ladder arm) or run a separate bench")
     labels = [*ob.arms, *ob.variants]
     gone = [x for x in ob.arms if x not in nb.arms] + [x for x in ob.variants if x not in nb.variants]
     if gone:
@@ -103,6 +113,11 @@ def extend_problems(old: RunConfig, new: RunConfig) -> list[str]:
     if fewer:
         err.append(f"--extend: bench.arm_budgets drops budgets the bench already ran for {fewer}; keep them")
     return err
+
+
+def _as_read(obj: Any) -> Any:
+    """``obj`` as it reads back from bench.json (tuples as lists, non-finite numbers as null)."""
+    return json.loads(json.dumps(json_safe(obj), default=str, allow_nan=False))
 
 
 def _epochs(budget: float, full: int) -> int:
@@ -132,7 +147,7 @@ class _Bench:
             raise ConfigError([f"{out} holds a finished bench; nothing to resume (nothing was changed); to add arms, "
                                f"seeds or budgets to it: `fspladder bench CONFIG --extend {out}`"])
         self.prior = float(json.loads((out / "bench.json").read_text()).get("seconds", 0.0)) \
-            if resume and (out / "bench.json").is_file() else 0.0
+            if self.resume and (out / "bench.json").is_file() else 0.0
 
     def prepare(self) -> None:
         cfg = self.cfg
@@ -271,25 +286,52 @@ class _Bench:
             for ctx in self.ctxs.values():
                 ctx.on_step = self.clock.on_step
 
+    def continuation(self) -> list[str]:
+        """Why the runs in ``out`` cannot be continued here: another machine (their seconds would not compare),
+        other training images, or another teacher behind the same checkpoint name."""
+        path = self.out / "bench.json"
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        flag, err = ("--extend" if self.extend else "--resume"), []
+        now = _as_read(machine_info(self.device))
+        was = old.get("machine")
+        if was is not None and was != now:
+            diff = "; ".join(f"{k} {was.get(k)} -> {now.get(k)}" for k in sorted(was.keys() | now.keys())
+                             if was.get(k) != now.get(k))
+            err.append(f"{flag} {self.out}: this machine or its settings differ from those that trained the bench's "
+                       f"runs ({diff}), so the new runs' seconds would not compare with theirs; continue it there "
+                       "(with the same thread count), or start a new bench")
+        if "protocol" in old and old["protocol"] != _as_read(self.protocol()):
+            err.append(f"{flag} {self.out}: the training images or the teacher's differ from those of the bench's "
+                       f"runs (fingerprints {old['protocol']}); point data and teacher where they were")
+        trained = (old.get("teacher") or {}).get("trained")
+        if trained is not None and trained != _as_read(self.tck["meta"]):
+            err.append(f"{flag} {self.out}: the teacher checkpoint {self.cfg.teacher.checkpoint} is not the one the "
+                       "bench's runs learned from (retrained or replaced); restore it, or start a new bench")
+        return err
+
     def run(self) -> dict[str, Any]:
         self.prepare()
+        if self.resume:
+            problems = self.continuation()
+            if problems:
+                raise ConfigError([*problems[:-1], problems[-1] + " (nothing was changed)"])
         self.estimate()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / RUNS_DIR).mkdir(exist_ok=True)
-        if not self.resume or self.extend:  # every check has passed: the bench's config is now this one
-            atomic_write_bytes(self.out / BENCH_CONFIG,
-                               yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
-        if self.extend and (self.out / "bench.json").is_file():
-            # Unfinished again: a kill from here on is continued by `--resume` with the extended config.
-            old = json.loads((self.out / "bench.json").read_text())
-            unfinished = {k: v for k, v in old.items() if k not in ("summary", "estimate")}
-            atomic_write_json(self.out / "bench.json", unfinished)
         self.log.open()
-        if self.cfg.track:
+        if self.cfg.track:  # trackers may refuse (exit 2): before the bench's files change
             from ..tracking import open_trackers
 
             for t in open_trackers(self.cfg.track, self.out, config_to_dict(self.cfg), "fspladder bench", bench=True):
                 self.log.listen(t)
+        if self.extend and (self.out / "bench.json").is_file():
+            # Unfinished again, before the config changes: a kill from here on is continued by `--resume`.
+            old = json.loads((self.out / "bench.json").read_text())
+            unfinished = {k: v for k, v in old.items() if k not in ("summary", "estimate")}
+            atomic_write_json(self.out / "bench.json", unfinished)
+        if not self.resume or self.extend:  # every check has passed: the bench's config is now this one
+            atomic_write_bytes(self.out / BENCH_CONFIG,
+                               yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
         if self.clock is not None:
             self.log.listen(self.clock)
         for tmp in (self.out / RUNS_DIR).glob(".*.tmp"):
