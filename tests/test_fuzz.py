@@ -248,6 +248,8 @@ def commands(draw) -> list[str]:
         argv += ["--out", draw(paths)]
     if cmd in ("run", "bench") and draw(st.integers(0, 5)) == 0:
         argv += ["--resume", draw(paths)]
+    if cmd == "bench" and draw(st.integers(0, 5)) == 0:
+        argv += ["--extend", draw(paths)]  # no drawn path holds a bench: refused before any training
     if cmd in ("run", "bench"):
         argv += ["--no-report"] if draw(st.integers(0, 5)) else []
     if cmd == "bench":
