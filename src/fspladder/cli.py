@@ -139,7 +139,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import BENCH_CONFIG, PRESETS, format_bench_md, resume_config, run_bench
+    from .bench import PRESETS, format_bench_md, resume_config, run_bench
+    from .bench.run import bench_config_path
     from .config import ConfigError
 
     if args.resume:
@@ -163,10 +164,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.arms:
             pre.append(f"bench.arms=[{args.arms}]")
         if args.extend and not args.config:  # the bench's own config, with the new arms, seeds or budgets
-            args.config = str(Path(args.extend) / BENCH_CONFIG)
-            if not Path(args.config).is_file():
-                raise ConfigError([f"--extend {args.extend}: no {BENCH_CONFIG} there; is it the --out directory "
-                                   "of a bench?"])
+            args.config = str(bench_config_path(args.extend, "--extend"))
         cfg = _load(args, pre)
         if args.extend:
             if args.out:

@@ -36,7 +36,7 @@ from .arms import Arm, bench_arms
 from .plot import plot_bench
 from .summary import format_bench_md, summarize
 
-__all__ = ["PRESETS", "run_bench", "resume_config", "extend_problems", "BENCH_CONFIG", "Arm"]
+__all__ = ["PRESETS", "run_bench", "resume_config", "bench_config_path", "extend_problems", "BENCH_CONFIG", "Arm"]
 
 BENCH_CONFIG = "bench-config.yaml"  # the config the bench runs with (a resume reads it back)
 RUNS_DIR = "runs"  # one JSON record per finished run, written atomically
@@ -134,6 +134,9 @@ class _Bench:
         self.cfg, self.out, self.extend = cfg, out, extend
         self.resume = resume or extend  # an extension is a resume with a larger config
         check_out_dir(out)
+        # The bench already in ``out`` (read once; empty for a new bench): what a resume or extension continues.
+        path = out / "bench.json"
+        self.saved: dict[str, Any] = json.loads(path.read_text()) if self.resume and path.is_file() else {}
         if extend:
             old = resume_config(out, "--extend")  # refuses a directory that holds no bench
             problems = extend_problems(old, cfg)
@@ -143,11 +146,10 @@ class _Bench:
             raise ConfigError([f"{out} already holds a bench; continue it with `fspladder bench --resume {out}`, add "
                                f"arms to it with `fspladder bench CONFIG --extend {out}`, or choose another --out "
                                "(nothing was changed)"])
-        elif resume and (out / "bench.json").is_file() and "summary" in json.loads((out / "bench.json").read_text()):
+        elif resume and "summary" in self.saved:
             raise ConfigError([f"{out} holds a finished bench; nothing to resume (nothing was changed); to add arms, "
                                f"seeds or budgets to it: `fspladder bench CONFIG --extend {out}`"])
-        self.prior = float(json.loads((out / "bench.json").read_text()).get("seconds", 0.0)) \
-            if self.resume and (out / "bench.json").is_file() else 0.0
+        self.prior = float(self.saved.get("seconds", 0.0))
 
     def prepare(self) -> None:
         cfg = self.cfg
@@ -289,8 +291,7 @@ class _Bench:
     def continuation(self) -> list[str]:
         """Why the runs in ``out`` cannot be continued here: another machine (their seconds would not compare),
         other training images, or another teacher behind the same checkpoint name."""
-        path = self.out / "bench.json"
-        old = json.loads(path.read_text()) if path.is_file() else {}
+        old = self.saved
         flag, err = ("--extend" if self.extend else "--resume"), []
         now = _as_read(machine_info(self.device))
         was = old.get("machine")
@@ -324,10 +325,9 @@ class _Bench:
 
             for t in open_trackers(self.cfg.track, self.out, config_to_dict(self.cfg), "fspladder bench", bench=True):
                 self.log.listen(t)
-        if self.extend and (self.out / "bench.json").is_file():
+        if self.extend and self.saved:
             # Unfinished again, before the config changes: a kill from here on is continued by `--resume`.
-            old = json.loads((self.out / "bench.json").read_text())
-            unfinished = {k: v for k, v in old.items() if k not in ("summary", "estimate")}
+            unfinished = {k: v for k, v in self.saved.items() if k not in ("summary", "estimate")}
             atomic_write_json(self.out / "bench.json", unfinished)
         if not self.resume or self.extend:  # every check has passed: the bench's config is now this one
             atomic_write_bytes(self.out / BENCH_CONFIG,
@@ -371,10 +371,15 @@ def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False, extend: boo
     return _Bench(cfg, Path(out), resume, extend).run()
 
 
-def resume_config(out: str | Path, flag: str = "--resume") -> RunConfig:
-    """The config a bench directory was started with."""
+def bench_config_path(out: str | Path, flag: str = "--resume") -> Path:
+    """The config file of the bench in ``out``; refuses a directory that holds no bench."""
     path = Path(out) / BENCH_CONFIG
     if not path.is_file():
         raise ConfigError([f"{flag} {out}: no {BENCH_CONFIG} there; is it the --out directory of a bench?"])
-    return load_config(path)
+    return path
+
+
+def resume_config(out: str | Path, flag: str = "--resume") -> RunConfig:
+    """The config a bench directory was started with."""
+    return load_config(bench_config_path(out, flag))
 
