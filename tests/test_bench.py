@@ -28,16 +28,22 @@ def test_summarize_uses_scratch_full_budget_as_default_target():
     assert s["scratch_above_teacher"] == pytest.approx(0.01) and s["scratch_passes_teacher"]
     d = s["arms"]["direct"]
     assert d["budgets"]["1.0"]["gap"][0] == pytest.approx(0.03)
-    # direct: 0.88 at 50 s, 0.92 at 100 s -> 0.90 at 75 s on the target clock, 95 s on the pipeline clock
+    # direct: 0.88 at 50 s, 0.92 at 100 s: measured, it reaches 0.90 at the full budget (100 s target clock,
+    # 120 s pipeline clock); interpolated, at 75 s on the target clock and 95 s on the pipeline clock
     t = d["time_to_target"]["scratch"]
-    assert t["target_seconds"]["seconds"] == pytest.approx(75.0)
-    assert t["pipeline_seconds"]["seconds"] == pytest.approx(95.0)
-    assert t["target_seconds"]["ratio_to_scratch_full"] == pytest.approx(0.75)
-    # in epochs: 0.88 after 2, 0.92 after 4 -> 0.90 after 3 epochs, 0.75 of scratch's 4
-    assert t["epochs"]["seconds"] == pytest.approx(3.0) and t["epochs"]["ratio_to_scratch_full"] == pytest.approx(0.75)
-    # the teacher's 0.89: 0.88 at 50 s, 0.92 at 100 s -> 62.5 s on the target clock; scratch reaches it at 95 s
-    assert d["time_to_target"]["teacher"]["target_seconds"]["seconds"] == pytest.approx(62.5)
-    assert s["arms"]["scratch"]["time_to_target"]["teacher"]["target_seconds"]["seconds"] == pytest.approx(95.0)
+    assert t["target_seconds"]["seconds"] == pytest.approx(100.0) and t["target_seconds"]["budget"] == 1.0
+    assert t["target_seconds"]["how"] == "measured" and t["pipeline_seconds"]["seconds"] == pytest.approx(120.0)
+    assert t["target_seconds"]["ratio_to_scratch_full"] == pytest.approx(1.0)
+    inter = t["target_seconds"]["interpolated"]
+    assert inter["seconds"] == pytest.approx(75.0) and inter["ratio_to_scratch_full"] == pytest.approx(0.75)
+    assert t["pipeline_seconds"]["interpolated"]["seconds"] == pytest.approx(95.0)
+    # in epochs: 0.88 after 2, 0.92 after 4 -> 4 measured, 3 interpolated (0.75 of scratch's 4)
+    assert t["epochs"]["seconds"] == pytest.approx(4.0)
+    assert t["epochs"]["interpolated"]["ratio_to_scratch_full"] == pytest.approx(0.75)
+    # the teacher's 0.89: direct's 0.92 at 100 s is the first budget run to reach it; interpolated 62.5 s
+    assert d["time_to_target"]["teacher"]["target_seconds"]["seconds"] == pytest.approx(100.0)
+    assert d["time_to_target"]["teacher"]["target_seconds"]["interpolated"]["seconds"] == pytest.approx(62.5)
+    assert s["arms"]["scratch"]["time_to_target"]["teacher"]["target_seconds"]["seconds"] == pytest.approx(100.0)
 
 
 def test_bench_end_to_end_small(tmp_path, idx_folder):

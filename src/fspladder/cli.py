@@ -138,11 +138,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# bench's options that train (or choose what trains): --resummarize and --frontier take none of them
+_BENCH_TRAINING = ("config", "overrides", "preset", "seeds", "budgets", "arms", "target_accuracy", "micro", "out",
+                   "resume", "extend")
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import PRESETS, format_bench_md, resume_config, run_bench
     from .bench.run import bench_config_path
     from .config import ConfigError
 
+    if args.resummarize or args.frontier:  # offline: finished benches read back, nothing trains
+        from .bench.results import format_frontier, frontier, load_bench, resummarize
+
+        if args.resummarize and args.frontier or any(v for k, v in vars(args).items() if k in _BENCH_TRAINING):
+            raise ConfigError(["--resummarize and --frontier read finished benches and train nothing; give one of "
+                               "them alone with its directories"])
+        for d in args.resummarize or []:
+            print(f"{d}: {resummarize(d)['summary']['threshold_from']['scratch']}")
+        if args.frontier:
+            print(format_frontier(frontier([(d, load_bench(d, "--frontier")) for d in args.frontier])), end="")
+        return 0
     if args.resume:
         grid = args.arms or args.seeds is not None or args.budgets or args.target_accuracy is not None or args.micro
         if args.config or args.overrides or args.out or args.preset or args.extend or grid:
@@ -348,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", metavar="DIR",
                    help="add new arms, variants, seeds or budgets to the bench in DIR, keeping its runs (CONFIG "
                         "defaults to DIR's own bench-config.yaml)")
+    p.add_argument("--resummarize", nargs="+", metavar="DIR",
+                   help="recompute the summary and bench.md of finished benches from their runs (no training): "
+                        "the best scratch as the threshold, times read at the budgets run")
+    p.add_argument("--frontier", nargs="+", metavar="DIR",
+                   help="print, per family and budget, the best recipe against the best scratch of finished benches")
     p.add_argument("--no-report", action="store_true", help="skip writing report.html at the end")
     p.set_defaults(fn=_cmd_bench)
 

@@ -3,15 +3,19 @@ reports their problems, so a config that check accepts is not refused by the ben
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import RunConfig, variant_config
 from ..ladder import LadderError, Rung
-from ..recipes import ARMS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
+from ..recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
 from ..rung import chain_problems, student_rung
 
-__all__ = ["Arm", "BenchArms", "bench_arms"]
+__all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings"]
+
+# The stage-2 levers of a schedule (recipes.schedule_defaults, Stage2Config): a transfer arm given one of them must
+# find scratch given it too, or its time to scratch's accuracy measures the schedule as well as the recipe (issue 32).
+SCHEDULE_LEVERS = ("schedule", "decay_fraction", "lr", "warmup_epochs", "ema")
 
 
 @dataclass
@@ -37,6 +41,7 @@ class BenchArms:
     shapes: dict[str, Any]
     skipped: dict[str, str]
     problems: list[str]
+    warnings: list[str] = field(default_factory=list)  # what runs but compares unfairly (baseline_warnings)
 
 
 def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | None) -> BenchArms:
@@ -63,6 +68,10 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
     for arm in arms:
         chain = [teacher] + [student_rung(rc, data, 0) for rc in arm.rungs]
         s1s = [arm.cfg.stage_for(rc, "stage1") for rc in arm.rungs]
+        if arm.recipe.stage1 == "fsp" and any(s.epochs == 0 for s in s1s):  # it would run, labelled, without stage 1
+            problems.append(f"bench arm {arm.label}: stage1.epochs is 0 with recipe {arm.recipe}, which trains an FSP "
+                            "stage 1: set stage1.epochs > 0, or drop the arm (scratch and soft have no stage 1)")
+            continue
         try:
             shapes, why = chain_problems(chain, [arm.recipe] * len(s1s), s1s, shape_in, other_classes)
         except LadderError as e:
@@ -76,4 +85,45 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
         out.arms.append(arm)
     if not out.arms and not problems:
         problems.append("no arm of this bench can run here: " + "; ".join(f"{k}: {v}" for k, v in out.skipped.items()))
+    out.warnings = baseline_warnings(out.arms)
+    return out
+
+
+def _levers(arm: Arm) -> dict[str, Any]:
+    """The target's resolved schedule levers; decay_fraction only where wsd reads it."""
+    s2 = arm.cfg.stage_for(arm.cfg.rungs[-1], "stage2", arm.recipe)
+    out = {k: getattr(s2, k) for k in SCHEDULE_LEVERS}
+    if out["schedule"] != "wsd":
+        out["decay_fraction"] = None
+    return out
+
+
+def baseline_warnings(arms: list[Arm]) -> list[str]:
+    """One warning per schedule a transfer arm or variant gets that no scratch arm or variant gets, naming the
+    scratch variant that would give it (a bench without any scratch arm has no scratch baseline: none).
+
+    A warning, not a refusal: a bench that lacks it still runs and its summary says its baseline is not scratch
+    at its best (``summary.baseline.unmatched``)."""
+    scratch = [a for a in arms if a.base == "scratch" and a.recipe == PRESETS["scratch"]]
+    if not scratch:
+        return []
+    have = [_levers(a) for a in scratch]
+    ref = have[0]  # the first scratch's levers: a suggested variant sets only what differs from them
+    missing: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    for a in arms:
+        if a in scratch:
+            continue
+        lv = _levers(a)
+        if lv not in have:
+            missing.setdefault(tuple(lv.items()), []).append(a.label)
+    out = []
+    for key, labels in missing.items():
+        lv = dict(key)
+        sets = {f"stage2.{k}": v for k, v in lv.items() if v != ref[k] and v is not None}
+        if lv["schedule"] == "wsd":  # wsd's decay is part of the schedule even at the scratch arm's value
+            sets.setdefault("stage2.schedule", "wsd")
+            sets["stage2.decay_fraction"] = lv["decay_fraction"]
+        body = ", ".join(f"{k}: {v}" for k, v in sets.items())
+        out.append(f"bench: the baseline lacks {body} (given to {', '.join(labels)}), so their times to scratch's "
+                   f"accuracy would measure the schedule too: add a scratch variant {{arm: scratch, set: {{{body}}}}}")
     return out

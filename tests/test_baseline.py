@@ -1,0 +1,167 @@
+"""Scratch at its best (issue 32): the best scratch as the threshold, times read at the budgets run, the fairness
+warning of the bench's arms, re-summarising finished benches and the frontier, all on synthetic records."""
+
+import json
+
+import pytest
+
+from fspladder.bench.arms import Arm, baseline_warnings
+from fspladder.bench.results import format_frontier, frontier
+from fspladder.bench.summary import format_bench_md, summarize
+from fspladder.cli import main
+from fspladder.config import load_config, variant_config
+from fspladder.recipes import PRESETS
+
+SCRATCH = {"init": "random", "stage1": "none", "guidance": "ce"}
+GROW = {"init": "grow", "stage1": "none", "guidance": "ce"}
+
+
+def _run(arm, budget, acc, sec, seed=0, base=None, recipe=SCRATCH, shape="cosine", decay=None, ema=0.0, full=10):
+    return {"arm": arm, "base_arm": base or arm, "recipe": recipe, "seed": seed, "budget": budget,
+            "epochs": round(full * budget), "val_acc": [acc], "test_acc": [acc - 0.01], "train_acc": acc + 0.02,
+            "target_seconds": sec, "pipeline_seconds": sec + 5, "lr": 0.05, "ema": ema,
+            "schedule": {"lr": 0.05, "min_lr": 0.0, "shape": shape, "warmup_epochs": 0.0, "decay_fraction": decay}}
+
+
+def _runs():
+    """scratch (cosine) 0.88 at 10 epochs; scratch-wsd 0.89; a variant of arm scratch with soft targets 0.95 (not
+    scratch: it learns from the teacher); grow-wsd passes 0.89 only at 8 epochs; grow-ema has a lever no scratch
+    had."""
+    rs = []
+    for seed in (0, 100):
+        rs += [_run("scratch", 0.5, 0.84, 50, seed), _run("scratch", 1.0, 0.88, 100, seed)]
+        rs += [_run("scratch-wsd", 1.0, 0.89 + (0.001 if seed else 0.0), 100, seed, base="scratch", shape="wsd",
+                    decay=0.5)]
+        rs += [_run("scratch-soft", 1.0, 0.95, 100, seed, base="scratch", recipe={**SCRATCH, "guidance": "kd"})]
+        rs += [_run("grow-wsd", b, a, 100 * b, seed, base="grow", recipe=GROW, shape="wsd", decay=0.5)
+               for b, a in ((0.2, 0.86), (0.5, 0.87), (0.8, 0.895), (1.0, 0.90))]
+        rs += [_run("grow-ema", b, a, 100 * b, seed, base="grow", recipe=GROW, ema=0.99)
+               for b, a in ((0.2, 0.87), (1.0, 0.885))]
+    return rs
+
+
+ARMS = ["scratch", "scratch-wsd", "scratch-soft", "grow-wsd", "grow-ema"]
+BUDGETS = [0.2, 0.5, 0.8, 1.0]
+
+
+def test_threshold_is_the_best_scratch_arm_or_variant_and_times_are_read_at_measured_budgets():
+    s = summarize(_runs(), ARMS, BUDGETS, teacher_val_acc=0.85)
+    b = s["baseline"]
+    assert b["arm"] == "scratch-wsd" and b["val_acc"] == pytest.approx(0.8905) and b["n"] == 2
+    assert b["schedule"] == "wsd (decay 0.5), peak 0.05"
+    assert set(b["compared"]) == {"scratch", "scratch-wsd"}  # the soft-target variant is not scratch
+    assert s["thresholds"]["scratch"] == pytest.approx(0.8905) and "scratch-wsd" in s["threshold_from"]["scratch"]
+    assert b["unmatched"] == {"grow-ema": "cosine, peak 0.05, ema 0.99"}  # grow-wsd's schedule scratch had too
+    assert s["scratch_above_teacher"] == pytest.approx(0.0405)
+    t = s["arms"]["grow-wsd"]["time_to_target"]["scratch"]["target_seconds"]
+    # 0.87 at 50 s, 0.895 at 80 s: the least measured budget is 0.8 (80 s), 0.80x of scratch-wsd's 100 s;
+    # interpolated ~ 50 + 30 * (0.8905 - 0.87) / 0.025 = 74.6 s, beside it
+    assert (t["seconds"], t["budget"], t["how"]) == (80, 0.8, "measured")
+    assert t["ratio_to_scratch_full"] == pytest.approx(0.80)
+    assert t["interpolated"]["seconds"] == pytest.approx(74.6) and t["interpolated"]["how"] == "interpolated"
+    assert s["ratio_base"]["arm"] == "scratch-wsd"
+    # the teacher's 0.85: reached at grow-wsd's least budget run, so at most its seconds, nothing to interpolate
+    tt = s["arms"]["grow-wsd"]["time_to_target"]["teacher"]["target_seconds"]
+    assert tt["how"] == "at_most" and tt["seconds"] == 20 and "interpolated" not in tt
+    assert s["arms"]["grow-ema"]["time_to_target"]["scratch"]["target_seconds"]["how"] == "not reached"
+    # the scratch arm reaches the best scratch nowhere: cosine is not scratch at its best here
+    assert s["arms"]["scratch"]["time_to_target"]["scratch"]["target_seconds"]["how"] == "not reached"
+
+
+def test_bench_md_names_the_baseline_and_labels_interpolated_figures():
+    runs = _runs()
+    bench = {"machine": {"platform": "test", "torch": "x", "cpu_threads": 1}, "budgets": BUDGETS, "full_epochs": 10,
+             "runs": runs, "seconds": 1.0, "arms": ARMS, "config": {"bench": {"variants": {}}},
+             "summary": summarize(runs, ARMS, BUDGETS)}
+    md = format_bench_md(bench)
+    assert "Baseline (the scratch threshold): **scratch-wsd** (wsd (decay 0.5), peak 0.05)" in md
+    assert "Not scratch at its best" in md and "grow-ema: cosine, peak 0.05, ema 0.99" in md
+    assert "Time to the **scratch** threshold (0.8905, scratch-wsd at the full budget)" in md
+    assert "| grow-wsd | 85 s (0.81×) @0.8; interpolated ~80 s (0.76×) |" in md  # pipeline clock: +5 s a run
+    assert "| grow-wsd | wsd (decay 0.5), peak 0.05 |" in md
+    # one scratch: the baseline says it had one schedule only
+    one = [r for r in runs if r["arm"] in ("scratch", "grow-wsd")]
+    bench.update(runs=one, arms=["scratch", "grow-wsd"], summary=summarize(one, ["scratch", "grow-wsd"], BUDGETS))
+    md = format_bench_md(bench)
+    assert "Scratch had one schedule only." in md and "grow-wsd: wsd (decay 0.5), peak 0.05" in md
+
+
+def _bench(runs, arms, budgets, full=10, teacher="builtin:t8k", model="resnet20", kwargs=None):
+    cfg = {"teacher": {"checkpoint": teacher}, "rungs": [{"name": "target", "model": model, "kwargs": kwargs or {}}],
+           "data": {"train_subset": 8000}, "bench": {"variants": {}, "target_accuracy": None}}
+    return {"machine": {"platform": "test", "torch": "x", "cpu_threads": 1}, "budgets": budgets, "full_epochs": full,
+            "runs": runs, "seconds": 1.0, "arms": arms, "config": cfg, "teacher": {"val_acc": 0.85},
+            "summary": {"thresholds": {}}}
+
+
+def test_frontier_merges_benches_of_one_family_by_epochs_and_finds_where_scratch_wins():
+    a = _bench([_run("scratch", 0.25, 0.76, 25), _run("scratch", 1.0, 0.88, 100),
+                _run("grow", 0.25, 0.86, 25, recipe=GROW), _run("grow", 1.0, 0.885, 100, recipe=GROW)],
+               ["scratch", "grow"], [0.25, 1.0])
+    b = _bench([_run("grow", 0.2, 0.10, 20, recipe=GROW),  # same cell as a's grow at 2 epochs: a's is kept
+                _run("scratch-wsd", 1.0, 0.892, 100, base="scratch", shape="wsd", decay=0.5),
+                _run("grow-wsd", 0.2, 0.80, 20, recipe=GROW, shape="wsd", decay=0.5),  # 2 epochs too: merged
+                _run("grow-wsd", 0.5, 0.875, 50, recipe=GROW, shape="wsd", decay=0.5),
+                _run("grow-wsd", 1.0, 0.890, 100, recipe=GROW, shape="wsd", decay=0.5)],
+               ["grow", "scratch-wsd", "grow-wsd"], [0.2, 0.5, 1.0])
+    other = _bench([_run("scratch", 1.0, 0.80, 10), _run("grow", 1.0, 0.85, 10, recipe=GROW)], ["scratch", "grow"],
+                   [1.0], kwargs={"width": 2})
+    fams = frontier([("a", a), ("b", b), ("wide", other)])
+    assert [f["sources"] for f in fams] == [["a", "b"], ["wide"]]
+    rows = {r["epochs"]: r for r in fams[0]["rows"]}
+    assert rows[2]["best"] == "grow" and rows[2]["val_acc"] == pytest.approx(0.86) and rows[2]["source"] == "a"
+    assert rows[2]["budgets"] == [0.2, 0.25] and rows[2]["margin"] == pytest.approx(0.10)
+    assert rows[5]["best"] == "grow-wsd" and rows[5]["scratch"] is None and rows[5]["margin"] is None
+    # at 10 epochs the best transfer (grow-wsd 0.890) is below the best scratch (scratch-wsd 0.892)
+    assert rows[10]["best"] == "grow-wsd" and rows[10]["scratch"] == "scratch-wsd"
+    assert rows[10]["margin"] == pytest.approx(-0.002) and rows[10]["scratch_schedule"].startswith("wsd")
+    assert fams[0]["scratch_wins_from"] == 10 and fams[1]["scratch_wins_from"] is None
+    assert fams[0]["scratch_schedules"] == ["cosine, peak 0.05", "wsd (decay 0.5), peak 0.05"]
+    md = format_frontier(fams)
+    assert "scratch wins: from 10 epochs (of 10) on" in md and "scratch wins: at none of the budgets run" in md
+    assert "| 10 (1) | grow-wsd (wsd (decay 0.5), peak 0.05) | 0.8900 (1) | scratch-wsd" in md and "-0.20 pts" in md
+
+
+def test_resummarize_and_frontier_cli(tmp_path, capsys):
+    runs = _runs()
+    bench = _bench(runs, ARMS, BUDGETS)
+    d = tmp_path / "b"
+    d.mkdir()
+    (d / "bench.json").write_text(json.dumps(bench))
+    assert main(["bench", "--resummarize", str(d)]) == 0
+    out = json.loads((d / "bench.json").read_text())
+    assert out["runs"] == runs and out["summary"]["baseline"]["arm"] == "scratch-wsd"
+    assert "**scratch-wsd**" in (d / "bench.md").read_text()
+    assert main(["bench", "--frontier", str(d)]) == 0
+    assert "| 10 (1) | scratch-soft (cosine, peak 0.05) | 0.9500 (2) | scratch-wsd" in capsys.readouterr().out
+    # a directory without a finished bench, or a training option beside them: one line, exit 2, nothing written
+    assert main(["bench", "--frontier", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no bench.json there" in err
+    before = (d / "bench.json").read_text()
+    assert main(["bench", "--resummarize", str(d), "--seeds", "2"]) == 2
+    assert "train nothing" in capsys.readouterr().err and (d / "bench.json").read_text() == before
+
+
+def _arm(cfg, label, base, sets=None, recipe=None):
+    vc = variant_config(cfg, sets or {})
+    return Arm(label, base, "target", PRESETS[recipe or ("scratch" if base == "scratch" else base)], vc)
+
+
+def test_bench_arms_warn_when_a_transfer_arm_gets_a_schedule_scratch_does_not():
+    cfg = load_config(None)
+    wsd = {"stage2.schedule": "wsd", "stage2.decay_fraction": 0.5}
+    arms = [_arm(cfg, "scratch", "scratch"), _arm(cfg, "grow", "grow"), _arm(cfg, "grow-wsd", "grow", wsd),
+            _arm(cfg, "grow-lr", "grow", {"stage2.lr": 0.02})]
+    w = baseline_warnings(arms)
+    assert len(w) == 2
+    assert "stage2.schedule: wsd, stage2.decay_fraction: 0.5 (given to grow-wsd)" in w[0]
+    assert "add a scratch variant {arm: scratch, set: {stage2.schedule: wsd, stage2.decay_fraction: 0.5}}" in w[0]
+    assert "{arm: scratch, set: {stage2.lr: 0.02}}" in w[1]
+    # with the scratch variants added nothing is missing; a bench without scratch has no scratch baseline
+    arms += [_arm(cfg, "scratch-wsd", "scratch", wsd), _arm(cfg, "scratch-lr", "scratch", {"stage2.lr": 0.02})]
+    assert baseline_warnings(arms) == []
+    assert baseline_warnings([_arm(cfg, "grow-wsd", "grow", wsd)]) == []
+    # a variant of arm scratch with another recipe is not scratch: it is no baseline
+    soft = _arm(cfg, "soft-wsd", "scratch", wsd, recipe="soft")
+    assert len(baseline_warnings([_arm(cfg, "scratch", "scratch"), soft])) == 1
