@@ -115,4 +115,5 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None,
         if notes is not None:  # the bench skips these (recorded in bench.json): say so before it runs
             notes += [f"bench: arm {k} will be skipped, its recipe cannot apply here: {why}"
                       for k, why in arms.skipped.items()]
+            notes += [f"note: {w}" for w in arms.warnings]  # a baseline that lacks a schedule: it runs, but say so
     return cfg, problems
