@@ -165,3 +165,30 @@ def test_bench_arms_warn_when_a_transfer_arm_gets_a_schedule_scratch_does_not():
     # a variant of arm scratch with another recipe is not scratch: it is no baseline
     soft = _arm(cfg, "soft-wsd", "scratch", wsd, recipe="soft")
     assert len(baseline_warnings([_arm(cfg, "scratch", "scratch"), soft])) == 1
+
+
+def _config_arms(cfg):
+    """Every arm and variant of ``cfg.bench`` as the bench builds them, without data (no chain checks)."""
+    from fspladder.recipes import ARMS as BENCH_ARMS
+
+    arms = [Arm(a, a, BENCH_ARMS[a][0], cfg.recipe_for(cfg.rungs[-1], BENCH_ARMS[a][1]), cfg) for a in cfg.bench.arms]
+    for name, v in cfg.bench.variants.items():
+        vc = variant_config(cfg, v.get("set") or {})
+        arms.append(Arm(name, v["arm"], BENCH_ARMS[v["arm"]][0],
+                        vc.recipe_for(vc.rungs[-1], v.get("recipe") or BENCH_ARMS[v["arm"]][1]), vc))
+    return arms
+
+
+@pytest.mark.parametrize("config", ["growth", "vgg", "vit", "resnet-imagenet", "growth-large", "growth-55k",
+                                    "lr-screen", "--preset realistic"])
+def test_family_configs_and_the_realistic_preset_give_scratch_every_schedule(config):
+    from pathlib import Path
+
+    from fspladder.bench.run import PRESETS as BENCH_PRESETS
+
+    root = Path(__file__).parents[1]
+    cfg = (load_config(None, BENCH_PRESETS["realistic"]) if config.startswith("--") else
+           load_config(root / "configs" / f"{config}.yaml"))
+    arms = _config_arms(cfg)
+    assert any(a.base == "scratch" and a.label != "scratch" for a in arms)  # a scratch variant beside the arm
+    assert baseline_warnings(arms) == []

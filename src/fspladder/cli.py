@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="accuracy vs training seconds of every recipe against training from scratch")
     _add_config_args(p)
     p.add_argument("--preset", choices=["quick", "full", "realistic"],
-                   help="quick: ~1 h on 2 CPU cores, target below its teacher; realistic: ~100 min, the teacher's "
+                   help="quick: ~1 h on 2 CPU cores, target below its teacher; realistic: ~160 min, the teacher's "
                         "own data, targets that pass it; full: the whole data set")
     p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
     p.add_argument("--budgets", help="stage-2 budgets as fractions of the full epochs, e.g. 0.25,0.5,1")
