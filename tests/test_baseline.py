@@ -83,7 +83,7 @@ def test_bench_md_names_the_baseline_and_labels_interpolated_figures():
     one = [r for r in runs if r["arm"] in ("scratch", "grow-wsd")]
     bench.update(runs=one, arms=["scratch", "grow-wsd"], summary=summarize(one, ["scratch", "grow-wsd"], BUDGETS))
     md = format_bench_md(bench)
-    assert "Scratch had one schedule only." in md and "grow-wsd: wsd (decay 0.5), peak 0.05" in md
+    assert "scratch had this one schedule only." in md and "grow-wsd: wsd (decay 0.5), peak 0.05" in md
 
 
 def _bench(runs, arms, budgets, full=10, teacher="builtin:t8k", model="resnet20", kwargs=None):

@@ -49,17 +49,17 @@ def _summary_of(bench: dict[str, Any]) -> dict[str, Any]:
 def resummarize(path: str | Path) -> dict[str, Any]:
     """Recompute the summary of the finished bench in ``path`` from its runs; rewrite bench.json and bench.md.
 
-    The runs are left as they are. curves.png is redrawn only when a threshold line moved (a bench with more
-    than one scratch arm or variant), so a plot that shows the same lines is not rewritten."""
+    The runs are left as they are. curves.png is redrawn only when the scratch threshold moved (a bench with more
+    than one scratch arm or variant), so a plot that shows the same line is not rewritten."""
     from .plot import plot_bench
 
     bench = load_bench(path, "--resummarize")
-    old = bench["summary"].get("thresholds")
+    old = (bench["summary"].get("thresholds") or {}).get("scratch", bench["summary"].get("target_accuracy"))
     bench["summary"] = _summary_of(bench)
     out = Path(path)
     atomic_write_json(out / "bench.json", bench)
     atomic_write_bytes(out / "bench.md", format_bench_md(bench).encode())
-    if old != bench["summary"]["thresholds"] and (out / "curves.png").exists():
+    if old != bench["summary"]["thresholds"].get("scratch") and (out / "curves.png").exists():
         plot_bench(bench, out / "curves.png")
     return bench
 

@@ -230,10 +230,9 @@ def baseline_line(s: dict[str, Any]) -> str:
                 + ("bench.target_accuracy." if s.get("target_accuracy") is not None else "absent."))
     others = "; ".join(f"{a} ({c['schedule']}) {c['val_acc']:.4f}" for a, c in b["compared"].items())
     line = (f"Baseline (the scratch threshold): **{b['arm']}** ({b['schedule']}), full-budget mean validation "
-            f"accuracy {b['val_acc']:.4f} over {b['n']} seed(s), the best of the scratch arms and variants run: "
-            f"{others}.")
-    if len(b["compared"]) == 1:
-        line += " Scratch had one schedule only."
+            f"accuracy {b['val_acc']:.4f} over {b['n']} seed(s), "
+            + (f"the best of the scratch arms and variants run: {others}." if len(b["compared"]) > 1 else
+               "the only scratch arm: scratch had this one schedule only."))
     if b.get("unmatched"):
         line += (" **Not scratch at its best**: transfer arms had schedules no scratch arm had ("
                  + "; ".join(f"{a}: {lab}" for a, lab in b["unmatched"].items())
