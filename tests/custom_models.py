@@ -75,3 +75,74 @@ class Talker(PlainCNN):
 
 def returns_a_string(in_chans: int = 1, num_classes: int = 10) -> Talker:
     return Talker(1, 8, in_chans, num_classes)
+
+
+# Models whose forward returns the wrong shape or type (issue 34): `check`, `run`, `train`, `bench` and `plan` must
+# each refuse them with the same one line, before anything is written.
+class FeatureMap(PlainCNN):
+    def forward(self, x):
+        return self.stage2(self.down(self.stage1(self.stem(x))))  # (B, 2 * width, H/2, W/2): no classifier
+
+
+def feature_map(in_chans: int = 1, num_classes: int = 10) -> FeatureMap:
+    return FeatureMap(1, 32, in_chans, num_classes)
+
+
+class Flat(PlainCNN):
+    def forward(self, x):
+        return self.head(self.stage2(self.down(self.stage1(self.stem(x))))).sum(1)  # (B,)
+
+
+def flat_output(in_chans: int = 1, num_classes: int = 10) -> Flat:
+    return Flat(1, 8, in_chans, num_classes)
+
+
+class BatchMean(PlainCNN):
+    def forward(self, x):
+        return self.head(self.stage2(self.down(self.stage1(self.stem(x))))).mean(0, keepdim=True)  # (1, K)
+
+
+def batch_mean(in_chans: int = 1, num_classes: int = 10) -> BatchMean:
+    return BatchMean(1, 8, in_chans, num_classes)
+
+
+class IntLogits(PlainCNN):
+    def forward(self, x):
+        return self.head(self.stage2(self.down(self.stage1(self.stem(x))))).long()  # (B, K) int64
+
+
+def int_logits(in_chans: int = 1, num_classes: int = 10) -> IntLogits:
+    return IntLogits(1, 8, in_chans, num_classes)
+
+
+class Nothing(PlainCNN):
+    def forward(self, x):
+        return None
+
+
+def returns_none(in_chans: int = 1, num_classes: int = 10) -> Nothing:
+    return Nothing(1, 8, in_chans, num_classes)
+
+
+class NoLogitsKey(PlainCNN):
+    def forward(self, x):
+        return {"features": self.stage2(self.down(self.stage1(self.stem(x))))}
+
+
+def dict_without_logits(in_chans: int = 1, num_classes: int = 10) -> NoLogitsKey:
+    return NoLogitsKey(1, 8, in_chans, num_classes)
+
+
+class Crashes(PlainCNN):
+    def forward(self, x):
+        return self.missing_layer(x)  # AttributeError from the user's own code
+
+
+def crashes(in_chans: int = 1, num_classes: int = 10) -> Crashes:
+    return Crashes(1, 8, in_chans, num_classes)
+
+
+# every factory above, by the spec a config names it with
+BAD_OUTPUT_MODELS = ["custom_models:feature_map", "custom_models:flat_output", "custom_models:batch_mean",
+                     "custom_models:int_logits", "custom_models:returns_none", "custom_models:dict_without_logits",
+                     "custom_models:returns_a_string", "custom_models:crashes"]

@@ -82,8 +82,8 @@ def test_a_validation_split_larger_than_the_data_is_a_clear_error(tmp_path, idx_
     code = main(["train", "--model", "resnet8", "--save", str(tmp_path / "t.pt"), "--set", "data.name=idx",
                  "--set", f"data.root={idx_folder}", "--no-progress"])
     assert code == 2
-    assert "data.val_size is 5000, but the training set has 600 images; set data.val_size between 1 and 599" \
-        in capsys.readouterr().err
+    assert "data.val_size is 5,000 (the default when the key is not set), but the data has 600 training images; " \
+        "set data.val_size between 1 and 599" in capsys.readouterr().err
     assert not (tmp_path / "t.pt").exists()
 
 

@@ -12,19 +12,39 @@ earlier one are skipped rather than reported twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .checkpoint import CheckpointError
-from .config import ConfigError, RunConfig, parse_config_lenient
+from .config import ConfigError, ModelConfig, RunConfig, RungConfig, parse_config_lenient
 from .data import DataSplits
 from .errors import FspladderError
 from .flow import TapError, check_taps
 from .ladder import LadderError, Rung
+from .memory import chain_memory, model_memory, optimizer_copies, training_bytes
 from .models import ModelOutputError, is_model, logits_of
+from .rung import (
+    build_student,
+    chain_problems,
+    foreign_teacher,
+    load_teacher,
+    student_rung,
+    teacher_accuracy_problems,
+    teacher_for,
+)
+from .session import load_data, resolve_device
+from .teacher_source import with_teacher_preprocessing
 
-__all__ = ["check_config"]
+__all__ = ["check_config", "preflight", "Preflight", "MIN_STEPS", "MIN_PER_CLASS"]
+
+MIN_STEPS = 10  # an epoch with fewer optimiser steps than this barely trains: warned about
+MIN_PER_CLASS = 10  # fewer training images per class than this: warned about
+# Keys that decide which images load and how many: with a problem in one, its default would stand in and the data
+# would load with a value the user did not set (a 144-image folder read with val_size 5000: "-4,856 images").
+_LOADING_KEYS = ("data.root", "data.name", "data.val_size", "data.train_subset", "data.test_subset", "data.classes",
+                 "data.image_size", "data.channels", "seed")
 
 
 @torch.no_grad()
@@ -34,50 +54,172 @@ def _output_problem(model: torch.nn.Module, data: DataSplits, where: str) -> str
         out = logits_of(model(torch.zeros(2, data.in_chans, *data.image_size)))
     except ModelOutputError as e:
         return f"{where}: {e}"
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as e:  # the model's own code failed
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         return (f"{where}: the model cannot run on the data's images ({data.in_chans}x{data.image_size[0]}x"
-                f"{data.image_size[1]}): {str(e).splitlines()[0]}")
-    if out.dim() != 2 or out.shape[1] != data.num_classes:
-        return (f"{where}: the model returns logits of shape {tuple(out.shape)}, but the data has "
-                f"{data.num_classes} classes: its output must be (batch, {data.num_classes}); pass num_classes to it")
+                f"{data.image_size[1]}): {first}")
+    if out.dim() != 2 or out.shape[1] != data.num_classes or out.shape[0] != 2:  # 2: the probe's batch
+        return (f"{where}: the model returns logits of shape {tuple(out.shape)} for a batch of 2 images, but the "
+                f"data has {data.num_classes} classes: its output must be (batch, {data.num_classes}); pass "
+                "num_classes to it, and end it in a classifier (e.g. pooling and nn.Linear) if it returns a feature "
+                "map")
+    if not out.is_floating_point():
+        return (f"{where}: the model returns logits of dtype {out.dtype}; cross-entropy needs floating-point logits: "
+                "return the classifier's output, not class indices")
     return None
 
 
-def check_config(data: dict[str, Any], notes: list[str] | None = None,
-                 bench: bool = False) -> tuple[RunConfig, list[str]]:
-    """Return the parsed config and the list of every problem found (empty when it can run).
+@dataclass
+class Preflight:
+    """What :func:`preflight` found and built: the problems (empty: the command may start), what is worth knowing
+    beforehand (``notes``: the data path; ``warnings``: sizes that will train badly), and what the checks built
+    for the command to reuse instead of building it again (the data, the teacher on the CPU, a trained model)."""
 
-    ``bench``: also check every arm and variant of the config's ``bench`` section as ``fspladder bench``
-    will (``fspladder check --bench``); without it, only what ``fspladder run`` does is checked.
+    cfg: RunConfig
+    problems: list[str]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    data: DataSplits | None = None
+    teacher: Rung | None = None
+    teacher_ck: dict[str, Any] | None = None
+    other_classes: str | None = None
+    model: torch.nn.Module | None = None  # train: the network it trains, built and checked
+    spec: dict[str, Any] | None = None
+    arms: Any = None  # with ``bench``: the bench's arms (:class:`fspladder.bench.arms.BenchArms`), checked
 
-    ``notes`` receives what the config will do that is worth knowing beforehand (the data path and its
-    memory estimate)."""
-    from .rung import chain_problems, load_teacher, student_rung, teacher_for
-    from .session import load_data
+    def raise_problems(self) -> None:
+        """:class:`ConfigError` with every problem, when there is one."""
+        if self.problems:
+            raise ConfigError(self.problems)
 
-    cfg, problems = parse_config_lenient(data)
-    splits = None
-    if not any(p.startswith(("data.root", "data.name", "seed")) for p in problems):
+
+def _batch_warnings(pf: Preflight, stages: list[tuple[str, int, int, str]]) -> None:
+    """Warn where a stage's batch leaves an epoch fewer than ``MIN_STEPS`` steps. ``stages``: (the batch size's
+    key as the user sets it, its value, the images that stage trains on, what they are)."""
+    seen: set[str] = set()
+    for key, batch, n, what in stages:
+        steps = max(1, n // batch)
+        if steps >= MIN_STEPS or key in seen:
+            continue
+        seen.add(key)
+        fit = max(1, n // MIN_STEPS)
+        if batch > n:
+            pf.warnings.append(f"{key}={batch} is larger than the {n:,} {what}: every epoch is one step of all "
+                               f"{n:,}, too few to learn from; set {key} to at most {fit} ({MIN_STEPS} steps per "
+                               "epoch) or train on more images")
+        else:
+            pf.warnings.append(f"{key}={batch} gives {steps} step(s) per epoch on {n:,} {what} (fewer than "
+                               f"{MIN_STEPS}): training will barely move; set {key} to at most {fit}")
+
+
+def _size_warnings(pf: Preflight, data: DataSplits, stages: list[tuple[str, int, int, str]]) -> None:
+    """Sizes that run but train on almost nothing, each naming the key the user set and the data's real sizes."""
+    d = pf.cfg.data
+    n, k = len(data.train), data.num_classes
+    if d.train_subset is not None and d.train_subset > n:
+        pf.notes.append(f"note: data.train_subset={d.train_subset:,} is more than the {n:,} training images left after "
+                        f"data.val_size={d.val_size:,} are held out: all {n:,} are used")
+    if d.test_subset is not None and d.test_subset > len(data.test):
+        pf.notes.append(f"note: data.test_subset={d.test_subset:,} is more than the {len(data.test):,} test images: "
+                        "all are used")
+    for what, key, m in (("validation", "data.val_size", len(data.val)), ("test", "data.test_subset", len(data.test))):
+        if m < MIN_PER_CLASS * k and (key == "data.val_size" or d.test_subset is not None):
+            pf.notes.append(f"note: {key}={m:,}: {what} accuracy is measured on {m:,} image(s) for {k} classes, so it "
+                            f"moves in steps of {1 / m:.3g}; use at least {MIN_PER_CLASS * k:,} to compare runs")
+    if n < MIN_PER_CLASS * k:
+        why = f"data.train_subset={d.train_subset:,}" if d.train_subset is not None and d.train_subset <= n else \
+            f"data.val_size={d.val_size:,} held out of {n + len(data.val):,}"
+        pf.warnings.append(f"data: {n:,} training images for {k} classes ({why}): fewer than {MIN_PER_CLASS} per "
+                           "class, so accuracy stays near chance; train on more images")
+    _batch_warnings(pf, stages)
+
+
+def _memory(pf: Preflight, found: tuple[str, str | None, str | None]) -> None:
+    """The models' memory estimate (:mod:`fspladder.memory`): a note, and a warning or a problem."""
+    note, warning, problem = found
+    pf.notes.append(note)
+    pf.warnings += [warning] if warning else []
+    pf.problems += [problem] if problem else []
+
+
+def _stages(cfg: RunConfig, rungs: list[RungConfig], recipes: list[Any] | None,
+            n: int) -> list[tuple[str, int, int, str]]:
+    """(batch-size key, batch size, images) of every stage that trains: stage 2 of each rung, stage 1 where its
+    recipe has one (on ``stage1.images`` of them when set)."""
+    out = []
+    for i, rc in enumerate(rungs):
+        for stage in ("stage1", "stage2"):
+            if stage == "stage1" and (recipes is None or recipes[i].stage1 != "fsp"):
+                continue
+            sc = cfg.stage_for(rc, stage)
+            key = f"rungs.{i}.{stage}.batch_size" if "batch_size" in getattr(rc, stage) else f"{stage}.batch_size"
+            few = stage == "stage1" and sc.images is not None and sc.images < n
+            out.append((key, sc.batch_size, sc.images if few else n,
+                        f"training images stage1.images={sc.images:,} keeps" if few else "training images"))
+    return out
+
+
+def preflight(cfg: RunConfig | dict[str, Any], *, bench: bool = False, train: ModelConfig | None = None,
+              data: DataSplits | None = None, device: torch.device | None = None,
+              teacher_module: torch.nn.Module | None = None) -> Preflight:
+    """Every check ``fspladder check`` makes, before any work: the one function ``check``, ``run``, ``train``,
+    ``bench`` and ``plan`` call, so that what one accepts no other refuses later.
+
+    ``cfg``: a parsed config, or the raw mapping (then parsed here, every key problem reported). ``bench``: also
+    every arm and variant of the bench. ``train``: the network ``fspladder train`` trains (then the data and that
+    network are checked, not the teacher or the rungs). ``data``: splits passed from Python instead of
+    ``cfg.data``. ``device``: where the data path is planned for (default ``cfg.device``). ``teacher_module``: a
+    trained network passed from Python instead of ``teacher.checkpoint``. Nothing is written."""
+    pf = _preflight(cfg, bench, train, data, device, teacher_module)
+    # One line per problem: some messages (a tap's, torch's) span lines; the CLI prints each problem on one.
+    # The same problem found twice (the run's chain and a bench arm's) is reported once.
+    pf.problems[:] = dict.fromkeys(" ".join(ln.strip() for ln in p.splitlines() if ln.strip()) for p in pf.problems)
+    return pf
+
+
+def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig | None, data: DataSplits | None,
+               device: torch.device | None, teacher_module: torch.nn.Module | None) -> Preflight:
+    if isinstance(cfg, RunConfig):
+        pf = Preflight(cfg, [])
+    else:
+        parsed, problems = parse_config_lenient(cfg)
+        pf = Preflight(parsed, problems)
+    cfg, problems = pf.cfg, pf.problems
+    splits = data
+    if splits is not None:  # the teacher's normalisation, as load_data applies it to cfg.data
+        try:
+            splits = with_teacher_preprocessing(splits, cfg)
+        except ConfigError as e:
+            problems += [f"data: {p}" for p in e.problems]
+            splits = None
+    # A data key with a problem was not applied (its default stood in): loading with it would report sizes and
+    # values the user did not set.
+    if splits is None and not any(p.startswith(_LOADING_KEYS) for p in problems):
         path: list = []
         try:
-            from .session import resolve_device
-
-            splits = load_data(cfg, resolve_device(cfg.device), path)
+            splits = load_data(cfg, device if device is not None else resolve_device(cfg.device), path)
         except FspladderError as e:
             problems.append(f"data: {e}")
-        if notes is not None:
-            notes += [str(p) for p in path]
+        pf.notes += [str(p) for p in path]
+    pf.data = splits
+    if train is not None:
+        return _preflight_train(pf, train, splits)
     teacher: Rung | None = None
     other: str | None = None
     try:
         if splits is not None:
-            teacher, _, other = teacher_for(cfg, splits)
+            teacher, pf.teacher_ck, other = teacher_for(cfg, splits, module=teacher_module)
+            # Near chance: a problem for weights trained elsewhere (their preprocessing is the user's word), a
+            # warning for fspladder's own (trained on this data path, so weak rather than misread).
+            near = teacher_accuracy_problems(teacher, splits, cfg, other)
+            (problems if foreign_teacher(pf.teacher_ck) else pf.warnings).extend(near)
         else:
-            load_teacher(cfg)  # the checkpoint itself can still be checked
+            load_teacher(cfg, module=teacher_module)  # the checkpoint itself can still be checked
     except ConfigError as e:
         problems += [f"teacher: {p}" for p in e.problems]
     except (CheckpointError, TapError) as e:
         problems.append(f"teacher.checkpoint: {e}")
+    pf.teacher, pf.other_classes = teacher, other
     chain: list[Rung | None] = [teacher]
     for i, rc in enumerate(cfg.rungs):
         if not is_model(rc.model) or splits is None:
@@ -95,25 +237,81 @@ def check_config(data: dict[str, Any], notes: list[str] | None = None,
             problems.append(f"rungs[{i}] ({rc.name}): {msg}")
             chain.append(None)
     if splits is None or any(r is None for r in chain) or any(p.startswith(("recipe", "rungs[")) for p in problems):
-        return cfg, problems
+        return pf
     rungs: list[Rung] = chain  # type: ignore[assignment]
+    _memory(pf, chain_memory(cfg, cfg.rungs, rungs, device or resolve_device(cfg.device)))
     try:
         recipes = [cfg.recipe_for(rc) for rc in cfg.rungs]
         s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
+        stages = _stages(cfg, cfg.rungs, recipes, len(splits.train))
     except ConfigError as e:
-        return cfg, problems + e.problems
+        problems += e.problems
+        return pf
     try:
         _, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
     except LadderError as e:
-        return cfg, problems + [f"ladder: {p}" for p in e.problems]
+        problems += [f"ladder: {p}" for p in e.problems]
+        return pf
     problems += found + cfg.recipe_key_problems(recipes)
+    _size_warnings(pf, splits, stages)
     if bench and teacher is not None:  # what `fspladder bench` would refuse, found now
         from .bench.arms import bench_arms
 
-        arms = bench_arms(cfg, teacher, splits, other)
+        arms = pf.arms = bench_arms(cfg, teacher, splits, other)
         problems += arms.problems
-        if notes is not None:  # the bench skips these (recorded in bench.json): say so before it runs
-            notes += [f"bench: arm {k} will be skipped, its recipe cannot apply here: {why}"
-                      for k, why in arms.skipped.items()]
-            notes += [f"note: {w}" for w in arms.warnings]  # a baseline that lacks a schedule: it runs, but say so
-    return cfg, problems
+        pf.warnings += arms.warnings  # a baseline that lacks a schedule a transfer arm gets: it runs, but say so
+        # the bench skips these (recorded in bench.json): say so before it runs
+        pf.notes += [f"bench: arm {k} will be skipped, its recipe cannot apply here: {why}"
+                     for k, why in arms.skipped.items()]
+    return pf
+
+
+def _preflight_train(pf: Preflight, mc: ModelConfig, splits: DataSplits | None) -> Preflight:
+    """``fspladder train``'s part: the network builds for the data and returns its logits; no key is set that
+    cross-entropy alone would not read."""
+    from .recipes import PRESETS
+
+    cfg, problems = pf.cfg, pf.problems
+    scratch = PRESETS["scratch"]
+    problems += cfg.recipe_key_problems([scratch], "`fspladder train` trains with cross-entropy alone, which does "
+                                                   "not use it", rungs_train=False)
+    if splits is None:
+        return pf
+    where = f"--model {mc.model}"
+    try:
+        model, spec = build_student(mc, splits, cfg.seed)
+    except (TypeError, ValueError, KeyError, FspladderError) as e:
+        problems.append(f"{where}: {e.args[0] if isinstance(e, KeyError) and e.args else e}")
+        return pf
+    out = _output_problem(model, splits, where)
+    if out:
+        problems.append(out)
+        return pf
+    model.train()
+    pf.model, pf.spec = model, spec
+    n, dev = sum(p.numel() for p in model.parameters()), resolve_device(cfg.device)
+    extra = training_bytes(n, optimizer_copies(cfg.stage2.optimizer), bool(cfg.stage2.ema), dev.type == "cpu")
+    _memory(pf, model_memory(dev, n, [(mc.model, n, extra)], f"--model {mc.model}"))
+    try:
+        s2 = cfg.stage2.resolved(scratch)
+    except ConfigError as e:
+        problems += e.problems
+        return pf
+    _size_warnings(pf, splits, [("stage2.batch_size", s2.batch_size, len(splits.train), "training images")])
+    return pf
+
+
+def check_config(data: dict[str, Any], notes: list[str] | None = None,
+                 bench: bool = False) -> tuple[RunConfig, list[str]]:
+    """Return the parsed config and the list of every problem found (empty when it can run).
+
+    ``bench``: also check every arm and variant of the config's ``bench`` section as ``fspladder bench``
+    will (``fspladder check --bench``); without it, only what ``fspladder run`` does is checked.
+
+    ``notes`` receives what the config will do that is worth knowing beforehand (the data path and its
+    memory estimate, sizes that will train badly). The checks are :func:`preflight`'s, which every command
+    makes before it starts."""
+    pf = preflight(data, bench=bench)
+    if notes is not None:
+        notes += pf.notes + [f"note: {w}" for w in pf.warnings]
+    return pf.cfg, pf.problems

@@ -35,11 +35,11 @@ def _load(args: argparse.Namespace, pre: list[str] | None = None):
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .distributed import init_from_env
-    from .outputs import PYTHON_DATA
+    from .outputs import PYTHON_DATA, PYTHON_TEACHER
     from .runner import format_table, run_config_path, run_ladder
 
     if args.resume:
-        if args.config or args.overrides or args.out:
+        if args.config or args.overrides or args.out is not None:
             raise ConfigError(["--resume DIR continues DIR with the config saved there; drop CONFIG, --set and --out"])
         out = Path(args.resume)
         path = run_config_path(out)
@@ -47,24 +47,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError([f"--resume {out}: no resolved-config.yaml there; is it the --out directory of a run?"])
         from .config import read_config_data
 
-        saved = read_config_data(path).get("data")
+        saved_cfg = read_config_data(path)
+        saved = saved_cfg.get("data")
         if isinstance(saved, dict) and PYTHON_DATA in saved:
             raise ConfigError([f"--resume {out}: that run trained on data passed from Python; resume it there with "
                                f"run_ladder(cfg, {str(out)!r}, resume=True, data=the same splits)"])
+        if isinstance(saved_cfg.get("teacher"), dict) and PYTHON_TEACHER in saved_cfg["teacher"]:
+            raise ConfigError([f"--resume {out}: that run learned from a teacher passed from Python; resume it there "
+                               f"with run_ladder(cfg, {str(out)!r}, resume=True, teacher=the same network)"])
         cfg = load_config(path, ["progress=false"] if args.no_progress else [])
         dist = init_from_env(cfg.device)
         if dist.is_main:
             print(f"fspladder run: resuming {out}", file=sys.stderr)
         summary = run_ladder(cfg, out, resume=True, dist=dist)
     else:
+        out = _out_arg(args.out, "runs/")
         cfg = _load(args)
         dist = init_from_env(cfg.device)
-        if dist.enabled and not args.out:
+        if dist.enabled and args.out is None:
             raise ConfigError(["under torchrun give --out DIR, so that every process writes to the same place"])
-        out = Path(args.out or f"runs/{datetime.now():%Y%m%d-%H%M%S}")
-        if dist.is_main:
-            print(f"fspladder run -> {out}" + (f" ({dist.world} processes)" if dist.enabled else ""), file=sys.stderr)
-        summary = run_ladder(cfg, out, dist=dist)
+        where = f"fspladder run -> {out}" + (f" ({dist.world} processes)" if dist.enabled else "")
+        # said once every check has passed: a refused run names no folder it never made
+        summary = run_ladder(cfg, out, dist=dist, on_ready=lambda: print(where, file=sys.stderr))
     if dist.enabled:  # leave together: a rank exiting mid-teardown makes gloo abort the others
         import torch.distributed as tdist
 
@@ -75,6 +79,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     print(f"outputs in {out}/ (summary.json, metrics.jsonl, resolved-config.yaml, checkpoints)")
     return _report_unless(args, out)
+
+
+def _out_arg(value: str | None, default_prefix: str) -> Path:
+    """--out as given (an empty one refused: it would quietly mean the current folder), else
+    DEFAULT_PREFIX + the date and time."""
+    from .outputs import out_folder
+
+    if value is None:
+        return Path(f"{default_prefix}{datetime.now():%Y%m%d-%H%M%S}")
+    return out_folder(value)
 
 
 def _report_unless(args: argparse.Namespace, out: Path) -> int:
@@ -106,10 +120,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from .check import preflight
     from .checkpoint import atomic_write_json
     from .plan import format_plan, run_plan
-    from .rung import load_teacher
-    from .session import load_data, memory_format, resolve_device
+    from .session import memory_format, resolve_device
 
     pre = []
     for key, val in (("time_budget", args.time_budget), ("target_accuracy", args.target_accuracy),
@@ -117,13 +131,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if val is not None:
             pre.append(f"plan.{key}={val}")
     cfg = _load(args, pre)
-    if args.out:
+    if args.out is not None:
         from .outputs import check_out_dir
 
-        check_out_dir(args.out)
+        check_out_dir(_out_arg(args.out, ""))
     device = resolve_device(cfg.device)
-    data = load_data(cfg, device).to(device)
-    teacher, ck = load_teacher(cfg, device, memory_format(cfg))
+    pf = preflight(cfg, device=device)  # every check `check` makes, before any measurement
+    pf.raise_problems()
+    for w in pf.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    data, teacher, ck = pf.data.to(device), pf.teacher, pf.teacher_ck
+    teacher.model.to(device, memory_format=memory_format(cfg))  # preflight loaded it on the CPU
     plan = run_plan(cfg, data, device, teacher, teacher_meta=ck)
     print(format_plan(plan))
     if args.out:
@@ -161,7 +179,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.resume:
         grid = args.arms or args.seeds is not None or args.budgets or args.target_accuracy is not None or args.micro
-        if args.config or args.overrides or args.out or args.preset or args.extend or grid:
+        if args.config or args.overrides or args.out is not None or args.preset or args.extend or grid:
             raise ConfigError(["--resume DIR continues DIR with the config saved there; drop CONFIG, --set, "
                                "--preset, --out, --extend, --arms, --seeds, --budgets, --target-accuracy and "
                                "--micro (to add arms, seeds or budgets to DIR: `fspladder bench --extend DIR "
@@ -183,12 +201,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             args.config = str(bench_config_path(args.extend, "--extend"))
         cfg = _load(args, pre)
         if args.extend:
-            if args.out:
+            if args.out is not None:
                 raise ConfigError(["--extend DIR writes into DIR; drop --out"])
             out = Path(args.extend)
             print(f"fspladder bench: extending {out}", file=sys.stderr)
         else:
-            out = Path(args.out or f"runs/bench-{datetime.now():%Y%m%d-%H%M%S}")
+            out = _out_arg(args.out, "runs/bench-")
             print(f"fspladder bench -> {out}", file=sys.stderr)
         # Checks everything before it writes; the micro-benchmarks come after.
         bench = run_bench(cfg, out, extend=bool(args.extend))
@@ -209,6 +227,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .runner import train_network
 
     check_writable(args.save)
+    if args.export_state_dict:  # refused now, not after the training
+        check_writable(args.export_state_dict)
+        if Path(args.export_state_dict).expanduser().resolve() == Path(args.save).expanduser().resolve():
+            raise ConfigError(["--export-state-dict must name another file than --save"])
     kwargs = {}
     if args.kwargs:
         try:
@@ -226,6 +248,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     meta = train_network(cfg, ModelConfig(model=args.model, kwargs=kwargs), args.save, command)
     print(f"{args.model}: val acc {meta['val_acc']:.4f}, test acc {meta['test_acc']:.4f}, "
           f"{meta['seconds']:.0f} s -> {args.save}")
+    if args.export_state_dict:
+        from .teacher_source import export_state_dict
+
+        export_state_dict(args.save, args.export_state_dict)
+        print(f"its weights as a plain state_dict -> {args.export_state_dict}")
     return 0
 
 
@@ -377,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="registered model name (e.g. resnet8) or package.module:factory")
     p.add_argument("--kwargs", help="the model's keyword arguments as YAML, e.g. '{depth: 32, width: 2}'")
     p.add_argument("--save", required=True, help="checkpoint file to write (never overwritten)")
+    p.add_argument("--export-state-dict", metavar="PATH",
+                   help="also write the weights as a plain state_dict (.safetensors by that suffix, else torch.save) "
+                        "for model.load_state_dict in your own code")
     p.set_defaults(fn=_cmd_train)
 
     p = sub.add_parser("predict", help="classify images, or score a data set, with a trained checkpoint")

@@ -24,4 +24,7 @@ class ProblemsError(FspladderError, ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__(f"{self.heading}:\n" + "\n".join(f"  - {p}" for p in self.problems))
+        if len(self.problems) == 1:  # one problem, one line (the CLI's `error: ...` stays a single line)
+            super().__init__(f"{self.heading}: {self.problems[0]}")
+        else:
+            super().__init__(f"{self.heading}:\n" + "\n".join(f"  - {p}" for p in self.problems))

@@ -8,6 +8,8 @@ patent eq. 4, with the recipe's guidance from the previous network).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,21 +18,35 @@ import torch
 import torch.nn as nn
 
 from .align import ChannelAligner
-from .checkpoint import load_model
+from .checkpoint import CheckpointError, load_model, resolve_checkpoint
 from .config import ConfigError, ModelConfig, RunConfig, Stage1Config, Stage2Config, TeacherConfig
 from .data import DataSplits
-from .engine import FlowTarget, SoftTargets, Stage1Result, Stage2Result, TrainContext, train_stage1, train_stage2
+from .engine import (
+    FlowTarget,
+    SoftTargets,
+    Stage1Result,
+    Stage2Result,
+    TrainContext,
+    evaluate,
+    train_stage1,
+    train_stage2,
+)
 from .engine.loop import StateSink
 from .flow import FsPair
 from .growth import GROW_NOISE, fresh_blocks_problem, grow, grown_copies, growth_problem
 from .ladder import LadderError, Rung, default_pairs, validate_ladder
 from .models import create_for_data, logits_of
 from .recipes import Recipe
+from .session import context_for
+from .teacher_source import file_sha256, is_fspladder_file, load_user_teacher
 
 __all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "teacher_for", "teacher_problems",
-           "teacher_knows_the_classes", "chain_problems", "rung_problems",
+           "teacher_knows_the_classes", "teacher_accuracy_problems", "near_chance", "foreign_teacher", "PYTHON_OBJECT",
+           "chain_problems", "rung_problems",
            "make_aligner", "aligner_for", "guidance_for", "init_rung", "stage1_of_rung", "stage2_of_rung",
            "RungOutcome"]
+
+PYTHON_OBJECT = "python object"  # the source a run records for a teacher passed to run_ladder(teacher=...)
 
 
 def pairs_of(mc: ModelConfig | TeacherConfig, model: nn.Module) -> list[FsPair]:
@@ -57,14 +73,45 @@ def student_rung(mc: ModelConfig, data: DataSplits, seed: int, device: torch.dev
 
 
 def load_teacher(cfg: RunConfig, device: torch.device | None = None,
-                 memory_format: torch.memory_format = torch.preserve_format) -> tuple[Rung, dict[str, Any]]:
-    """The trained first network and its checkpoint's record (``{"model", "meta"}``), frozen in eval mode."""
-    model, ck = load_model(cfg.teacher.checkpoint, {"name": cfg.teacher.model, "kwargs": cfg.teacher.kwargs})
+                 memory_format: torch.memory_format = torch.preserve_format, *, data: DataSplits | None = None,
+                 module: nn.Module | None = None) -> tuple[Rung, dict[str, Any]]:
+    """The trained first network and its record (``{"model", "meta", "source"}``), frozen in eval mode.
+
+    ``module``: a trained network passed from Python (a copy is used; the caller's stays as it is). Otherwise
+    ``teacher.checkpoint``: an fspladder checkpoint (its architecture inside), or weights fspladder did not write
+    (state_dict, Lightning-style, .safetensors) built by ``teacher.model``/``teacher.kwargs``, sized for ``data``
+    where the factory takes ``in_chans``/``num_classes``. ``source`` is ``{"file", "sha256", "format", ...}`` or
+    ``"python object"``."""
+    tc = cfg.teacher
+    pre = dataclasses.asdict(tc.preprocessing) if tc.preprocessing.mean is not None else None
+    if module is not None:
+        if not isinstance(module, nn.Module):
+            raise ConfigError([f"teacher= takes a trained torch.nn.Module, got {type(module).__name__}"])
+        model = copy.deepcopy(module)
+        name = tc.model or f"{type(module).__module__}:{type(module).__qualname__}"
+        ck: dict[str, Any] = {"model": {"name": name, "kwargs": dict(tc.kwargs)},
+                              "meta": {"source": PYTHON_OBJECT, "preprocessing": pre}}
+        where = "the teacher passed from Python"
+    else:
+        path = resolve_checkpoint(tc.checkpoint)
+        if is_fspladder_file(path):
+            if tc.prefix is not None:
+                raise CheckpointError(f"teacher.prefix is set but {path} is an fspladder checkpoint, whose keys fit "
+                                      "as they are; remove teacher.prefix")
+            model, ck = load_model(path, {"name": tc.model, "kwargs": tc.kwargs})
+            ck["meta"] = ck["meta"] or {}
+            ck["source"] = {"file": str(path), "sha256": file_sha256(path), "format": "fspladder"}
+        else:
+            model, ck = load_user_teacher(tc, data)
+        where = tc.checkpoint
+    if "source" not in ck:  # a user's file or a Python object: the record's meta holds it
+        ck["source"] = ck["meta"]["source"]
     if device is not None:
         model.to(device, memory_format=memory_format)
     model.eval()
-    return Rung("teacher", model, pairs_of(cfg.teacher, model),
-                {**ck["model"], "checkpoint": cfg.teacher.checkpoint}), ck
+    for p in model.parameters():  # frozen: no stage trains the teacher
+        p.requires_grad_(False)
+    return Rung("teacher", model, pairs_of(tc, model), {**ck["model"], "checkpoint": where}), ck
 
 
 @torch.no_grad()
@@ -86,18 +133,71 @@ def _outputs(model: nn.Module, data: DataSplits) -> tuple[int | None, str | None
 
 def teacher_problems(teacher: Rung, meta: dict[str, Any], data: DataSplits, cfg: RunConfig) -> list[str]:
     """What makes the teacher unusable on this data, each with the ways out."""
+    name = teacher.spec.get("checkpoint", cfg.teacher.checkpoint)
     first = next((m for m in teacher.model.modules() if isinstance(m, nn.Conv2d)), None)
     if first is not None and first.in_channels != data.in_chans:
         grey = " or, for folder data, read the images as grey with data.channels: 1" if cfg.data.name == "folder" \
             and data.in_chans == 3 else ""
-        return [f"teacher {cfg.teacher.checkpoint} reads {first.in_channels}-channel images but the data "
+        return [f"teacher {name} reads {first.in_channels}-channel images but the data "
                 f"({data.name}) has {data.in_chans} channels: train a teacher on this data (`fspladder train --model "
                 f"resnet8 --save teacher.pt` with the same data keys) and set teacher.checkpoint to it{grey}"]
     n, why = _outputs(teacher.model, data)
     if n is None:
-        return [f"teacher {cfg.teacher.checkpoint} cannot run on the data's images {data.in_chans}x"
+        return [f"teacher {name} cannot run on the data's images {data.in_chans}x"
                 f"{data.image_size[0]}x{data.image_size[1]}: {why}"]
+    if foreign_teacher(meta) and n != data.num_classes:  # its outputs are taken to be this data's classes, in order
+        return [f"teacher {name} predicts {n} classes but the data has {data.num_classes}: set teacher.kwargs "
+                "(e.g. num_classes) to the network that was trained, on data with its classes"]
     return []
+
+
+def foreign_teacher(meta: dict[str, Any]) -> bool:
+    """Whether a teacher record is of weights fspladder did not train (a user's file, or a Python object)."""
+    source = meta.get("meta", {}).get("source")
+    return source == PYTHON_OBJECT or (isinstance(source, dict) and source.get("format") != "fspladder")
+
+
+# Near chance: within half of the majority-class share of always answering the validation split's most common
+# class, and never more than 10 points above it. A teacher there has learned almost nothing it could pass on;
+# a teacher read with the wrong preprocessing, class order or channels lands there (its answers collapse onto
+# one or a few classes), while a weak but real one (e.g. 25 % on 100 classes) is far above it.
+NEAR_CHANCE_FACTOR = 0.5
+NEAR_CHANCE_CAP = 0.10
+CHANCE_IMAGES = 2000  # validation images `check` scores the teacher on: +-0.01 at chance for 10 classes
+
+
+def near_chance(acc: float, labels: torch.Tensor, num_classes: int) -> float | None:
+    """The near-chance threshold when ``acc`` is below it (None when it is not): the share of the most common of
+    ``labels`` plus min(half that share, 0.10)."""
+    share = torch.bincount(labels.cpu(), minlength=num_classes).max().item() / max(1, labels.numel())
+    limit = share + min(NEAR_CHANCE_FACTOR * share, NEAR_CHANCE_CAP)
+    return limit if acc < limit else None
+
+
+def teacher_accuracy_problems(teacher: Rung, data: DataSplits, cfg: RunConfig, other_classes: str | None,
+                              ctx: TrainContext | None = None, images: int | None = CHANCE_IMAGES) -> list[str]:
+    """A teacher whose validation accuracy (on the first ``images`` validation images) is near chance
+    (:func:`near_chance`), with the accuracy and the likely causes; none for a teacher of other classes."""
+    if other_classes is not None:
+        return []
+    val = data.val if images is None or len(data.val) <= images else data.val.subset(torch.arange(images))
+    dev = next(teacher.model.parameters()).device
+    ctx = ctx or context_for(cfg, dev, data)
+    acc = evaluate(teacher.model, val, ctx)
+    limit = near_chance(acc, val.y, data.num_classes)
+    if limit is None:
+        return []
+    pre = cfg.teacher.preprocessing
+    norm = (f"set teacher.preprocessing (mean {list(pre.mean)} and std {list(pre.std)} now) to the normalisation it "
+            "was trained with" if pre.mean is not None else
+            "set teacher.preprocessing: {mean, std} to the normalisation it was trained with (in [0, 1] units; now "
+            f"the data's own, mean {[round(m, 4) for m in data.mean]} std {[round(s, 4) for s in data.std]})")
+    names = ", ".join(f"{k} {n!r}" for k, n in enumerate((data.class_names or [])[:3]))
+    return [f"teacher {teacher.spec.get('checkpoint', cfg.teacher.checkpoint)} scores {acc:.4f} on {len(val)} "
+            f"validation images, near chance (below {limit:.4f}: the most common class's share plus min(half of it, "
+            f"0.10)), so it does not read this data as it was trained to; likely causes: its preprocessing ({norm}), "
+            f"its class order (its output k must mean the data's class k: {names}, ...), or its channels (grey or "
+            "RGB, RGB or BGR; teacher.preprocessing.channels)"]
 
 
 def teacher_knows_the_classes(meta: dict[str, Any], teacher: nn.Module, data: DataSplits,
@@ -106,6 +206,8 @@ def teacher_knows_the_classes(meta: dict[str, Any], teacher: nn.Module, data: Da
     teacher_outputs, _ = _outputs(teacher, data)
     if teacher_outputs != data.num_classes:
         return f"the teacher predicts {teacher_outputs} classes and the data has {data.num_classes}"
+    if foreign_teacher(meta):  # no record of what it was trained on: its outputs are taken as this data's classes
+        return None
     trained = meta.get("meta", {})
     if trained.get("data") not in (None, data.name) or trained.get("classes") != cfg.data.classes:
         return (f"the teacher was trained on {trained.get('data')} classes {trained.get('classes') or 'all'}, this run "
@@ -114,10 +216,12 @@ def teacher_knows_the_classes(meta: dict[str, Any], teacher: nn.Module, data: Da
 
 
 def teacher_for(cfg: RunConfig, data: DataSplits, device: torch.device | None = None,
-                memory_format: torch.memory_format = torch.preserve_format) -> tuple[Rung, dict[str, Any], str | None]:
-    """The teacher, its checkpoint's record, and why its outputs mean other classes than the data's (None when
-    they don't); :class:`ConfigError` when it cannot read this data at all."""
-    teacher, ck = load_teacher(cfg, device, memory_format)
+                memory_format: torch.memory_format = torch.preserve_format,
+                module: nn.Module | None = None) -> tuple[Rung, dict[str, Any], str | None]:
+    """The teacher (``module``, a trained network from Python, else ``teacher.checkpoint``), its record, and why
+    its outputs mean other classes than the data's (None when they don't); :class:`ConfigError` when it cannot
+    read this data at all."""
+    teacher, ck = load_teacher(cfg, device, memory_format, data=data, module=module)
     problems = teacher_problems(teacher, ck, data, cfg)
     if problems:
         raise ConfigError(problems)
@@ -134,20 +238,22 @@ def chain_problems(chain: Sequence[Rung], recipes: Sequence[Recipe], s1s: Sequen
                              compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
     problems = [p for k in range(1, len(chain)) for p in rung_problems(
         chain[k - 1], chain[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k],
-        other_classes if k == 1 else None)]
+        other_classes if k == 1 else None, input_shape)]
     return shapes, problems
 
 
 def rung_problems(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, prev_shapes: Sequence[tuple[int, int]],
-                  cur_shapes: Sequence[tuple[int, int]], other_classes: str | None) -> list[str]:
+                  cur_shapes: Sequence[tuple[int, int]], other_classes: str | None,
+                  input_shape: Sequence[int] | None = None) -> list[str]:
     """Why ``cur`` cannot learn from ``prev`` by ``recipe`` (one message per problem, each with a fix).
 
-    ``other_classes`` says why ``prev``'s outputs mean other classes than the data's (None when they don't).
+    ``other_classes`` says why ``prev``'s outputs mean other classes than the data's (None when they don't);
+    ``input_shape`` is the data's (C, H, W), which growth checks both networks on.
     """
     where = f"{cur.name} (recipe {recipe})"
     out: list[str] = []
     if recipe.init == "grow":
-        why = growth_problem(prev.model, cur.model)
+        why = growth_problem(prev.model, cur.model, input_shape)
         if why:
             out.append(f"{where}: cannot grow from {prev.name}: {why}")
         elif recipe.stage1 == "fsp" and (fresh := fresh_blocks_problem(prev.model, cur.model)):

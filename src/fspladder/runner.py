@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn as nn
 import yaml
 
+from .check import preflight
 from .checkpoint import (
     atomic_write_bytes,
     atomic_write_json,
@@ -28,38 +31,39 @@ from .config import ConfigError, ModelConfig, RunConfig, RungConfig, config_to_d
 from .data import DataSplits
 from .distributed import DistInfo
 from .engine import Stage1Result, evaluate, mean_flows, train_stage2
+from .estimate import EpochLines
 from .faults import kill_point
+from .names import check_name, inside
 from .outputs import (
     CONFIG_FILE,
     LEGACY_CONFIG_FILE,
     PYTHON_DATA,
+    PYTHON_TEACHER,
+    SESSION_SECONDS,
     STATE_FILE,
     MetricsLog,
     NoLog,
     ResumeError,
     check_out_dir,
     load_state,
+    out_folder,
     prior_seconds,
     save_flows,
     save_state,
 )
 from .recipes import Recipe
-from .rung import (
-    RungOutcome,
-    aligner_for,
-    build_student,
-    chain_problems,
-    init_rung,
-    stage1_of_rung,
-    stage2_of_rung,
-    student_rung,
-    teacher_for,
-)
-from .session import context_for, load_data, machine_info, memory_format, resolve_device
+from .rung import RungOutcome, aligner_for, chain_problems, init_rung, stage1_of_rung, stage2_of_rung, student_rung
+from .session import context_for, machine_info, memory_format, resolve_device
 
 __all__ = ["run_ladder", "train_network", "planned_config", "format_table", "ResumeError", "run_config_path"]
 
 FLOW_BATCH = 256  # held-out images averaged for the saved FSP matrices
+
+
+def _warn(warnings: list[str]) -> None:
+    """Sizes that run but will train badly (:func:`fspladder.check.preflight`), one line each, before training."""
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def run_config_path(out: Path) -> Path:
@@ -81,16 +85,17 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
         raise ConfigError([f"train_network takes a RunConfig and a ModelConfig, got {type(cfg).__name__} and "
                            f"{type(mc).__name__}"])
     recipe = PRESETS["scratch"]
-    problems = cfg.recipe_key_problems([recipe], "`fspladder train` trains with cross-entropy alone, which does not "
-                                                 "use it", rungs_train=False)
-    if problems:
-        raise ConfigError(problems)
     device = resolve_device(cfg.device)
-    data = load_data(cfg, device).to(device)
-    ctx = context_for(cfg, device, data)
-    model, spec = build_student(mc, data, cfg.seed)
-    model.to(device, memory_format=memory_format(cfg))
+    pf = preflight(cfg, train=mc, device=device)  # `check`'s checks, for this network: nothing runs before them
+    pf.raise_problems()
+    _warn(pf.warnings)
+    assert pf.data is not None and pf.model is not None and pf.spec is not None  # no problem: preflight built them
+    data = pf.data.to(device)
     s2 = cfg.stage2.resolved(recipe)
+    # one line per epoch, on a terminal and in a piped log alike (the bars show on a terminal only)
+    ctx = context_for(cfg, device, data, EpochLines(s2.epochs))
+    model, spec = pf.model, pf.spec  # built with cfg.seed, as build_student would again
+    model.to(device, memory_format=memory_format(cfg))
     result = train_stage2(model, s2, ctx, mc.model, seed=cfg.seed)
     meta = {"data": data.name, "classes": cfg.data.classes, "train_images": len(data.train),
             "train_fingerprint": data.train.fingerprint(data.name), "train_subset": cfg.data.train_subset,
@@ -120,9 +125,10 @@ def planned_config(cfg: RunConfig, choice: dict[str, Any]) -> RunConfig:
 class _Run:
     """One session of a ladder run: validated chain, outputs, the rungs' training."""
 
-    def __init__(self, cfg: RunConfig, out: Path, resume: bool, dist: DistInfo, data: DataSplits | None) -> None:
+    def __init__(self, cfg: RunConfig, out: Path, resume: bool, dist: DistInfo, data: DataSplits | None,
+                 teacher: nn.Module | None = None) -> None:
         self.t0 = time.perf_counter()
-        self.own_data = data
+        self.own_data, self.own_teacher = data, teacher
         self.cfg, self.out, self.resume, self.dist, self.main = cfg, out, resume, dist, dist.is_main
         self.done: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Any] | None = None
@@ -153,12 +159,18 @@ class _Run:
         """Data, teacher, plan, chain and recipes, all checked; nothing is written yet."""
         cfg, dist = self.cfg, self.dist
         self.device = resolve_device(cfg.device, dist)
-        self.data: DataSplits = (self.own_data if self.own_data is not None
-                                 else load_data(cfg, self.device)).to(self.device)
+        # every check `check` makes, before any work
+        pf = preflight(cfg, data=self.own_data, device=self.device, teacher_module=self.own_teacher)
+        pf.raise_problems()
+        if self.main:
+            _warn(pf.warnings)
+        assert pf.data is not None and pf.teacher is not None and pf.teacher_ck is not None  # no problem: built
+        self.data: DataSplits = pf.data.to(self.device)
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True) if self.main else NoLog()
         self.ctx = context_for(cfg, self.device, self.data, self.log, dist)
         mf = memory_format(cfg)
-        self.teacher, self.tck, self.other_classes = teacher_for(cfg, self.data, self.device, mf)
+        self.teacher, self.tck, self.other_classes = pf.teacher, pf.teacher_ck, pf.other_classes
+        self.teacher.model.to(self.device, memory_format=mf)  # preflight loaded it on the CPU
         self.plan = None
         if cfg.plan.intermediates == "auto" and not self.resume:
             from .plan import PlanError, format_plan, run_plan
@@ -178,6 +190,13 @@ class _Run:
         problems += cfg.recipe_key_problems(self.recipes)
         if problems:
             raise ConfigError(problems)
+        for k, rc in enumerate(cfg.rungs, start=1):  # a RunConfig built in Python skipped the parser's name check
+            self.rung_file("rung", k, rc.name, ".pt")
+            self.rung_file("flow", k, rc.name, ".npz")
+
+    def rung_file(self, kind: str, k: int, name: str, suffix: str) -> Path:
+        """``OUT/KIND-K-NAME.SUFFIX``: the name checked, the path refused unless it lies inside ``OUT``."""
+        return inside(self.out, f"{kind}-{k}-{check_name(name, f'rungs[{k - 1}].name')}{suffix}")
 
     def start_outputs(self) -> None:
         out = self.out
@@ -194,7 +213,9 @@ class _Run:
 
             for t in open_trackers(self.cfg.track, out, self.config_record(), "fspladder run"):
                 self.log.listen(t)
-        self.log({"event": "run_start", "resume": self.resume, "prior_seconds": self.prior})
+        # what this session spent before its log opened (loading, checks, the estimate's profile): a resume adds it
+        self.log({"event": "run_start", "resume": self.resume, "prior_seconds": self.prior,
+                  SESSION_SECONDS: time.perf_counter() - self.t0})
 
     def config_record(self) -> dict[str, Any]:
         """The config as it ran; with data passed from Python, its data section says so instead of keys that
@@ -203,6 +224,11 @@ class _Run:
         if self.own_data is not None:
             d["data"] = {PYTHON_DATA: self.data.name, "note": "passed to run_ladder(data=...); the config's data keys "
                          "were not used: resume with run_ladder(cfg, out, resume=True, data=the same splits)"}
+        if self.own_teacher is not None:  # teacher.checkpoint was not used either: a CLI resume must not load it
+            d["teacher"] = {**{k: v for k, v in d["teacher"].items() if k != "checkpoint"},
+                            PYTHON_TEACHER: type(self.own_teacher).__name__,
+                            "note": "passed to run_ladder(teacher=...); resume with run_ladder(cfg, out, resume=True, "
+                                    "teacher=the same network)"}
         return d
 
     def summary_head(self) -> dict[str, Any]:
@@ -214,8 +240,12 @@ class _Run:
             "data": {"name": data.name, "train": len(data.train), "val": len(data.val), "test": len(data.test),
                      "num_classes": data.num_classes, "streamed": data.streamed, "preprocessing": data.describe()},
             "teacher": {"name": "teacher", "model": spec["name"], "kwargs": spec["kwargs"],
-                        "params": self.teacher.num_params, "checkpoint": cfg.teacher.checkpoint,
-                        "trained": self.tck["meta"], "fsp_shapes": self.shapes[0]},
+                        "params": self.teacher.num_params, "checkpoint": self.teacher.spec["checkpoint"],
+                        "source": self.tck["source"], "trained": self.tck["meta"], "fsp_shapes": self.shapes[0],
+                        # the normalisation it sees: teacher.preprocessing, else the data's own statistics
+                        "preprocessing": {"mean": list(data.mean), "std": list(data.std),
+                                          "from": "teacher.preprocessing" if cfg.teacher.preprocessing.mean
+                                          is not None else "the data's statistics"}},
             "rungs": [],
         }
         if self.other_classes is None:  # a teacher trained on other classes (transfer) has no accuracy here
@@ -260,7 +290,7 @@ class _Run:
             flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)
             del aligner  # projections serve stage 1 only
             if main:
-                save_flows(out / f"flow-{k}-{cur.name}.npz", flows, cur.pairs, prev.pairs)
+                save_flows(self.rung_file("flow", k, cur.name, ".npz"), flows, cur.pairs, prev.pairs)
             state = None
         else:
             state = None
@@ -270,9 +300,9 @@ class _Run:
         cur.model.eval()
         entry = RungOutcome(cur.name, cur.spec["name"], cur.spec["kwargs"], cur.num_params, prev.name,
                             recipe.as_dict(), init, self.shapes[k], self.shapes[k] != self.shapes[k - 1], r1, r2,
-                            f"rung-{k}-{cur.name}.pt").to_dict()
+                            self.rung_file("rung", k, cur.name, ".pt").name).to_dict()
         if main:
-            save_checkpoint(out / entry["checkpoint"], cur.model, cur.spec, {
+            save_checkpoint(inside(out, entry["checkpoint"]), cur.model, cur.spec, {
                 "rung": cur.name, "learns_from": prev.name, "recipe": recipe.as_dict(), "val_acc": r2.val_acc[-1],
                 "test_acc": r2.test_acc[-1], "seed": seed, "preprocessing": self.data.describe()})
         return entry
@@ -301,8 +331,12 @@ class _Run:
             print(self.est.line(), file=sys.stderr)
             self.ctx.on_step = self.clock.on_step
 
+    on_ready: Callable[[], None] | None = None  # run_ladder's: told once every check has passed
+
     def run(self) -> dict[str, Any]:
         self.prepare()
+        if self.main and self.on_ready is not None:
+            self.on_ready()
         self.estimate()
         self.start_outputs()
         if self.clock is not None:
@@ -315,7 +349,7 @@ class _Run:
                 cur = self.chain[k]
                 if cur.name in self.done:  # finished before the resume: load, never retrain
                     entry = self.done[cur.name]
-                    cur.model.load_state_dict(load_checkpoint(self.out / entry["checkpoint"])["state_dict"])
+                    cur.model.load_state_dict(load_checkpoint(inside(self.out, str(entry["checkpoint"])))["state_dict"])
                     cur.model.eval()
                     summary["rungs"].append(entry)
                     self.log({"event": "rung_loaded", "rung": cur.name, "checkpoint": entry["checkpoint"]})
@@ -349,13 +383,18 @@ class _Run:
 
 
 def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: DistInfo | None = None,
-               data: DataSplits | None = None) -> dict[str, Any]:
+               data: DataSplits | None = None, teacher: nn.Module | None = None, *,
+               on_ready: Callable[[], None] | None = None) -> dict[str, Any]:
     """Validate the chain, then train every rung (its recipe's init, stage 1 and stage 2) in order.
 
     ``data``: your own splits (``DataSplits.from_tensors`` / ``from_datasets``) instead of ``cfg.data``.
+    ``teacher``: your trained network (an ``nn.Module``; a copy is used) instead of ``teacher.checkpoint``; give
+    the normalisation it was trained with as ``cfg.teacher.preprocessing`` (else the data's statistics apply).
     With ``resume``, ``out`` must hold an earlier run of the same config (and the same ``data``):
     finished rungs are loaded from their checkpoints, never retrained, and the
     rung in progress continues from the last completed epoch of its stage.
+    ``on_ready``: called once every check has passed, before anything is written or trained (the CLI's
+    ``fspladder run -> DIR`` line).
     """
     if not isinstance(cfg, RunConfig):
         raise ConfigError([f"run_ladder takes a RunConfig (fspladder.load_config(path, overrides)), got "
@@ -365,7 +404,9 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
 
         raise DataFileError(f"run_ladder(data=...) takes DataSplits, got {type(data).__name__}; see "
                             "DataSplits.from_tensors and DataSplits.from_datasets")
-    return _Run(cfg, Path(out), resume, dist or DistInfo(), data).run()
+    run = _Run(cfg, out_folder(out, "out"), resume, dist or DistInfo(), data, teacher)
+    run.on_ready = on_ready
+    return run.run()
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -24,15 +24,17 @@ from typing import Any
 
 import yaml
 
+from ..check import preflight
 from ..checkpoint import atomic_write_bytes, atomic_write_json, json_safe
 from ..config import ConfigError, RunConfig, config_to_dict, load_config
 from ..engine import evaluate
 from ..faults import kill_point
+from ..names import check_name, inside
 from ..outputs import MetricsLog, check_out_dir
 from ..recipes import ARMS
-from ..rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung, teacher_for
-from ..session import context_for, load_data, machine_info, memory_format, resolve_device
-from .arms import Arm, bench_arms
+from ..rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung
+from ..session import context_for, machine_info, memory_format, resolve_device
+from .arms import Arm
 from .plot import plot_bench
 from .summary import format_bench_md, summarize
 
@@ -133,12 +135,14 @@ def _epochs(budget: float, full: int) -> int:
 
 
 def _run_file(out: Path, label: str, seed: int, budget: float) -> Path:
-    return out / RUNS_DIR / f"{label}__seed{seed}__budget{budget:g}.json"
+    return inside(out, RUNS_DIR, f"{check_name(label, 'bench arm or variant name')}__seed{seed}__budget{budget:g}.json")
 
 
 class _Bench:
-    def __init__(self, cfg: RunConfig, out: Path, resume: bool, extend: bool = False) -> None:
+    def __init__(self, cfg: RunConfig, out: Path, resume: bool, extend: bool = False,
+                 teacher: Any = None) -> None:
         self.t0 = time.perf_counter()
+        self.own_teacher = teacher  # a trained nn.Module from Python instead of teacher.checkpoint
         self.cfg, self.out, self.extend = cfg, out, extend
         self.resume = resume or extend  # an extension is a resume with a larger config
         check_out_dir(out)
@@ -162,17 +166,20 @@ class _Bench:
     def prepare(self) -> None:
         cfg = self.cfg
         self.device = resolve_device(cfg.device)
-        self.data = load_data(cfg, self.device).to(self.device)
+        # Every check `check --bench` makes, the bench's arms included, before any work.
+        pf = preflight(cfg, bench=True, device=self.device, teacher_module=self.own_teacher)
+        pf.raise_problems()
+        for w in pf.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        assert pf.data is not None and pf.teacher is not None and pf.arms is not None  # no problem: all built
+        self.data = pf.data.to(self.device)
         self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True)
         self.mf = memory_format(cfg)
-        self.teacher, self.tck, self.other_classes = teacher_for(cfg, self.data, self.device, self.mf)
+        self.teacher, self.tck, self.other_classes = pf.teacher, pf.teacher_ck, pf.other_classes
+        self.teacher.model.to(self.device, memory_format=self.mf)  # preflight loaded it on the CPU
         self.full = cfg.stage_for(cfg.rungs[-1], "stage2").epochs
-        found = bench_arms(cfg, self.teacher, self.data, self.other_classes)
+        found = pf.arms
         self.arms, self.shapes, self.skipped = found.arms, found.shapes, found.skipped
-        if found.problems:
-            raise ConfigError(found.problems)
-        for w in found.warnings:  # a baseline that lacks a schedule a transfer arm gets: it runs, but say so
-            print(f"warning: {w}", file=sys.stderr)
         for k, why in self.skipped.items():  # recorded in bench.json and bench.md too
             print(f"bench: arm {k} skipped, its recipe cannot apply here: {why}", file=sys.stderr)
         # Each arm's own engine context, so a variant's amp, teacher_amp, compile or eval_batch_size takes effect.
@@ -188,7 +195,7 @@ class _Bench:
                 "same_training_images": None if teacher_fp is None else teacher_fp == arms_fp}
 
     def teacher_record(self) -> dict[str, Any]:
-        rec: dict[str, Any] = {"model": self.tck["model"], "trained": self.tck["meta"]}
+        rec: dict[str, Any] = {"model": self.tck["model"], "source": self.tck["source"], "trained": self.tck["meta"]}
         if self.other_classes is None:
             ctx = next(iter(self.ctxs.values()))
             rec["val_acc"] = evaluate(self.teacher.model, self.data.val, ctx)
@@ -370,15 +377,17 @@ class _Bench:
         return bench
 
 
-def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False, extend: bool = False) -> dict[str, Any]:
+def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False, extend: bool = False,
+              teacher: Any = None) -> dict[str, Any]:
     """Train every arm at every budget for every seed; write bench.json, bench.md and curves.png.
 
     With ``resume``, ``out`` holds a killed bench: its finished runs are kept and the rest run. With ``extend``,
     ``out`` holds a bench (finished or not) and ``cfg`` adds arms, variants, seeds or budgets to it
     (:func:`extend_problems` says what may change): its finished runs are kept, the new ones run, and the summary
-    covers them all. ``bench.json``'s ``seconds`` add up every session.
+    covers them all. ``bench.json``'s ``seconds`` add up every session. ``teacher``: a trained ``nn.Module`` from
+    Python instead of ``teacher.checkpoint`` (its normalisation in ``cfg.teacher.preprocessing``).
     """
-    return _Bench(cfg, Path(out), resume, extend).run()
+    return _Bench(cfg, Path(out), resume, extend, teacher).run()
 
 
 def bench_config_path(out: str | Path, flag: str = "--resume") -> Path:

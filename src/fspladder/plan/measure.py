@@ -127,9 +127,10 @@ def probe_cost(costs: list[dict[str, float]], recipe: Recipe, images: int, batch
                            [s1_steps] * len(costs))
 
 
-def _applies(recipe: Recipe, teacher: Rung, target: torch.nn.Module, other_classes: str | None) -> str | None:
+def _applies(recipe: Recipe, teacher: Rung, target: torch.nn.Module, other_classes: str | None,
+             input_shape: tuple[int, ...] | None = None) -> str | None:
     if recipe.init == "grow":
-        why = growth_problem(teacher.model, target)
+        why = growth_problem(teacher.model, target, input_shape)
         if why:
             return why
     if recipe.guidance in ("kd", "kd-early") and other_classes:
@@ -178,7 +179,7 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
     recipes = {r: parse_recipe(r)[0] for r in pc.recipes}
     cands: list[Candidate] = []
     for name, recipe in recipes.items():
-        why = _applies(recipe, teacher, probe_target, other)  # type: ignore[arg-type]
+        why = _applies(recipe, teacher, probe_target, other, (data.in_chans, *data.image_size))  # type: ignore[arg-type]
         for ch in chains:
             c = Candidate(list(ch.intermediates), list(ch.params), recipe_name(recipe) or name)  # type: ignore[arg-type]
             c.note = f"skipped: {why}" if why else ""

@@ -1,0 +1,135 @@
+"""Issue 34: one preflight. Every refusal ``check`` gives, ``run``, ``bench`` and ``plan`` give too, from the same
+function (``fspladder.check.preflight``) and before any work: exit 2, one line, nothing written; ``train``
+refuses the same way what concerns the network it trains (its output, the data, keys nothing reads)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+from conftest import bench_args
+from custom_models import BAD_OUTPUT_MODELS
+
+from fspladder.check import preflight
+from fspladder.cli import main
+from fspladder.config import ModelConfig, load_config
+from fspladder.errors import FspladderError
+from fspladder.runner import run_ladder, train_network
+
+
+def _call(argv: list[str], cwd: Path) -> tuple[int, str]:
+    out = io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            rc = main(argv)
+    finally:
+        os.chdir(old)
+    return rc, out.getvalue()
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _error_lines(out: str) -> list[str]:
+    """What a refusal printed, but the announcement of the output folder (`fspladder run -> DIR`)."""
+    return [ln for ln in out.splitlines() if ln.strip() and " -> " not in ln.split(":")[0]]
+
+
+@pytest.fixture(scope="module")
+def base(tiny_teacher) -> list[str]:
+    root, idx, teacher = tiny_teacher
+    return [*bench_args(idx), "--set", f"teacher.checkpoint={teacher}", "--set", "stage2.epochs=1",
+            "--set", "rungs.0.stage2.epochs=1", "--set", "stage1.epochs=0.25", "--set", "bench.arms=[scratch]",
+            "--set", "bench.seeds=1", "--set", "bench.budgets=[1]", "--set", "plan.planning_budget=5"]
+
+
+# Each kind of refusal `check` gives, as --set items on the tiny data (ResNet-8 teacher, 4 classes, 1 channel).
+REFUSALS = {
+    "model output (feature map)": ["rungs.1.model=custom_models:feature_map"],
+    "model output (a string)": ["rungs.1.model=custom_models:returns_a_string"],
+    "unknown model": ["rungs.1.model=resnet9"],
+    "unknown tap": ["rungs.1.pairs=[[stem, nowhere], [layer1, layer2], [layer2, layer3]]"],
+    "FSP channels differ": ["rungs.1.kwargs={width: 2}"],
+    "ladder order": ["rungs.0.model=resnet20", "rungs.1.model=resnet14"],
+    "teacher missing": ["teacher.checkpoint=no-such-teacher.pt"],
+    "data too small for val_size": ["data.val_size=600"],
+    "key nothing reads": ["stage2.kd_alpha=0.5"],
+    "growth across families": ["recipe=grow", "rungs.1.model=custom_models:plain_cnn"],
+    "growth across classes": ["recipe=grow", "data.classes=[0, 1]"],
+}
+
+
+@pytest.mark.parametrize("kind", list(REFUSALS))
+def test_run_bench_and_plan_refuse_what_check_refuses_in_one_line_with_nothing_written(kind, base, tmp_path):
+    sets = [a for s in REFUSALS[kind] for a in ("--set", s)]
+    rc, out = _call(["check", *base, *sets], tmp_path)
+    assert rc == 2, out
+    problems = [ln[4:] for ln in out.splitlines() if ln.startswith("  - ")]
+    assert len(problems) == 1, out  # one kind of refusal at a time
+    for cmd in (["run", "--out", "o", "--no-report"], ["bench", "--out", "o", "--no-report"], ["plan", "--out", "o"]):
+        before = _files(tmp_path)
+        rc, out = _call([cmd[0], *base, *sets, *cmd[1:]], tmp_path)
+        lines = _error_lines(out)
+        assert rc == 2 and len(lines) == 1, (cmd[0], out)
+        assert "Traceback" not in out and problems[0] in lines[0], (cmd[0], out, problems[0])
+        assert _files(tmp_path) == before, cmd[0]  # no metrics.jsonl, resolved-config.yaml, plan.json...
+
+
+@pytest.mark.parametrize("model", BAD_OUTPUT_MODELS + ["resnet9"])
+def test_train_refuses_a_network_check_would_refuse_before_it_trains(model, base, tmp_path):
+    rc, out = _call(["train", *base, "--model", model, "--save", "t.pt"], tmp_path)
+    lines = _error_lines(out)
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in out, out
+    assert model in lines[0]
+    assert _files(tmp_path) == set()
+    if model == "custom_models:feature_map":  # the issue's case: check and run refuse it in the same words
+        assert "returns logits of shape (2, 64, 6, 6)" in lines[0] and "pass num_classes" in lines[0]
+
+
+@pytest.mark.parametrize("sets", [["data.val_size=600"], ["stage2.kd_alpha=0.5"]])
+def test_train_refuses_the_config_problems_that_concern_it(sets, base, tmp_path):
+    rc, out = _call(["train", *base, "--set", sets[0], "--model", "resnet8", "--save", "t.pt"], tmp_path)
+    assert rc == 2 and len(_error_lines(out)) == 1, out
+    assert sets[0].split("=")[0] in out and _files(tmp_path) == set()
+
+
+def test_python_api_refuses_before_writing(base, tiny_teacher, tmp_path):
+    root, idx, teacher = tiny_teacher
+    sets = [base[i + 1] for i, a in enumerate(base) if a == "--set"]
+    cfg = load_config(None, [*sets, "rungs.1.model=custom_models:feature_map"])
+    with pytest.raises(FspladderError, match="pass num_classes"):
+        run_ladder(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(FspladderError, match="pass num_classes"):
+        train_network(load_config(None, sets), ModelConfig(model="custom_models:feature_map"), tmp_path / "t.pt")
+    assert not (tmp_path / "t.pt").exists()
+    pf = preflight(load_config(None, sets))  # what the commands reuse: the data and the teacher, checked
+    assert pf.problems == [] and pf.data is not None and pf.teacher is not None and len(pf.data.train) == 500
+
+
+def test_batch_and_size_warnings_name_the_key_and_the_real_size(base, tmp_path):
+    # 500 training images: a batch of 600 is larger than the set, 100 gives 5 steps per epoch
+    rc, out = _call(["check", *base, "--set", "stage2.batch_size=600", "--set", "stage1.batch_size=100"], tmp_path)
+    assert rc == 0, out
+    assert "note: stage2.batch_size=600 is larger than the 500 training images" in out
+    assert "note: stage1.batch_size=100 gives 5 step(s) per epoch on 500 training images" in out
+    rc, out = _call(["run", *base, "--set", "stage2.batch_size=600", "--set", "rungs.0.stage2.batch_size=50",
+                     "--out", "o", "--no-report"], tmp_path)
+    assert rc == 0, out
+    warned = [ln for ln in out.splitlines() if ln.startswith("warning: ")]
+    assert len(warned) == 1 and "stage2.batch_size=600" in warned[0], out
+    rc, out = _call(["check", *base, "--set", "data.train_subset=20"], tmp_path)
+    assert rc == 0 and "note: data: 20 training images for 4 classes (data.train_subset=20)" in out, out
+
+
+def test_val_size_beyond_the_data_names_the_key_and_the_real_size(base, tmp_path):
+    rc, out = _call(["check", *base, "--set", "data.val_size=0"], tmp_path)
+    assert rc == 2 and "data.val_size" in out and "training images =" not in out, out  # no "-4,856 images" note
+    rc, out = _call(["check", *base, "--set", "data.val_size=599"], tmp_path)  # one training image left
+    assert rc == 2 and "data.val_size=599 holds out 599 of the 600 training images" in out, out
