@@ -15,7 +15,16 @@ from conftest import bench_args, make_idx_folder
 
 from fspladder import create_model, load_model, save_checkpoint
 from fspladder.cli import main
-from fspladder.growth import GrowthFamily, families, family_of, grow, grown_copies, growth_problem, register_growth
+from fspladder.growth import (
+    GrowthError,
+    GrowthFamily,
+    families,
+    family_of,
+    grow,
+    grown_copies,
+    growth_problem,
+    register_growth,
+)
 from fspladder.growth.registry import _FAMILIES
 
 # family: (model name, kwargs of the small network, kwargs of the deeper one, of the wider one, of both, image)
@@ -174,3 +183,70 @@ def test_docs_growth_example_runs():
     code = page[start: page.index("```\n", start)]
     exec(compile(code, "docs/models.md (Growth for your own model)", "exec"), {"__name__": "readme_growth_example"})
     assert "mynet" in [f.name for f in families()]
+
+
+# ---------------------------------------------------------------- issue 34: the checks every family needs
+def _docs_family() -> type:
+    """The docs' example family (docs/models.md), registered; its model class."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    start = page.index("```python\n", page.index("**Growth for your own model**")) + len("```python\n")
+    scope: dict = {"__name__": "readme_growth_example"}
+    exec(compile(page[start: page.index("```\n", start)], "docs/models.md", "exec"), scope)
+    return scope["Net"]
+
+
+@pytest.mark.parametrize("make", ["docs", "tiny_growable", "resnet", "vgg", "resnet_imagenet", "vit"])
+def test_growth_refuses_other_classes_channels_and_smaller_students_for_every_family(make):
+    """What no family's own code checks for the user's families: the growth layer checks it before any of it."""
+    if make == "docs":
+        net = _docs_family()
+
+        def build(in_chans=1, num_classes=3, big=False):
+            return net(depth=2 if big else 1, width=16 if big else 8, in_chans=in_chans, num_classes=num_classes)
+    else:
+        kw = {"tiny_growable": ({"depth": 1}, {"depth": 2, "width": 16}), "resnet": ({"depth": 8}, {"depth": 14}),
+              "vgg": ({"blocks": 1}, {"blocks": 2}),
+              "vit": ({"img_size": 32, "depth": 2}, {"img_size": 32, "depth": 3}),
+              "resnet_imagenet": ({"layers": [1, 1, 1, 1]}, {"layers": [2, 1, 1, 1]})}[make]
+
+        def build(in_chans=1, num_classes=3, big=False):
+            return create_model(make, in_chans=in_chans, num_classes=num_classes, **kw[big])
+    shape = (1, 32, 32)
+    small = build()
+    assert growth_problem(small, build(big=True), shape) is None
+    two = build(num_classes=2, big=True)
+    msg = growth_problem(small, two, shape)
+    assert msg and "predict 3 and 2 classes" in msg and "init random" in msg, msg
+    with pytest.raises(GrowthError):  # never torch's RuntimeError from a family's copy
+        grow(small, two)
+    msg = growth_problem(small, build(in_chans=3, big=True), (3, 32, 32))
+    assert msg and ("3 channels" in msg or "1 and 3 channels" in msg), msg
+    msg = growth_problem(build(big=True), build(), shape)
+    assert msg and ("smaller" in msg or "narrower" in msg or "fewer" in msg), msg
+
+
+def test_run_refuses_growth_across_classes_for_a_user_family_in_one_line(tmp_path, capsys):
+    """The issue's case: a 3-class teacher of a user family, data.classes=[0, 1], recipe grow."""
+    from fspladder.config import load_config
+    from fspladder.errors import FspladderError
+    from fspladder.runner import run_ladder
+
+    idx = make_idx_folder(tmp_path)
+    common = [*bench_args(idx), "--set", "data.train_subset=64", "--set", "stage2.epochs=1"]
+    teacher = tmp_path / "t3.pt"
+    assert main(["train", "--model", "growth_user_model:tiny_growable", "--save", str(teacher),
+                 "--set", "data.classes=[0, 1, 2]", *common]) == 0
+    sets = ["--set", f"teacher.checkpoint={teacher}", "--set", "recipe=grow", "--set", "data.classes=[0, 1]",
+            "--set", "rungs=[{name: big, model: 'growth_user_model:tiny_growable', kwargs: {width: 16}}]"]
+    capsys.readouterr()
+    for cmd in (["check"], ["run", "--out", str(tmp_path / "run"), "--no-report"]):
+        assert main([cmd[0], *common, *sets, *cmd[1:]]) == 2
+        err = capsys.readouterr().err
+        assert "predict 3 and 2 classes" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+    cfg = load_config(None, [s for s in [*common, *sets] if s != "--set" and s != "--no-progress"])
+    with pytest.raises(FspladderError, match="predict 3 and 2 classes"):
+        run_ladder(cfg, tmp_path / "py")
+    assert not (tmp_path / "py").exists()

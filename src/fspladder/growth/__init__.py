@@ -11,9 +11,12 @@ ImageNet-layout ResNets (:mod:`.imagenet_resnet`), the Vision Transformers (:mod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 
+from ..models import logits_of
 from ..recipes import GROW_NOISE, PRESETS  # GROW_NOISE: the recipes' default split noise, re-exported
 from .registry import GrowthError, GrowthFamily, families, family_of, register_growth
 
@@ -30,11 +33,68 @@ def _family_label(model: nn.Module, fam: GrowthFamily | None) -> str:
     return f"{type(model).__name__} (family {fam.name})" if fam else f"{type(model).__name__} (no growth family)"
 
 
-def growth_problem(prev: nn.Module, cur: nn.Module) -> str | None:
-    """Why ``cur`` cannot be grown from ``prev`` (None when it can), with the recipes that would work."""
+def _in_chans(model: nn.Module) -> int | None:
+    """The channels of the images ``model`` reads: its first convolution's input channels (None without one)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return None if first is None else first.in_channels
+
+
+@torch.no_grad()
+def _probe(model: nn.Module, input_shape: Sequence[int]) -> tuple[int | None, str | None]:
+    """The number of logits ``model`` gives for images of ``input_shape`` (C, H, W), or None and why it cannot run
+    on them. Eval mode, so that no statistics move; the model's mode is restored."""
+    was = model.training
+    model.eval()
+    try:
+        p = next(model.parameters(), None)
+        x = torch.zeros(2, *input_shape, device=p.device if p is not None else None)
+        out = logits_of(model(x))
+    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as e:  # ModelOutputError: TypeError
+        return None, (str(e).strip().splitlines() or [type(e).__name__])[0]
+    finally:
+        model.train(was)
+    if out.dim() != 2:
+        return None, f"it returns logits of shape {tuple(out.shape)}, not (batch, classes)"
+    return int(out.shape[1]), None
+
+
+def _common_problem(prev: nn.Module, cur: nn.Module, input_shape: Sequence[int] | None) -> str | None:
+    """What every family needs, checked before any family's code: the same image channels, the same classes and
+    image size (with ``input_shape``, by running both networks on it), and a student no smaller than ``prev``
+    (growth copies every weight of ``prev`` into it)."""
+    fix = f"use a recipe with init random ({_without_growth()})"
+    cp, cc = _in_chans(prev), _in_chans(cur)
+    if cp is not None and cc is not None and cp != cc:
+        return (f"the networks read images of {cp} and {cc} channels: growth copies the first layer unchanged; "
+                f"{fix}")
+    if input_shape is not None:
+        shape = "x".join(str(int(v)) for v in input_shape)
+        (kp, why_p), (kc, why_c) = _probe(prev, input_shape), _probe(cur, input_shape)
+        if why_p or why_c:
+            who = "the network before it" if why_p else "the student"
+            return (f"{who} cannot run on the data's {shape} images ({why_p or why_c}): growth needs both networks "
+                    f"made for the same images; {fix}")
+        if kp != kc:
+            return (f"the networks predict {kp} and {kc} classes: growth copies the classifier, so the student must "
+                    f"predict the same classes as the network before it (a teacher of other classes, e.g. other "
+                    f"data.classes, cannot be grown into this data's network); {fix}")
+    np_, nc = (sum(p.numel() for p in m.parameters()) for m in (prev, cur))
+    if nc < np_:
+        return (f"the student is smaller than the network before it ({nc:,} < {np_:,} parameters): growth copies "
+                f"every weight of the smaller network into a larger one, none narrower or shallower; {fix}")
+    return None
+
+
+def growth_problem(prev: nn.Module, cur: nn.Module, input_shape: Sequence[int] | None = None) -> str | None:
+    """Why ``cur`` cannot be grown from ``prev`` (None when it can), with the recipes that would work.
+
+    The checks every family needs come first, for every family, the user's own included (image channels,
+    classes, image size, a student no smaller); then the family's own (:meth:`GrowthFamily.problem`).
+    ``input_shape``: the data's (C, H, W); with it both networks run once on it, which checks the classes and
+    the image size (without it, only what the layers show: image channels and parameter counts)."""
     fp, fc = family_of(prev), family_of(cur)
     if fp is not None and fp is fc:
-        return fp.problem(prev, cur)
+        return _common_problem(prev, cur, input_shape) or fp.problem(prev, cur)
     fix = f"use a recipe with init random ({_without_growth()})"
     if fp is None or fc is None:
         missing = type(prev if fp is None else cur)
@@ -55,21 +115,28 @@ def fresh_blocks_problem(prev: nn.Module, cur: nn.Module) -> str | None:
 
 
 def grow(prev: nn.Module, cur: nn.Module, *, identity: bool = True, noise: float = 0.0,
-         seed: int = 0) -> dict[str, object]:
+         seed: int = 0, input_shape: Sequence[int] | None = None) -> dict[str, object]:
     """Copy ``prev`` into ``cur``, widening and deepening it; with ``identity``, ``cur`` computes ``prev``'s function.
 
     Without ``identity`` the new layers keep ``cur``'s own initialisation (the ``grow-fsp`` recipe then
     aligns them in stage 1). ``noise`` spreads the split proportions between replicated units; ``seed``
-    makes that spread reproducible. Returns what was done, for the records; :class:`GrowthError` when
-    :func:`growth_problem` names a problem.
+    makes that spread reproducible; ``input_shape`` (C, H, W) lets :func:`growth_problem` check classes and image
+    size. Returns what was done, for the records; :class:`GrowthError` when :func:`growth_problem` names a problem
+    (or the family's copy fails on shapes it could not see).
     """
-    problem = growth_problem(prev, cur)
+    problem = growth_problem(prev, cur, input_shape)
     if problem is not None:
         raise GrowthError(problem)
     fam = family_of(cur)
     assert fam is not None  # growth_problem returned None: both are of this family
-    with torch.no_grad():
-        record = fam.grow(prev, cur, identity=identity, noise=noise, seed=seed)
+    try:
+        with torch.no_grad():
+            record = fam.grow(prev, cur, identity=identity, noise=noise, seed=seed)
+    except (RuntimeError, IndexError) as e:  # a shape the checks could not see (no input_shape): one message
+        raise GrowthError(f"growth family {fam.name!r} could not copy {type(prev).__name__} into "
+                          f"{type(cur).__name__}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}; check "
+                          "the two networks with growth_problem(prev, cur, input_shape) or use a recipe with init "
+                          f"random ({_without_growth()})") from None
     return {"family": fam.name, **record}
 
 
