@@ -123,11 +123,17 @@ class DataSplits:
                           self.num_classes, self.mean, self.std, self.name, self.class_names, self.source)
 
 
+def val_size_check(val_size: int, n: int, where: str = "the data") -> None:
+    """:class:`DataFileError` unless ``val_size`` leaves training images of the ``n``, naming the real size."""
+    if not 0 < val_size < n:
+        default = " (the default when the key is not set)" if val_size == 5000 else ""
+        raise DataFileError(f"data.val_size is {val_size:,}{default}, but {where} has {n:,} training images; set "
+                            f"data.val_size between 1 and {n - 1:,} (e.g. {max(1, n // 10):,}, a tenth)")
+
+
 def split_train_val(full: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet]:
     """Hold out ``val_size`` random training images for validation (never tune on test)."""
-    if not 0 < val_size < len(full):
-        raise DataFileError(f"data.val_size is {val_size}, but the training set has {len(full)} images; "
-                            f"set data.val_size between 1 and {len(full) - 1}")
+    val_size_check(val_size, len(full))
     perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
     return full.subset(perm[val_size:]), full.subset(perm[:val_size])
 

@@ -17,7 +17,7 @@ import torch
 from .datasets import DataSplits, ImageSet, channel_stats, split_train_val
 from .idx import DataFileError
 
-__all__ = ["RawData", "LabelSet", "checked", "finish_splits"]
+__all__ = ["RawData", "LabelSet", "checked", "finish_splits", "every_class_left"]
 
 
 @dataclass
@@ -92,9 +92,23 @@ def checked(raw: RawData, classes: list[int] | None = None) -> RawData:
     return raw
 
 
+def every_class_left(train_y: torch.Tensor, num_classes: int, val_size: int, names: list[str]) -> None:
+    """:class:`DataFileError` when holding out ``val_size`` images left a class without training images (a
+    validation set nearly as large as the training set): nothing would learn it."""
+    counts = torch.bincount(train_y.cpu(), minlength=num_classes)
+    empty = [k for k in range(num_classes) if counts[k] == 0]
+    if empty:
+        n = len(train_y) + val_size
+        raise DataFileError(
+            f"data.val_size={val_size:,} holds out {val_size:,} of the {n:,} training images, and the {len(train_y):,} "
+            f"left hold no image of class(es) {', '.join(f'{k} ({names[k]!r})' for k in empty[:5])}"
+            f"{' ...' if len(empty) > 5 else ''}; lower data.val_size (e.g. {max(1, n // 10):,}, a tenth)")
+
+
 def finish_splits(raw: RawData, val_size: int, seed: int, classes: list[int] | None = None) -> DataSplits:
-    """Classes kept and checked, validation held out, statistics computed."""
+    """Classes kept and checked, validation held out (every class keeps training images), statistics computed."""
     raw = checked(raw, classes)
     train, val = split_train_val(raw.train, val_size, seed)
+    every_class_left(train.y, raw.num_classes, val_size, raw.class_names or [str(k) for k in range(raw.num_classes)])
     mean, std = channel_stats(train.x)
     return DataSplits(train, val, raw.test, raw.num_classes, mean, std, raw.name, raw.class_names, raw.source)

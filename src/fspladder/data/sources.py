@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from .cifar import read_cifar
-from .datasets import DataSplits, channel_stats
+from .datasets import DataSplits, channel_stats, val_size_check
 from .folder import index_image_folder, read_image_folder
 from .idx import DataFileError
 from .mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, read_idx_folder
-from .raw import LabelSet, RawData, checked, finish_splits
+from .raw import LabelSet, RawData, checked, every_class_left, finish_splits
 from .stream import STATS_SAMPLE, FolderImages, StreamedSet, TensorImages, default_workers
 
 if TYPE_CHECKING:
@@ -86,12 +86,11 @@ def _streamed_folder(d: "DataConfig", seed: int, workers: int, ix) -> DataSplits
     train_ds = FolderImages([ix.train_files[i] for i in keep_tr], raw.train.y.tolist(), d.image_size, d.channels)
     test_ds = FolderImages([ix.test_files[i] for i in keep_te], raw.test.y.tolist(), d.image_size, d.channels)
     n = len(train_ds)
-    if not 0 < d.val_size < n:
-        raise DataFileError(f"data.val_size is {d.val_size}, but the training set has {n} images; "
-                            f"set data.val_size between 1 and {n - 1}")
+    val_size_check(d.val_size, n, f"{raw.name} (its kept classes)" if d.classes else raw.name)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # as split_train_val
     full = StreamedSet(train_ds, torch.arange(n), raw.train.y, shape, workers)
     train, val = full.subset(perm[d.val_size:]), full.subset(perm[: d.val_size])
+    every_class_left(train.y, raw.num_classes, d.val_size, raw.class_names)
     test = StreamedSet(test_ds, torch.arange(len(test_ds)), raw.test.y, shape, workers)
     sample = torch.arange(min(STATS_SAMPLE, len(train)))
     xs = torch.cat(list(train.stream(list(torch.split(sample, 1000)))))
@@ -109,6 +108,8 @@ def load_splits(d: "DataConfig", seed: int, device=None, path: list[DataPath] | 
     workers = d.workers if d.workers is not None else default_workers()
     if d.name == "folder":
         ix = index_image_folder(d.root, seed)
+        # Before the path's estimate: a val_size beyond the folder's images would estimate a negative size.
+        val_size_check(d.val_size, len(ix.train_files), f"folder:{ix.root.name}")
         choice = data_path(d, len(ix.train_files) - d.val_size, (d.channels, d.image_size, d.image_size), device)
         if path is not None:
             path.append(choice)
