@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -26,15 +27,19 @@ import torch
 
 from .checkpoint import atomic_write_bytes, creatable, json_safe
 from .errors import FspladderError
+from .names import check_name, inside, safe_name
 
-__all__ = ["MetricsLog", "NoLog", "ResumeError", "OutputError", "check_out_dir", "save_state", "load_state",
-           "save_flows", "prior_seconds",
-           "json_safe", "STATE_FILE", "CONFIG_FILE", "LEGACY_CONFIG_FILE", "PYTHON_DATA"]
+__all__ = ["MetricsLog", "NoLog", "ResumeError", "OutputError", "check_out_dir", "out_folder", "save_state",
+           "load_state", "save_flows", "prior_seconds", "check_name", "safe_name", "inside", "SESSION_SECONDS",
+           "json_safe", "STATE_FILE", "CONFIG_FILE", "LEGACY_CONFIG_FILE", "PYTHON_DATA",
+           "PYTHON_TEACHER"]
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "resolved-config.yaml"  # never config.yaml: that name may be the user's own file in the same folder
 LEGACY_CONFIG_FILE = "config.yaml"  # what runs before this version wrote
 PYTHON_DATA = "from_python"  # CONFIG_FILE's data key of a run on splits passed to run_ladder(data=...)
+SESSION_SECONDS = "session_seconds"  # run_start's key: what the session spent before its log opened
+PYTHON_TEACHER = "from_python"  # CONFIG_FILE's teacher key of a run on a network passed to run_ladder(teacher=...)
 
 
 class ResumeError(FspladderError, ValueError):
@@ -43,6 +48,13 @@ class ResumeError(FspladderError, ValueError):
 
 class OutputError(FspladderError, ValueError):
     """An output folder that cannot be used (a file of that name, a place that cannot be written)."""
+
+
+def out_folder(out: str | Path, flag: str = "--out") -> Path:
+    """``out`` as a folder path; an empty one is refused (``Path('')`` would quietly mean the current folder)."""
+    if not str(out).strip():
+        raise OutputError(f"{flag} is empty: give the folder to write into (e.g. runs/mine)")
+    return Path(out)
 
 
 def check_out_dir(out: str | Path, flag: str = "--out") -> None:
@@ -135,7 +147,7 @@ def save_state(out: Path, rung: int, flows: dict[str, Any], snap: dict[str, Any]
     buf = io.BytesIO()
     torch.save({"format": "fspladder-state-v2", "rung": rung, "flows": flows, "stage1_result": stage1_result,
                 **(extra or {}), **snap}, buf)
-    atomic_write_bytes(out / STATE_FILE, buf.getvalue())
+    atomic_write_bytes(inside(out, STATE_FILE), buf.getvalue())
 
 
 def load_state(out: Path) -> dict[str, Any] | None:
@@ -165,7 +177,9 @@ def save_flows(path: Path, flows: dict[str, list[torch.Tensor]], pairs, prev_pai
 
 def prior_seconds(metrics: Path) -> float:
     """Seconds the earlier sessions of a run spent, from ``metrics.jsonl``: each session starts with a
-    ``run_start`` event and lasted until its last record (a killed session's last epoch or step record)."""
+    ``run_start`` event and lasted until its last record (a killed session's last epoch or step record), plus
+    the seconds it had spent before its log opened (loading, checking, the estimate's profile: run_start's
+    ``session_seconds``), which its own clock counted too."""
     if not metrics.is_file():
         return 0.0
     total, start, last = 0.0, None, None
@@ -181,6 +195,9 @@ def prior_seconds(metrics: Path) -> float:
             if start is not None and last is not None:
                 total += last - start
             start = t
+            before = rec.get(SESSION_SECONDS)
+            if isinstance(before, (int, float)) and math.isfinite(before) and before > 0:
+                total += before
         last = t
     if start is not None and last is not None:
         total += last - start

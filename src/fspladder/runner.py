@@ -145,6 +145,9 @@ class _Run:
                                   f"{prev['target']['test_acc']:.4f}); there is nothing to resume and nothing was "
                                   f"changed (`fspladder report {out}` rewrites its report)")
             self.done = {r["name"]: r for r in (prev or {}).get("rungs", [])}
+            for name, r in self.done.items():  # read back from a file: a name or path is untrusted, refused now
+                check_name(name, f"{out / 'summary.json'}: a rung's name")
+                inside(out, str(r.get("checkpoint") or ""))
             self.state = load_state(out)
             self.prior = prior_seconds(out / "metrics.jsonl")
         elif self.main and any((out / f).exists() for f in ("summary.json", STATE_FILE, "metrics.jsonl", CONFIG_FILE)):

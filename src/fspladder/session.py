@@ -12,6 +12,7 @@ from .data import DataSplits, load_splits
 from .distributed import DistInfo
 from .engine import TrainContext
 from .precision import native_bf16, resolve_amp, resolve_teacher_amp
+from .teacher_source import with_teacher_preprocessing
 
 __all__ = ["resolve_device", "load_data", "context_for", "machine_info", "memory_format"]
 
@@ -35,8 +36,9 @@ def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
 
 def load_data(cfg: RunConfig, device: torch.device | None = None, path: list | None = None) -> DataSplits:
     """The run's train / validation / test splits, on the input path ``data.stream`` chooses for ``device``
-    (in-memory splits are on the CPU; ``.to(device)`` moves them). ``path`` receives the choice."""
-    return load_splits(cfg.data, cfg.seed, device, path)
+    (in-memory splits are on the CPU; ``.to(device)`` moves them). ``path`` receives the choice. With
+    ``teacher.preprocessing`` they are normalised as the teacher was trained (checked against the data)."""
+    return with_teacher_preprocessing(load_splits(cfg.data, cfg.seed, device, path), cfg)
 
 
 def context_for(cfg: RunConfig, device: torch.device, data: DataSplits, log: Any = None,

@@ -13,9 +13,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ..errors import ProblemsError
-from ..recipes import ARMS, DEFAULT_ARMS, RECIPE_DEFAULT_KEYS, Recipe, parse_recipe, schedule_defaults
+from ..names import name_problem
+from ..recipes import (
+    ARMS,
+    DEFAULT_ARMS,
+    PRESETS,
+    RECIPE_DEFAULT_KEYS,
+    Recipe,
+    parse_recipe,
+    recipe_name,
+    schedule_defaults,
+)
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "Stage1Config", "Stage2Config", "RungConfig",
+__all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "TeacherPreprocessing", "Stage1Config",
+           "Stage2Config", "RungConfig",
            "RunConfig", "BenchConfig", "PlanConfig", "Range", "num", "VARIANT_FIXED"]
 
 
@@ -116,17 +127,47 @@ class ModelConfig:
 
 
 @dataclass
+class TeacherPreprocessing:
+    """How the teacher's own inputs were made, when it was trained outside fspladder: its normalisation
+    replaces the data's statistics for the whole run (teacher, students, growth see the same inputs)."""
+
+    mean: list[float] | None = num(None, 0, 1)  # per channel (or one for all), in [0, 1] units; null = the data's
+    std: list[float] | None = num(None, 0, 1, lo_open=True)  # as mean; both or neither
+    image_size: int | None = num(None, 4, 4096)  # the side it was trained at; must be the data's (checked)
+    channels: int | None = num(None, 1, 3)  # 1 grey, 3 RGB; must be the data's (checked)
+
+    def _check(self, p: str, err: list[str]) -> None:
+        if (self.mean is None) != (self.std is None):
+            err.append(f"{p}.mean and {p}.std go together: give both (the normalisation the teacher was trained "
+                       "with, in [0, 1] units) or neither (the data's own statistics)")
+        elif self.mean is not None and self.std is not None:
+            if len(self.mean) != len(self.std) or not self.mean:
+                err.append(f"{p}.mean and {p}.std must list as many values, one per channel (or one for all), got "
+                           f"{self.mean} and {self.std}")
+            elif self.channels is not None and len(self.mean) not in (1, self.channels):
+                err.append(f"{p}.mean and {p}.std have {len(self.mean)} values but {p}.channels is {self.channels}")
+        if self.channels == 2:
+            err.append(f"{p}.channels must be 1 (grey) or 3 (RGB), got 2")
+
+
+@dataclass
 class TeacherConfig:
-    """The trained first network. Its architecture comes from its checkpoint."""
+    """The trained first network: an fspladder checkpoint (its architecture inside), or weights you trained
+    yourself (a state_dict, Lightning-style or .safetensors file) that ``model``/``kwargs`` build."""
 
     checkpoint: str = "builtin:resnet8_fmnist"  # a path or 'builtin:NAME' (shipped in the package)
-    model: str | None = None  # if set, the checkpoint must hold this model
-    kwargs: dict[str, Any] = field(default_factory=dict)  # if set, must match the checkpoint's
+    # Required for weights fspladder did not write; for an fspladder checkpoint, if set, it must hold this model.
+    model: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the model's arguments (fspladder checkpoint: must match)
     pairs: list[list[str]] | None = None  # FSP pairs; None = the model's default_fsp_pairs
+    prefix: str | None = None  # strip this from the file's keys (Lightning: 'model.'); null = found by trying
+    preprocessing: TeacherPreprocessing = field(default_factory=TeacherPreprocessing)
 
     def _check(self, p: str, err: list[str]) -> None:
         if self.model is not None:
             ModelConfig(model=self.model, pairs=self.pairs)._check(p, err)
+        if self.prefix == "":
+            err.append(f"{p}.prefix is empty: give the prefix to strip (e.g. 'model.') or null to find it")
 
 
 def _lr_checks(p: str, lr: float | None, min_lr: float, err: list[str]) -> None:
@@ -235,6 +276,9 @@ class RungConfig(ModelConfig):
 
     def _check(self, p: str, err: list[str]) -> None:
         super()._check(p, err)
+        why = name_problem(self.name, f"{p}.name")  # it becomes rung-K-NAME.pt: no separators, no '..'
+        if why:
+            err.append(why)
         if self.recipe is not None:
             err += parse_recipe(self.recipe, f"{p}.recipe")[1]
 
@@ -268,6 +312,10 @@ class BenchConfig:
                 err.append(f"{p}.arm_budgets.{name} must list some of bench.budgets {self.budgets}, got {bs!r}")
         for name, v in self.variants.items():
             q = f"{p}.variants.{name}"
+            why = name_problem(name, f"{p}.variants name")  # it becomes runs/NAME__seedS__budgetB.json
+            if why:
+                err.append(why)
+                continue
             if name in ARMS:
                 err.append(f"{q}: a variant needs its own name, not an arm's ({', '.join(ARMS)})")
             if not isinstance(v, dict) or set(v) - {"arm", "recipe", "set"} or v.get("arm") not in ARMS:
@@ -373,6 +421,7 @@ class RunConfig:
         names = [r.name for r in self.rungs]
         if len(set(names)) != len(names):
             err.append(f"rungs: names must be unique, got {names}")
+        err += self.stage1_epochs_problems()
         for i, r in enumerate(self.rungs):
             for stage, cls in (("stage1", Stage1Config), ("stage2", Stage2Config)):
                 if not getattr(r, stage):
@@ -382,6 +431,26 @@ class RunConfig:
                 build(cls, merged, f"rungs[{i}].{stage}", sub)
                 # Report only what the rung's overrides caused, not the run-wide problems again.
                 err += [e for e in sub if e.replace(f"rungs[{i}].", "", 1) not in err]
+
+    def stage1_epochs_problems(self) -> list[str]:
+        """A recipe with an FSP stage 1 given ``stage1.epochs: 0`` would train without stage 1 yet be recorded as
+        that recipe: refused, for the rungs and for the recipes the planner may choose."""
+        err = []
+        for i, r in enumerate(self.rungs):
+            recipe = parse_recipe(r.recipe if r.recipe is not None else self.recipe)[0]
+            epochs = r.stage1.get("epochs", self.stage1.epochs)
+            if recipe is not None and recipe.stage1 == "fsp" and epochs == 0:
+                key = f"rungs[{i}].stage1.epochs" if "epochs" in r.stage1 else "stage1.epochs"
+                err.append(f"{key} is 0 with recipe {recipe_name(recipe) or recipe} (rung {r.name}), which trains "
+                           "an FSP stage 1: use recipe scratch (no stage 1) or set stage1.epochs > 0")
+        fsp = [str(x) for x in self.plan.recipes if (parse_recipe(x)[0] or PRESETS["scratch"]).stage1 == "fsp"]
+        if fsp and self.plan.probe_stage1_epochs == 0:
+            err.append(f"plan.probe_stage1_epochs is 0, but plan.recipes has {', '.join(fsp)}, which train an FSP "
+                       "stage 1: set plan.probe_stage1_epochs > 0 or drop them from plan.recipes")
+        if fsp and self.plan.intermediates == "auto" and self.stage1.epochs == 0:
+            err.append(f"stage1.epochs is 0, but plan.intermediates is auto and plan.recipes has {', '.join(fsp)}, "
+                       "which train an FSP stage 1: set stage1.epochs > 0 or drop them from plan.recipes")
+        return err
 
     def recipe_for(self, rung: RungConfig, override: Any = None) -> Recipe:
         """The recipe ``rung`` trains by: ``override`` (a bench arm's), else its own, else the run's."""
