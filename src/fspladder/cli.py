@@ -125,6 +125,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from .plan import format_plan, run_plan
     from .session import memory_format, resolve_device
 
+    if args.measured:  # offline: recipe and schedule for the budget from finished benches; nothing trains
+        return _plan_measured(args)
     pre = []
     for key, val in (("time_budget", args.time_budget), ("target_accuracy", args.target_accuracy),
                      ("planning_budget", args.planning_budget)):
@@ -147,6 +149,31 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.out:
         atomic_write_json(Path(args.out) / "plan.json", plan)
     return 0 if plan["choice"] else 2
+
+
+def _plan_measured(args: argparse.Namespace) -> int:
+    from .bench.results import load_bench
+    from .checkpoint import atomic_write_json
+    from .config import ConfigError
+    from .plan.budget import choose_by_budget, curves_from_benches, format_budget_choice
+
+    if args.time_budget is None or args.config or args.overrides or args.target_accuracy is not None \
+            or args.planning_budget is not None:
+        raise ConfigError(["--measured DIR... chooses recipe and schedule for --time-budget S from finished "
+                           "benches and trains nothing: give it --time-budget alone (and --out)"])
+    if args.out:
+        from .outputs import check_out_dir
+
+        check_out_dir(args.out)
+    curves = curves_from_benches([(d, load_bench(d, "--measured")) for d in args.measured])
+    pick, point, why = choose_by_budget(curves, args.time_budget)
+    print(format_budget_choice(curves, args.time_budget, pick, point, why))
+    if args.out:
+        atomic_write_json(Path(args.out) / "plan.json", {
+            "time_budget": args.time_budget, "measured": list(args.measured),
+            "choice": {"arm": pick.label, "recipe": pick.recipe, "schedule": pick.schedule, "epochs": point[1],
+                       "seconds": point[0], "val_acc": point[2], "reason": why}})
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -359,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, help="seconds the whole pipeline may take")
     p.add_argument("--target-accuracy", type=float, help="target probe validation accuracy to reach")
     p.add_argument("--planning-budget", type=float, help="seconds the planning itself may take (default 300)")
+    p.add_argument("--measured", nargs="+", metavar="DIR",
+                   help="choose recipe and schedule for --time-budget from finished benches of your pair (scratch "
+                        "with each of its schedules among them), read at the budgets they ran; no probes")
     p.add_argument("--out", help="also write plan.json into this directory")
     p.set_defaults(fn=_cmd_plan)
 
