@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FspladderError
+from .names import inside, safe_name
 
 __all__ = ["write_report", "ReportError"]
 
@@ -62,7 +63,7 @@ def heatmaps(run: Path, summary: dict[str, Any]) -> list[tuple[str, Path]]:
     plt = _plt()
     figs = []
     for k, rung in enumerate(summary.get("rungs", []), start=1):
-        f = run / f"flow-{k}-{rung['name']}.npz"
+        f = inside(run, f"flow-{k}-{rung['name']}.npz")  # names from summary.json: never read outside the run
         if not f.is_file():
             continue
         z = np.load(f)
@@ -87,7 +88,7 @@ def heatmaps(run: Path, summary: dict[str, Any]) -> list[tuple[str, Path]]:
         fig.suptitle(f"Rung {k} ({rung['name']}): mean FSP matrices on {FLOW_IMAGES} held-out images "
                      f"(previous and after share a colour scale)", fontsize=11)
         figs.append((f"FSP matrices, rung {k}: {rung['name']} learning from {rung['learns_from']}",
-                     _save(fig, run / f"report-fsp-{k}-{rung['name']}.png")))
+                     _save(fig, inside(run, f"report-fsp-{k}-{safe_name(rung['name'])}.png"))))
     return figs
 
 
@@ -96,34 +97,39 @@ def curves(run: Path, summary: dict[str, Any], metrics: list[dict[str, Any]]) ->
     rungs = [r["name"] for r in summary.get("rungs", [])]
     if not rungs:
         return []
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    s1s = {name: [m for m in metrics if m.get("event") == "stage1_step" and m.get("rung") == name] for name in rungs}
+    # Stage-1 panels only where a rung had a stage 1 (a grow or scratch run has none: no empty plots)
+    has_s1 = any(s1s.values())
+    fig, axes = plt.subplots(2 if has_s1 else 1, 2, figsize=(12, 8 if has_s1 else 4), squeeze=False)
+    s2_axes = axes[-1]
     for name in rungs:
-        s1 = [m for m in metrics if m.get("event") == "stage1_step" and m.get("rung") == name]
+        s1 = s1s[name]
         if s1:
             axes[0, 0].plot([m["seconds"] for m in s1], [m["fsp_loss"] for m in s1], label=name)
             axes[0, 1].plot([m["step"] for m in s1], [m["fsp_loss"] for m in s1], label=name)
         s2 = [m for m in metrics if m.get("stage") == 2 and m.get("rung") == name and "event" not in m]
         if s2:
             for key, style in (("val_acc", "-o"), ("test_acc", "--s")):
-                axes[1, 0].plot([m["seconds"] for m in s2], [m[key] for m in s2], style, label=f"{name} {key[:-4]}")
-                axes[1, 1].plot([m["epoch"] for m in s2], [m[key] for m in s2], style, label=f"{name} {key[:-4]}")
-    for ax in axes[0]:
-        ax.set_yscale("log")
-        ax.set_ylabel("FSP loss (batch, squared Frobenius)")
-        ax.set_title("Stage 1: FSP loss")
-    axes[0, 0].set_xlabel("stage-1 training seconds")
-    axes[0, 1].set_xlabel("stage-1 step")
-    for ax in axes[1]:
+                s2_axes[0].plot([m["seconds"] for m in s2], [m[key] for m in s2], style, label=f"{name} {key[:-4]}")
+                s2_axes[1].plot([m["epoch"] for m in s2], [m[key] for m in s2], style, label=f"{name} {key[:-4]}")
+    if has_s1:
+        for ax in axes[0]:
+            ax.set_yscale("log")
+            ax.set_ylabel("FSP loss (batch, squared Frobenius)")
+            ax.set_title("Stage 1: FSP loss")
+        axes[0, 0].set_xlabel("stage-1 training seconds")
+        axes[0, 1].set_xlabel("stage-1 step")
+    for ax in s2_axes:
         ax.set_ylabel("accuracy")
         ax.set_title("Stage 2: validation and test accuracy")
-    axes[1, 0].set_xlabel("stage-2 seconds (incl. evaluation)")
-    axes[1, 1].set_xlabel("stage-2 epoch")
+    s2_axes[0].set_xlabel("stage-2 seconds (incl. evaluation)")
+    s2_axes[1].set_xlabel("stage-2 epoch")
     for ax in axes.flat:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    return [("Learning curves per rung", _save(fig, run / "report-curves.png"))]
+    return [("Learning curves per rung", _save(fig, inside(run, "report-curves.png")))]
 
 
 def time_bars(run: Path, summary: dict[str, Any]) -> list[tuple[str, Path]]:
@@ -151,13 +157,13 @@ def time_bars(run: Path, summary: dict[str, Any]) -> list[tuple[str, Path]]:
     fig.tight_layout()
     caption = "Where this run's time went" + (f" (the teacher was trained earlier in {t['seconds']:.0f} s, not drawn)"
                                               if t.get("seconds") else "")
-    return [(caption, _save(fig, run / "report-time.png"))]
+    return [(caption, _save(fig, inside(run, "report-time.png")))]
 
 
 def bench_curves(run: Path, bench: dict[str, Any]) -> list[tuple[str, Path]]:
     from .bench import plot_bench
 
-    path = run / "report-bench.png"
+    path = inside(run, "report-bench.png")
     plot_bench(bench, path)
     return [("Bench: final test accuracy against seconds, one point per budget, ±1 std over seeds", path)]
 
@@ -269,6 +275,6 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 img{{max-width:100%}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}
 pre{{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}}.big{{font-size:18px}}</style></head>
 <body><h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>"""
-    out = run / "report.html"
+    out = inside(run, "report.html")
     out.write_text(page)
     return out

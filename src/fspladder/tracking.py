@@ -29,12 +29,13 @@ import importlib.util
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .names import inside, safe_name
 
 __all__ = ["TRACKERS", "INSTALL", "tracker_problems", "open_trackers", "epoch_scalars", "flatten_params"]
 
@@ -123,8 +124,8 @@ class _TensorBoard:
         if not got or not got[1]:
             return
         if key not in self.writers:
-            folder = "/".join(re.sub(r"[^\w.\-]+", "_", part) for part in key.replace(" seed ", "/seed").split("/"))
-            self.writers[key] = self._writer(str(self.root / folder))
+            parts = [safe_name(part) for part in key.replace(" seed ", "/seed").split("/")]  # never '..' nor '/'
+            self.writers[key] = self._writer(str(inside(self.root, *parts)))
         w = self.writers[key]
         step, vals = got
         for tag, v in vals.items():

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ..names import safe_name
 from .schema import ConfigError, Range, RunConfig, RungConfig
 
 __all__ = ["build", "parse_config", "parse_config_lenient", "read_config_data", "apply_overrides", "config_to_dict",
@@ -148,7 +149,7 @@ def build(cls: type, data: Any, path: str, err: list[str]) -> Any:
             kwargs[key] = conv
     obj = cls(**kwargs)
     if isinstance(obj, RungConfig) and not obj.name:
-        obj.name = obj.model
+        obj.name = safe_name(obj.model)  # a file name too: 'pkg.module:factory' names its rung pkg.module-factory
     # Fields with a problem kept their defaults, so the cross-key checks stay meaningful.
     check = getattr(obj, "_check", None)
     if check is not None:

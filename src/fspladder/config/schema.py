@@ -179,7 +179,7 @@ def _lr_checks(p: str, lr: float | None, min_lr: float, err: list[str]) -> None:
 class Stage1Config:
     """Stage 1: match the previous network's FSP matrices (patent eq. 3)."""
 
-    epochs: float = num(1.0, 0, EPOCHS)  # passes over the training set; fractions allowed; 0 skips it
+    epochs: float = num(1.0, 0, EPOCHS)  # passes; fractions allowed; 0 only for recipes without stage 1
     batch_size: int = num(128, 1, BATCH)
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = num(1e-3, 0, 10, lo_open=True)  # the paper's 1e-3, cosine-decayed to min_lr (1e-5)
