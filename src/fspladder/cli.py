@@ -57,9 +57,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                f"with run_ladder(cfg, {str(out)!r}, resume=True, teacher=the same network)"])
         cfg = load_config(path, ["progress=false"] if args.no_progress else [])
         dist = init_from_env(cfg.device)
-        if dist.is_main:
-            print(f"fspladder run: resuming {out}", file=sys.stderr)
-        summary = run_ladder(cfg, out, resume=True, dist=dist)
+        summary = run_ladder(cfg, out, resume=True, dist=dist,  # said once every check has passed
+                             on_ready=lambda: print(f"fspladder run: resuming {out}", file=sys.stderr))
     else:
         out = _out_arg(args.out, "runs/")
         cfg = _load(args)

@@ -46,8 +46,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["Phase", "Estimate", "RunClock", "StageProfiler", "format_seconds", "estimate_ladder", "estimate_bench",
-           "estimate_wanted", "stage1_phase", "stage2_phase", "WARMUP_STEPS", "TIMED_STEPS"]
+__all__ = ["Phase", "Estimate", "RunClock", "EpochLines", "StageProfiler", "format_seconds", "estimate_ladder",
+           "estimate_bench", "estimate_wanted", "stage1_phase", "stage2_phase", "WARMUP_STEPS", "TIMED_STEPS"]
 
 WARMUP_STEPS = 2  # dropped: first-call allocations and kernel choices
 TIMED_STEPS = 5  # their median is the step cost
@@ -310,6 +310,11 @@ class RunClock:
     ``on_step`` is the loop's hook (it returns the progress bar's note at most once a second); called with a
     metrics record (as a :class:`~fspladder.outputs.MetricsLog` listener) it prints one line per finished
     epoch with the time left.
+
+    The stage in progress is timed by its own pace once it has run (its measured seconds over the predicted
+    seconds of its steps so far): one ratio for the whole job let a stage the profile overpredicted (a stage 1
+    that ran ten times faster than profiled) shrink the prediction of a stage running at its predicted pace, and
+    after epoch 1 of 8 the clock said "~0.5 s left" of a stage that had seven epochs to go.
     """
 
     def __init__(self, est: Estimate, write: Callable[[str], None] | None = None,
@@ -322,6 +327,8 @@ class RunClock:
         self.done = est.fixed if not self.phases else 0.0  # predicted seconds of the work done so far
         self.pending_fixed = est.fixed  # the teacher's evaluation runs before the first phase
         self.last_note = -1e9
+        self.phase_t0: float | None = None  # when the phase in progress was first heard at a step
+        self.phase_pos0 = 0  # its step then
 
     def _find(self, name: str, stage: int) -> bool:
         if 0 <= self.i < len(self.phases) and (self.phases[self.i].name, self.phases[self.i].stage) == (name, stage):
@@ -333,7 +340,7 @@ class RunClock:
                     self.done += ph.seconds * (1 - (self.pos or 0) / max(1, ph.steps))
                 self.done += sum(p.seconds for p in self.phases[self.i + 1 : j]) + self.pending_fixed
                 self.pending_fixed = 0.0
-                self.i, self.pos = j, None
+                self.i, self.pos, self.phase_t0 = j, None, None
                 return True
         return False
 
@@ -345,19 +352,30 @@ class RunClock:
             self.done += ph.seconds * (step - self.pos) / max(1, ph.steps)
         self.pos = step
         now = self.clock()
+        if self.phase_t0 is None:  # the phase's own pace is measured from here (a resumed stage: from its step)
+            self.phase_t0, self.phase_pos0 = now, step
         if now - self.last_note < 1.0:
             return None
         self.last_note = now
         return f"whole run: {format_seconds(self.remaining())} left"
 
     def remaining(self) -> float:
-        """Seconds left: the predicted rest, times measured over predicted for the work done (shrunk to 1 early)."""
-        rest = self.pending_fixed + sum(p.seconds for p in self.phases[self.i + 1 :])
-        if 0 <= self.i < len(self.phases):
-            ph = self.phases[self.i]
-            rest += ph.seconds * (1 - (self.pos or 0) / max(1, ph.steps))
+        """Seconds left: the rest of the stage in progress at its own measured pace, and the stages after it
+        predicted, times measured over predicted for the work done (each ratio shrunk to 1 early on)."""
+        now = self.clock()
+        later = self.pending_fixed + sum(p.seconds for p in self.phases[self.i + 1 :])
         k = 0.05 * self.est.rest + 1e-9
-        return rest * (self.clock() - self.t0 + k) / (self.done + k)
+        overall = (now - self.t0 + k) / (self.done + k)
+        if not 0 <= self.i < len(self.phases):
+            return later * overall
+        ph = self.phases[self.i]
+        current = ph.seconds * (1 - (self.pos or 0) / max(1, ph.steps))
+        pace = overall
+        if self.phase_t0 is not None and self.pos is not None and self.pos > self.phase_pos0:
+            predicted = ph.seconds * (self.pos - self.phase_pos0) / max(1, ph.steps)  # of its steps heard
+            kp = 0.5 * ph.seconds / max(1, ph.epochs)  # half an epoch: one noisy step does not set the pace
+            pace = (now - self.phase_t0 + kp) / (predicted + kp)
+        return current * pace + later * overall
 
     def __call__(self, rec: dict[str, Any]) -> None:
         if rec.get("event") is not None or "epoch" not in rec or "stage" not in rec or "rung" not in rec:
@@ -366,15 +384,36 @@ class RunClock:
         self._find(*key)
         here = [p for p in self.phases[: self.i + 1] if (p.name, p.stage) == key]  # the latest such phase
         epochs = here[-1].epochs if here else "?"
-        shown = [f"{k} {rec[k]:.4g}" for k in ("fsp_loss_train", "train_loss", "val_acc") if
-                 isinstance(rec.get(k), float)]
         elapsed = self.clock() - self.t0 + self.est.before
-        self.write(f"{rec['rung']} stage {rec['stage']} epoch {rec['epoch']}/{epochs}: {', '.join(shown)} | "
+        self.write(f"{rec['rung']} stage {rec['stage']} epoch {rec['epoch']}/{epochs}: {_shown(rec)} | "
                    f"{format_seconds(elapsed)} so far, whole run ~{format_seconds(self.remaining())} left "
                    f"(estimated {format_seconds(self.est.total)} in all)")
 
     def close(self, failed: bool = False) -> None:
         pass
+
+
+class EpochLines:
+    """One line per finished epoch (a metrics listener: ``log=EpochLines(epochs)``) for work without a whole-run
+    estimate, ``fspladder train``: its losses, validation accuracy and seconds so far, so that a log the output
+    is piped into shows progress too (the progress bars are drawn on a terminal only)."""
+
+    def __init__(self, epochs: int | float, write: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.epochs, self.write, self.clock = epochs, write or _write, clock
+        self.t0 = clock()
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        if rec.get("event") is not None or "epoch" not in rec or "stage" not in rec or "rung" not in rec:
+            return
+        self.write(f"{rec['rung']} stage {rec['stage']} epoch {rec['epoch']}/{self.epochs:g}: {_shown(rec)} | "
+                   f"{format_seconds(self.clock() - self.t0)} so far")
+
+
+def _shown(rec: dict[str, Any]) -> str:
+    """An epoch record's losses and validation accuracy, as the per-epoch lines show them."""
+    return ", ".join(f"{k} {rec[k]:.4g}" for k in ("fsp_loss_train", "train_loss", "val_acc")
+                     if isinstance(rec.get(k), float))
 
 
 def _write(line: str) -> None:

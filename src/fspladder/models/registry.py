@@ -158,7 +158,10 @@ def create_for_data(name: str, in_chans: int, num_classes: int, kwargs: dict[str
             return create_model(name, **tried), tried
         except TypeError as e:
             why = str(e.__cause__ or e)  # the factory's own message, not ours that lists every argument
-            drop = next((k for k in DATA_KWARGS if k in tried and k not in user and k in why), None)
+            # Only a refused argument (a TypeError: unexpected keyword) is dropped; a ValueError that names it
+            # (an img_size the patch does not divide) is the factory's verdict on the data, never retried away.
+            refused = isinstance(e.__cause__, TypeError) or e.__cause__ is None
+            drop = next((k for k in DATA_KWARGS if refused and k in tried and k not in user and k in why), None)
             if drop is None:
                 raise
             tried = {k: v for k, v in tried.items() if k != drop}

@@ -140,6 +140,11 @@ class VisionTransformer(nn.Module):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
         if min(h, w) < patch:
             raise ValueError(f"img_size {(h, w)} is smaller than the patch size {patch}")
+        if h % patch or w % patch:  # the patch embedding's stride would drop the last rows or columns unseen
+            raise ValueError(f"images of {h}x{w} are not a whole number of {patch}x{patch} patches: the last "
+                             f"{h % patch} row(s) and {w % patch} column(s) would be dropped; resize the images to a "
+                             f"multiple of {patch} (data.image_size for folder data) or choose a patch that divides "
+                             "them")
         hidden = round(dim * mlp_ratio)
         if hidden < 1:
             raise ValueError(f"mlp_ratio {mlp_ratio} gives an MLP of {hidden} units; use mlp_ratio > 0")
