@@ -296,3 +296,15 @@ def test_train_exports_a_plain_state_dict_and_its_checkpoint_loads_in_plain_torc
                  "--set", "data.name=idx", "--set", f"data.root={world['idx']}", "--set", "data.val_size=100",
                  "--set", "stage2.epochs=1", "--set", "stage2.batch_size=50", "--no-progress"]) == 0
     assert set(torch.load(pt, weights_only=True)) == set(ours)
+
+
+def test_the_bench_takes_a_trained_module_from_python(world, tmp_path):
+    from fspladder.bench import run_bench
+
+    cfg = load_config(_config(world, tmp_path / "my.yaml", "tiny", world["files"][("tiny", "state_dict")]),
+                      ["teacher.checkpoint=builtin:resnet8_fmnist", "teacher.model=null", "bench.seeds=1",
+                       "bench.budgets=[1.0]", "bench.arms=[scratch, grow]"])
+    bench = run_bench(cfg, tmp_path / "bench", teacher=world["nets"]["tiny"])
+    t = bench["teacher"]
+    assert t["source"] == "python object" and t["test_acc"] == pytest.approx(world["own_acc"]["tiny"], abs=1e-12)
+    assert {r["arm"] for r in bench["runs"]} == {"scratch", "grow"}

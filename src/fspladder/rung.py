@@ -87,7 +87,11 @@ def load_teacher(cfg: RunConfig, device: torch.device | None = None,
     if module is not None:
         if not isinstance(module, nn.Module):
             raise ConfigError([f"teacher= takes a trained torch.nn.Module, got {type(module).__name__}"])
-        model = copy.deepcopy(module)
+        try:
+            model = copy.deepcopy(module)
+        except Exception as e:  # e.g. a module holding a handle copy cannot copy: say so, in one line
+            raise ConfigError([f"teacher=: the network cannot be copied ({type(e).__name__}: {e}); fspladder copies "
+                               "it so that yours stays as it is: pass one copy.deepcopy can copy"]) from e
         name = tc.model or f"{type(module).__module__}:{type(module).__qualname__}"
         ck: dict[str, Any] = {"model": {"name": name, "kwargs": dict(tc.kwargs)},
                               "meta": {"source": PYTHON_OBJECT, "preprocessing": pre}}
@@ -109,8 +113,6 @@ def load_teacher(cfg: RunConfig, device: torch.device | None = None,
     if device is not None:
         model.to(device, memory_format=memory_format)
     model.eval()
-    for p in model.parameters():  # frozen: no stage trains the teacher
-        p.requires_grad_(False)
     return Rung("teacher", model, pairs_of(tc, model), {**ck["model"], "checkpoint": where}), ck
 
 
