@@ -128,8 +128,10 @@ def test_a_run_killed_in_the_targets_stage2_resumes_to_a_report_and_counts_its_w
     killed = _run(_cmd(idx, teacher, out), "kill:stage2:target:2")
     assert killed.returncode == -signal.SIGKILL
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    before = lines[-1]["time"] - next(x["time"] for x in lines if x.get("event") == "run_start")
-    assert before > 0
+    start = next(x for x in lines if x.get("event") == "run_start")
+    # the log's span, plus what the session spent before its log opened (loading, checks): its clock counted both
+    before = lines[-1]["time"] - start["time"] + start["session_seconds"]
+    assert before > lines[-1]["time"] - start["time"] > 0
     resumed = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (out / "report.html").is_file() and "target test accuracy" in resumed.stdout
