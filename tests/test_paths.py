@@ -120,7 +120,7 @@ def test_bench_with_a_traversing_variant_name_exits_2_and_writes_nothing(tiny_te
     code = main(["bench", "--out", str(tmp_path / "bench"), *_tiny(tiny_teacher)[:-1], "--seeds", "1",
                  "--arms", "scratch", "--set", "bench.variants={../../evil: {arm: scratch}}"])
     assert code == 2
-    assert "bench.variants" in _one_error_line(capsys.readouterr().err, "bench")
+    assert "bench.variants" in _one_error_line(capsys.readouterr().err, "bench")  # no '-> DIR' before it
     assert _files(tmp_path) == before
 
 
@@ -303,6 +303,8 @@ def test_an_empty_out_is_refused_in_one_line_and_nothing_is_written(tiny_teacher
         assert main([*cmd, "--out", "", *_tiny(tiny_teacher)[:-1]]) == 2
         line = _one_error_line(capsys.readouterr().err, cmd[0])
         assert "--out is empty" in line
+    assert main(["predict", str(tiny_teacher[2]), str(tmp_path), "--out", ""]) == 2
+    assert "--out is empty" in _one_error_line(capsys.readouterr().err, "predict")
     assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())
     from fspladder.outputs import OutputError
     from fspladder.runner import run_ladder

@@ -212,8 +212,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                "--arms ...`)"])
         out = Path(args.resume)
         cfg = resume_config(out)
-        print(f"fspladder bench: resuming {out}", file=sys.stderr)
-        bench = run_bench(cfg, out, resume=True)
+        bench = run_bench(cfg, out, resume=True,  # said once every check has passed
+                          on_ready=lambda: print(f"fspladder bench: resuming {out}", file=sys.stderr))
     else:
         pre = list(PRESETS[args.preset]) if args.preset else []
         for key, val in (("seeds", args.seeds), ("target_accuracy", args.target_accuracy)):
@@ -230,12 +230,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             if args.out is not None:
                 raise ConfigError(["--extend DIR writes into DIR; drop --out"])
             out = Path(args.extend)
-            print(f"fspladder bench: extending {out}", file=sys.stderr)
+            where = f"fspladder bench: extending {out}"
         else:
             out = _out_arg(args.out, "runs/bench-")
-            print(f"fspladder bench -> {out}", file=sys.stderr)
-        # Checks everything before it writes; the micro-benchmarks come after.
-        bench = run_bench(cfg, out, extend=bool(args.extend))
+            where = f"fspladder bench -> {out}"
+        # Checks everything before it writes (and only then names its folder); the micro-benchmarks come after.
+        bench = run_bench(cfg, out, extend=bool(args.extend), on_ready=lambda: print(where, file=sys.stderr))
         if args.micro:
             from .micro import run_micro
 
@@ -289,6 +289,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .predict import classify_files, image_files, load_for_inference, score_data
 
+    if args.out is not None and not args.out.strip():  # else it would quietly print instead
+        raise ConfigError(["--out is empty: give the CSV file to write (e.g. classes.csv), or drop --out to print"])
     if bool(args.inputs) == bool(args.data):
         raise ConfigError(["give either image files or folders to classify, or --data CONFIG to score a data set"])
     if not args.data and (args.overrides or args.split != "test"):

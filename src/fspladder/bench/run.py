@@ -19,6 +19,7 @@ import copy
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..config import ConfigError, RunConfig, config_to_dict, load_config
 from ..engine import evaluate
 from ..faults import kill_point
 from ..names import check_name, inside
-from ..outputs import MetricsLog, check_out_dir
+from ..outputs import MetricsLog, check_out_dir, out_folder
 from ..recipes import ARMS
 from ..rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung
 from ..session import context_for, machine_info, memory_format, resolve_device
@@ -327,12 +328,16 @@ class _Bench:
                        "bench's runs learned from (retrained or replaced); restore it, or start a new bench")
         return err
 
+    on_ready: Callable[[], None] | None = None  # run_bench's: told once every check has passed
+
     def run(self) -> dict[str, Any]:
         self.prepare()
         if self.resume:
             problems = self.continuation()
             if problems:
                 raise ConfigError([*problems[:-1], problems[-1] + " (nothing was changed)"])
+        if self.on_ready is not None:
+            self.on_ready()
         self.estimate()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / RUNS_DIR).mkdir(exist_ok=True)
@@ -378,7 +383,7 @@ class _Bench:
 
 
 def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False, extend: bool = False,
-              teacher: Any = None) -> dict[str, Any]:
+              teacher: Any = None, *, on_ready: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train every arm at every budget for every seed; write bench.json, bench.md and curves.png.
 
     With ``resume``, ``out`` holds a killed bench: its finished runs are kept and the rest run. With ``extend``,
@@ -386,8 +391,11 @@ def run_bench(cfg: RunConfig, out: str | Path, resume: bool = False, extend: boo
     (:func:`extend_problems` says what may change): its finished runs are kept, the new ones run, and the summary
     covers them all. ``bench.json``'s ``seconds`` add up every session. ``teacher``: a trained ``nn.Module`` from
     Python instead of ``teacher.checkpoint`` (its normalisation in ``cfg.teacher.preprocessing``).
+    ``on_ready``: called once every check has passed, before anything is written or trained.
     """
-    return _Bench(cfg, Path(out), resume, extend, teacher).run()
+    bench = _Bench(cfg, out_folder(out, "out"), resume, extend, teacher)
+    bench.on_ready = on_ready
+    return bench.run()
 
 
 def bench_config_path(out: str | Path, flag: str = "--resume") -> Path:
