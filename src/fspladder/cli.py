@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", help="stage-2 budgets as fractions of the full epochs, e.g. 0.25,0.5,1")
     p.add_argument("--arms", help=f"comma-separated arms from {','.join(ARMS)} (default: {','.join(DEFAULT_ARMS)})")
     p.add_argument("--target-accuracy", type=float,
-                   help="accuracy for time-to-target (default: scratch at full budget)")
+                   help="accuracy for time-to-target (default: the best scratch arm or variant at full budget)")
     p.add_argument("--micro", action="store_true", help="also time one stage-1 step vs one CE step, and fsp_matrix")
     p.add_argument("--out", help="output directory (default runs/bench-DATE-TIME)")
     p.add_argument("--resume", metavar="DIR", help="continue a killed bench in DIR from its finished runs")

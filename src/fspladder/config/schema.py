@@ -294,7 +294,8 @@ class BenchConfig:
     budgets: list[float] = num([0.25, 0.5, 1.0], 0, 1, lo_open=True)  # fractions of stage2.epochs
     seeds: int = num(3, 1, 1000)
     arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
-    target_accuracy: float | None = num(None, 0, 1, lo_open=True)  # None = scratch's mean final val accuracy
+    # None = the best full-budget mean final val accuracy of the scratch arm and scratch variants (bench.summary)
+    target_accuracy: float | None = num(None, 0, 1, lo_open=True)
     # Named variants of an arm, each with its own recipe and config overrides, run beside the arms:
     # {"ladder-cached": {"arm": "ladder", "set": {"stage1.augment": false, "stage1.cache_teacher": true}},
     #  "grow-ladder": {"arm": "ladder", "recipe": "grow"}}
