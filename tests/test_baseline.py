@@ -76,7 +76,8 @@ def test_bench_md_names_the_baseline_and_labels_interpolated_figures():
     md = format_bench_md(bench)
     assert "Baseline (the scratch threshold): **scratch-wsd** (wsd (decay 0.5), peak 0.05)" in md
     assert "Not scratch at its best" in md and "grow-ema: cosine, peak 0.05, ema 0.99" in md
-    assert "Time to the **scratch** threshold (0.8905, scratch-wsd at the full budget)" in md
+    assert "Time to the **scratch** threshold (0.8905, scratch-wsd at the full budget; ratios to scratch-wsd" in md
+    assert "(the baseline: scratch-wsd, wsd (decay 0.5), peak 0.05)" in md
     assert "| grow-wsd | 85 s (0.81×) @0.8; interpolated ~80 s (0.76×) |" in md  # pipeline clock: +5 s a run
     assert "| grow-wsd | wsd (decay 0.5), peak 0.05 |" in md
     # one scratch: the baseline says it had one schedule only

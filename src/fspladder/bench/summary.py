@@ -274,6 +274,9 @@ def format_bench_md(bench: dict[str, Any]) -> str:
                   "validation accuracy reaches it (@ that budget; ≤ when it is the least budget run), then, "
                   "labelled, the figure interpolated between budgets; in brackets the ratio to the full-budget "
                   f"seconds (epochs) of {base_arm}.", ""]
+    bl = s.get("baseline")
+    lines += [f"Accuracy, mean ± std over seeds (the baseline: {bl['arm']}, {bl['schedule']}):" if bl else
+              "Accuracy, mean ± std over seeds:", ""]
     head = ("| arm | schedule | " + " | ".join(f"test acc @{b:g}" for b in budgets)
             + f" | val acc @{full:g} | gap train−test @{full:g} | 1st-epoch val acc @{full:g} |")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
@@ -286,7 +289,8 @@ def format_bench_md(bench: dict[str, Any]) -> str:
     for name in th:
         whose = (f", {s['baseline']['arm']} at the full budget" if name == "scratch" and s.get("baseline")
                  and s["threshold_from"]["scratch"] != "bench.target_accuracy" else "")
-        lines += ["", f"Time to the **{name}** threshold ({th[name]:.4f}{whose}):", "",
+        lines += ["", f"Time to the **{name}** threshold ({th[name]:.4f}{whose}; ratios to {base_arm}'s full-budget "
+                  "seconds):", "",
                   "| arm | pipeline clock | target clock | target epochs |", "|---|---|---|---|"]
         for arm, a in s["arms"].items():
             t = a["time_to_target"].get(name, {})
