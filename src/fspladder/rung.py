@@ -165,7 +165,7 @@ def foreign_teacher(meta: dict[str, Any]) -> bool:
 # one or a few classes), while a weak but real one (e.g. 25 % on 100 classes) is far above it.
 NEAR_CHANCE_FACTOR = 0.5
 NEAR_CHANCE_CAP = 0.10
-CHANCE_IMAGES = 2000  # validation images `check` scores the teacher on: +-0.01 at chance for 10 classes
+CHANCE_IMAGES = 1000  # validation images preflight scores the teacher on: sd at chance 0.0095 (10 classes)
 
 
 def near_chance(acc: float, labels: torch.Tensor, num_classes: int) -> float | None:
