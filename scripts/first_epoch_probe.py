@@ -6,6 +6,12 @@ first epoch for all three seeds: the arm is built, grown and trained exactly as 
 
     python scripts/first_epoch_probe.py configs/resnet-imagenet.yaml grow-kd 0 100 200
     python scripts/first_epoch_probe.py configs/resnet-imagenet.yaml grow-kd 0 100 --set stage2.growth_noise=0
+    OMP_NUM_THREADS=1 python scripts/first_epoch_probe.py configs/resnet-imagenet.yaml grow-kd 0 100 200 --save p1.pt
+    OMP_NUM_THREADS=2 python scripts/first_epoch_probe.py configs/resnet-imagenet.yaml grow-kd 0 --against p1.pt
+
+Besides each seed's accuracy it prints how its predictions agree with the teacher's and the other seeds', how
+many images only one of two seeds gets right, and the largest parameter difference between them: the same
+count of right answers need not mean the same answers.
 """
 
 from __future__ import annotations
@@ -15,13 +21,38 @@ import copy
 import tempfile
 from pathlib import Path
 
+import torch
+import torch.nn as nn
+
 from fspladder.bench.run import _Bench
 from fspladder.config import load_config
+from fspladder.data import ImageSet
+from fspladder.engine import TrainContext
+from fspladder.models import logits_of
 from fspladder.rung import init_rung, stage2_of_rung, student_rung
 
 
 class _FirstEpochDone(Exception):
     pass
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, data: ImageSet, ctx: TrainContext) -> torch.Tensor:
+    """Eval-mode argmax of ``model`` on every image of ``data``, ``(N,)``, as fspladder's evaluate scores them."""
+    was = model.training
+    model.eval()
+    step = ctx.eval_batch_size
+    chunks = [torch.arange(i, min(len(data), i + step)) for i in range(0, len(data), step)]
+    out = []
+    for x_uint8 in data.stream(chunks):
+        with ctx.autocast():
+            out.append(logits_of(model(ctx.prepare(x_uint8, False, None))).argmax(1).cpu())
+    model.train(was)
+    return torch.cat(out)
+
+
+def _agree(a: torch.Tensor, b: torch.Tensor) -> str:
+    return f"{(a == b).float().mean().item():.4f} ({int((a != b).sum())} differ)"
 
 
 def main() -> None:
@@ -30,6 +61,9 @@ def main() -> None:
     ap.add_argument("arm", help="the arm or variant to probe, e.g. grow-kd")
     ap.add_argument("seeds", nargs="+", type=int, help="seeds as the bench numbers them (0, 100, 200, ...)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    ap.add_argument("--save", metavar="PATH", help="save each seed's epoch-1 validation predictions here")
+    ap.add_argument("--against", metavar="PATH", help="compare each seed's predictions with a --save of another "
+                    "run of the same seeds (e.g. at another thread count: what float rounding alone changes)")
     args = ap.parse_args()
     bench = _Bench(load_config(args.config, args.set), Path(tempfile.mkdtemp()), resume=False)
     bench.prepare()
@@ -39,14 +73,26 @@ def main() -> None:
     ctx, trc = bench.ctxs[arm.label], arm.rungs[-1]
     s1 = arm.cfg.stage_for(trc, "stage1")
     s2 = copy.copy(arm.cfg.stage_for(trc, "stage2", arm.recipe))
+    val = bench.data.val
+    y = val.y.cpu()
+    teacher_pred = predictions(bench.teacher.model, val, ctx)
+    print(f"teacher: val_acc {(teacher_pred == y).float().mean().item():.4f} on {len(val)} images")
+    preds: dict[int, torch.Tensor] = {}
+    weights: dict[int, dict[str, torch.Tensor]] = {}
     for seed in args.seeds:
         target = student_rung(trc, bench.data, seed + 7, bench.device, bench.mf)  # the bench's seeding
         init_rung(bench.teacher, target, arm.recipe, seed + 7, s2.growth_noise)
+        grown = predictions(target.model, val, ctx)
+        print(f"{args.arm} seed {seed}: as grown val_acc {(grown == y).float().mean().item():.4f}, "
+              f"agrees with the teacher {_agree(grown, teacher_pred)}")
 
-        def log(rec: dict, seed: int = seed) -> None:
+        def log(rec: dict, seed: int = seed, model: nn.Module = target.model) -> None:
             if rec.get("stage") == 2 and rec.get("epoch") == 1:
-                print(f"{args.arm} seed {seed}: epoch 1 val_acc {rec['val_acc']:.4f}, "
-                      f"train_loss {rec['train_loss']:.4f}")
+                p = predictions(model, val, ctx)
+                preds[seed] = p
+                weights[seed] = {k: v.detach().cpu().clone() for k, v in model.named_parameters()}
+                print(f"{args.arm} seed {seed}: epoch 1 val_acc {rec['val_acc']:.4f} ({int((p == y).sum())} right), "
+                      f"train_loss {rec['train_loss']:.4f}; agrees with the teacher {_agree(p, teacher_pred)}")
                 raise _FirstEpochDone
 
         ctx.log = log
@@ -54,6 +100,21 @@ def main() -> None:
             stage2_of_rung(bench.teacher, target, arm.recipe, s1, s2, ctx, seed=seed, name="probe", eval_test=False)
         except _FirstEpochDone:
             pass
+    seeds = list(preds)
+    for i, a in enumerate(seeds):  # the same count of right answers need not mean the same answers
+        for b in seeds[i + 1:]:
+            right_a, right_b = preds[a] == y, preds[b] == y
+            diff = max((weights[a][k] - weights[b][k]).abs().max().item() for k in weights[a])
+            print(f"seeds {a} and {b}: predictions agree {_agree(preds[a], preds[b])}; right for one only: "
+                  f"{int((right_a & ~right_b).sum())} / {int((right_b & ~right_a).sum())}; largest parameter "
+                  f"difference {diff:.4f}")
+    if args.save:
+        torch.save(preds, args.save)
+    if args.against:
+        other = torch.load(args.against)
+        for seed in (s for s in seeds if s in other):
+            print(f"seed {seed} against {args.against}: {int((other[seed] == y).sum())} right there, "
+                  f"{int((preds[seed] == y).sum())} here; predictions agree {_agree(preds[seed], other[seed])}")
 
 
 if __name__ == "__main__":
