@@ -229,6 +229,15 @@ def test_stage1_epochs_0_with_a_stage1_recipe_is_refused_naming_the_fix():
     load_config(None, ["stage1.epochs=0", "recipe=scratch"])  # no stage 1 asked for: nothing to refuse
     load_config(None, ["stage1.epochs=0", "recipe=grow"])
     load_config(None, ["plan.probe_stage1_epochs=0", "plan.recipes=[grow, scratch]"])
+    with pytest.raises(ConfigError, match="the plan may choose patent"):
+        load_config(None, ["stage1.epochs=0", "recipe=scratch", "plan.intermediates=auto"])
+    planning = load_config(None, ["stage1.epochs=0", "recipe=scratch"]).stage1_epochs_problems(planning=True)
+    assert planning and "ladder-w2s" not in planning[0] and "patent" in planning[0]  # default plan.recipes
+
+
+def test_plan_refuses_stage1_epochs_0_for_the_recipes_it_may_choose(capsys):
+    assert main(["plan", "--set", "stage1.epochs=0", "--set", "recipe=scratch"]) == 2
+    assert "the plan may choose patent" in _one_error_line(capsys.readouterr().err, "plan")
 
 
 def test_check_bench_refuses_a_stage1_arm_with_stage1_epochs_0(tiny_teacher):

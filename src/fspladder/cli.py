@@ -121,6 +121,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .check import preflight
     from .checkpoint import atomic_write_json
+    from .config import ConfigError
     from .plan import format_plan, run_plan
     from .session import memory_format, resolve_device
 
@@ -132,6 +133,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if val is not None:
             pre.append(f"plan.{key}={val}")
     cfg = _load(args, pre)
+    if cfg.stage1_epochs_problems(planning=True):  # the plan would rank recipes whose stage 1 never runs
+        raise ConfigError(cfg.stage1_epochs_problems(planning=True))
     if args.out is not None:
         from .outputs import check_out_dir
 

@@ -433,9 +433,10 @@ class RunConfig:
                 # Report only what the rung's overrides caused, not the run-wide problems again.
                 err += [e for e in sub if e.replace(f"rungs[{i}].", "", 1) not in err]
 
-    def stage1_epochs_problems(self) -> list[str]:
+    def stage1_epochs_problems(self, planning: bool = False) -> list[str]:
         """A recipe with an FSP stage 1 given ``stage1.epochs: 0`` would train without stage 1 yet be recorded as
-        that recipe: refused, for the rungs and for the recipes the planner may choose."""
+        that recipe: refused, for the rungs and for the recipes the planner may choose (``planning``: the command
+        plans, ``fspladder plan``; else only where ``plan.intermediates`` is auto)."""
         err = []
         for i, r in enumerate(self.rungs):
             recipe = parse_recipe(r.recipe if r.recipe is not None else self.recipe)[0]
@@ -448,9 +449,9 @@ class RunConfig:
         if fsp and self.plan.probe_stage1_epochs == 0:
             err.append(f"plan.probe_stage1_epochs is 0, but plan.recipes has {', '.join(fsp)}, which train an FSP "
                        "stage 1: set plan.probe_stage1_epochs > 0 or drop them from plan.recipes")
-        if fsp and self.plan.intermediates == "auto" and self.stage1.epochs == 0:
-            err.append(f"stage1.epochs is 0, but plan.intermediates is auto and plan.recipes has {', '.join(fsp)}, "
-                       "which train an FSP stage 1: set stage1.epochs > 0 or drop them from plan.recipes")
+        if fsp and (planning or self.plan.intermediates == "auto") and self.stage1.epochs == 0:
+            err.append(f"stage1.epochs is 0, but the plan may choose {', '.join(fsp)} from plan.recipes, which train "
+                       "an FSP stage 1: set stage1.epochs > 0 or drop them from plan.recipes")
         return err
 
     def recipe_for(self, rung: RungConfig, override: Any = None) -> Recipe:
