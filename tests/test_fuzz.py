@@ -1,12 +1,16 @@
 """Issue 25: no traceback from any input. Hypothesis draws whole commands, not a list of cases.
 
-Every command (``run``, ``check``, ``bench``, ``plan``, ``train``, ``predict``, ``report``, ``layers``,
-``models``) with drawn arguments; every config key, derived from the dataclasses of
-``fspladder.config.schema`` (nothing hand-listed), set to a valid, wrong-typed, out-of-range, empty or
-oversized value, lists one item too short or too long, malformed recipes, and paths that exist as files or
-folders, do not exist, or cannot be written. The rule asserted for each: no ``Traceback`` and no "internal
-error" in the output; exit 0 or 2; a refusal (exit 2) writes nothing; the user's files stay as they were;
-and whatever ``check`` accepts, ``run`` does not refuse later (and what it refuses, ``run`` refuses too).
+Every command (``run``, ``check``, ``bench``, ``plan``, ``train``, ``predict``, ``report``, ``layers``, ``models``)
+with drawn arguments; every config key, derived from the dataclasses of ``fspladder.config.schema`` (nothing hand-
+listed), set to a valid, wrong-typed, out-of-range, empty or oversized value, lists one item too short or too long,
+malformed recipes, and paths that exist as files or folders, do not exist, or cannot be written. Issue 34 added:
+rung and bench variant names that would be paths (separators, ``..``), models whose forward returns the wrong shape
+or type (``custom_models.BAD_OUTPUT_MODELS``), size keys and batch sizes drawn around the data's real size, and
+``check`` on the default Fashion-MNIST data. The rule asserted for each: no ``Traceback`` and no "internal error" in
+the output; exit 0 or 2; a refusal (exit 2) writes nothing; the user's files stay as they were; and whatever
+``check`` accepts, ``run`` does not refuse later (and what it refuses, ``run`` refuses too); nothing is written
+outside the sandbox; a path-like name is refused with one line per problem; a batch that leaves an epoch fewer than
+10 steps is warned about.
 
 Commands run in-process (``fspladder.cli.main`` with argv, output captured) on tiny IDX data (64 training
 images, 12x12): a drawn config that would train for long (many epochs or images, big models, torch.compile,
@@ -32,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 from conftest import make_idx_folder, train_tiny_teacher
+from custom_models import BAD_OUTPUT_MODELS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,6 +105,29 @@ RECIPES_BAD = ["patentt", "", {"init": "grow"}, {"init": "fresh", "stage1": "fsp
 RECIPES_OK = list(PRESETS) + [{"init": "grow", "stage1": "none", "guidance": "kd"}]
 OVERSIZED = [10**30, 1e308, -(10**30), "x" * 3000, [1.0] * 500, {"a": {"b": {"c": [1, [2, [3]]]}}}]
 WRONG_TYPED = ["abc", [1], {"a": 1}, True, 1.5, "1e-3x"]
+# Names that would become paths (issue 34): separators, `..`, absolute paths. Each must be refused in one line.
+UNSAFE_NAMES = ["a/b", "../up", "x/../../../../escaped", "..", ".", "/abs", "a\\b", "a/", "-lead", "sp ace", "",
+                "n" * 300]
+# The tiny data's real sizes (make_idx_folder: 600 training images, 200 test, 4 classes; BASE holds out 100 and
+# trains on the first 64) and the default data's (Fashion-MNIST: 60,000 and 10,000, 10 classes).
+TINY = {"train": 600, "test": 200, "subset": 64}
+FMNIST = {"train": 60_000, "test": 10_000}
+
+
+def _around(n: int) -> list[int]:
+    """Sizes around ``n``: the edges, a tenth (the batch that leaves an epoch ten steps), half, double."""
+    return sorted({v for v in (1, 2, n // 10, n // 10 + 1, n // 2, n - 1, n, n + 1, 2 * n) if v >= 0})
+
+
+# Size keys relative to a data set's real size (`data.val_size` is out of the training images, the subsets and
+# batch sizes out of what is left).
+def size_values(sizes: dict[str, int]) -> dict[str, list[int]]:
+    left = sizes["train"] - 100
+    return {"data.val_size": [0] + _around(sizes["train"]), "data.train_subset": _around(left),
+            "data.test_subset": _around(sizes["test"]),
+            "stage2.batch_size": _around(sizes.get("subset", left)) + _around(left)[-3:],
+            "stage1.batch_size": _around(sizes.get("subset", left)), "stage1.images": _around(left)[:4],
+            "rungs.1.stage2.batch_size": _around(sizes.get("subset", left))}
 
 
 class P(str):
@@ -158,7 +186,7 @@ def values_for(key: Key) -> tuple[list[Any], list[Any]]:
         bad += RECIPES_BAD + [[r] for r in RECIPES_BAD[:3]]
     if key.path.endswith("model"):
         good += ["resnet8", "resnet14", "resnet20", "custom_models:plain_cnn"]
-        bad += ["resnet32", "resnet9", "custom_models:not_a_model", "custom_models:returns_a_string", "no.such:thing"]
+        bad += ["resnet32", "resnet9", "custom_models:not_a_model", "no.such:thing", *BAD_OUTPUT_MODELS]
     if key.path.endswith("kwargs"):
         good += [{"depth": 14}, {"width": 2}]
         bad += [{"depth": 10}, {"width": 0}, {"bogus": 1}]
@@ -177,12 +205,13 @@ def values_for(key: Key) -> tuple[list[Any], list[Any]]:
     if key.path == "bench.variants":
         good += [{"v": {"arm": "scratch", "set": {"stage2.lr": 0.1}}}]
         bad += [{"scratch": {"arm": "scratch"}}, {"v": {"arm": "nope"}}, {"v": {"arm": "ladder", "set": {"seed": 3}}},
-                {"v": 3}]
+                {"v": 3}] + [{n: {"arm": "scratch"}} for n in UNSAFE_NAMES]
     if key.path == "data.classes":
         good += [[0, 1], [0, 1, 2], [1, 0, 3]]
         bad += [[0, 9], [0, 0], [2]]
     if key.path.endswith("name") and key.path.startswith("rungs"):
-        good += ["student1", "big", "a/b", "../up"]
+        good += ["student1", "big", "v1.2_b-3"]
+        bad += UNSAFE_NAMES
     return good, bad
 
 
@@ -193,7 +222,7 @@ def _yaml(v: Any) -> str:
         return ".nan"
     if isinstance(v, float) and math.isinf(v):
         return ".inf" if v > 0 else "-.inf"
-    return json.dumps(v)
+    return json.dumps(v, default=dataclasses.asdict)  # a default that is a dataclass (the rungs) as its keys
 
 
 RAW_SETS = ["stage2.epochs", "=3", "stage2..epochs=1", "rungs.9.model=resnet8", "rungs.x.model=resnet8",
@@ -201,12 +230,26 @@ RAW_SETS = ["stage2.epochs", "=3", "stage2..epochs=1", "rungs.9.model=resnet8", 
 
 
 @st.composite
-def config_sets(draw) -> list[str]:
-    """One to three ``--set KEY=VALUE`` items, mostly from the schema, sometimes malformed."""
+def config_sets(draw, sizes: dict[str, int] = TINY) -> list[str]:
+    """One to three ``--set KEY=VALUE`` items, mostly from the schema, sometimes malformed, sometimes a size key
+    drawn around the data's real size (``sizes``), sometimes a name that would be a path."""
     out = []
     for _ in range(draw(st.integers(0, 2))):
-        if draw(st.integers(0, 9)) == 0:
+        what = draw(st.integers(0, 9))
+        if what == 0:
             out.append(draw(st.sampled_from(RAW_SETS)))
+            continue
+        if what in (1, 2):
+            key, vals = draw(st.sampled_from(sorted(size_values(sizes).items())))
+            out.append(f"{key}={draw(st.sampled_from(vals))}")
+            continue
+        if what == 4:  # a model whose forward returns the wrong shape or type
+            out.append(f"rungs.{draw(st.integers(0, 1))}.model={draw(st.sampled_from(BAD_OUTPUT_MODELS))}")
+            continue
+        if what == 3:
+            key = draw(st.sampled_from(["rungs.0.name", "rungs.1.name", "bench.variants"]))
+            name = draw(st.sampled_from(UNSAFE_NAMES))
+            out.append(f"{key}={_yaml({name: {'arm': 'scratch'}} if key == 'bench.variants' else name)}")
             continue
         key = draw(st.sampled_from(KEYS))
         good, bad = values_for(key)
@@ -236,7 +279,9 @@ def _sets(items: list[str]) -> list[str]:
 @st.composite
 def commands(draw) -> list[str]:
     cmd = draw(st.sampled_from(["run", "run", "run", "check", "check", "bench", "plan", "train", "predict",
-                                "predict", "report", "layers", "models"]))
+                                "predict", "report", "layers", "models", "check-default"]))
+    if cmd == "check-default":  # the default data (Fashion-MNIST), where `check` alone is cheap: sizes around its own
+        return ["check-default", *_sets(draw(config_sets(FMNIST))), "--no-progress"]
     argv: list[str] = [cmd]
     if cmd in ("run", "check", "bench", "plan", "train"):
         if draw(st.integers(0, 4)) == 0:
@@ -267,7 +312,7 @@ def commands(draw) -> list[str]:
     if cmd == "train":
         argv += ["--model", draw(st.sampled_from(["resnet8", "resnet14", "resnet", "resnet9", "",
                                                   "custom_models:plain_cnn", "custom_models:not_a_model",
-                                                  "no.such:thing"]))]
+                                                  "no.such:thing", *BAD_OUTPUT_MODELS]))]
         if draw(st.booleans()):
             argv += ["--kwargs", draw(st.sampled_from(["{depth: 14}", "{depth: 10}", "[1, 2]", "{a", "{}", "3",
                                                        "{width: 0}"]))]
@@ -349,6 +394,43 @@ def _snapshot(*roots: Path) -> dict[str, str]:
     return out
 
 
+def _names(root: Path, skip: Path) -> set[str]:
+    """Every path under ``root`` but those under ``skip`` (the sandbox, where commands may write)."""
+    return {str(p) for p in root.rglob("*") if skip not in p.parents and p != skip}
+
+
+def _unsafe_name(item: str) -> bool:
+    """Whether a ``--set`` item names a rung or a bench variant with one of the path-like names."""
+    key, _, value = item.partition("=")
+    if key in ("rungs.0.name", "rungs.1.name"):
+        return value in {json.dumps(n) for n in UNSAFE_NAMES}
+    return key == "bench.variants" and any(value == json.dumps({n: {"arm": "scratch"}}) for n in UNSAFE_NAMES)
+
+
+def _one_message(out: str) -> bool:
+    """Whether a refusal printed one line per problem: one line, or a heading and its problems one a line (what
+    ``check`` prints before them, the data path and notes, and the announcement of the output folder left out)."""
+    lines = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith(
+        ("fspladder run -> ", "fspladder bench -> ", "data: ", "note: ", "bench: "))]
+    return len(lines) == 1 or (len(lines) > 1 and lines[0].endswith(":") and
+                               all(ln.startswith("  - ") for ln in lines[1:]))
+
+
+def _few_steps(sets: list[str]) -> str | None:
+    """The batch-size key whose warning (run) or note (check) must appear: an epoch of fewer than 10 steps on the
+    tiny data's training images. None where the sizes are not simple to know (other data, classes, rungs' own)."""
+    try:
+        cfg, problems = parse_config_lenient(read_config_data(None, sets))
+    except Exception:  # noqa: BLE001 - a malformed --set: refused at once
+        return None
+    d = cfg.data
+    if problems or d.name != "idx" or d.classes is not None or d.val_size >= TINY["train"] or \
+            any("batch_size" in rc.stage2 for rc in cfg.rungs):
+        return None
+    n = min(d.train_subset or 10**9, TINY["train"] - d.val_size)
+    return "stage2.batch_size=" if n // cfg.stage2.batch_size < 10 else None
+
+
 def _call(argv: list[str], cwd: Path) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     old = os.getcwd()
@@ -365,8 +447,8 @@ def _call(argv: list[str], cwd: Path) -> tuple[int, str]:
 
 
 # ---------------------------------------------------------------- how long a drawn config would train
-CHEAP_MODELS = {"resnet8", "resnet14", "resnet20", "custom_models:plain_cnn", "custom_models:returns_a_string",
-                "custom_models:not_a_model"}
+CHEAP_MODELS = {"resnet8", "resnet14", "resnet20", "custom_models:plain_cnn", "custom_models:not_a_model",
+                *BAD_OUTPUT_MODELS}
 
 
 def _long(argv: list[str], fixed) -> bool:
@@ -414,7 +496,9 @@ def test_any_command_ends_in_exit_0_or_one_message_and_writes_nothing_when_refus
     try:
         args = [_real(a, box, fixed) if isinstance(a, P) else a for a in argv]
         config: list[str] = []
-        if args[0] in ("run", "check", "bench", "plan", "train"):  # the tiny data and teacher come first
+        if args[0] == "check-default":  # the default data and teacher, as they are
+            args[0] = "check"
+        elif args[0] in ("run", "check", "bench", "plan", "train"):  # the tiny data and teacher come first
             config = args[1:2] if len(argv) > 1 and isinstance(argv[1], P) else []
             args = [args[0], *config, *fixed["base"], *args[1 + len(config):]]
         check_args = ["check", *config, *(["--bench"] if args[0] == "bench" else []),
@@ -423,11 +507,18 @@ def test_any_command_ends_in_exit_0_or_one_message_and_writes_nothing_when_refus
         if _long(args, fixed):
             args = check_args
         before = _snapshot(box, fixed["idx"], fixed["imgs"], fixed["run"])
+        outside = _names(fixed["root"].parent, box)  # everything beside the sandbox: nothing may appear there
         ck = fixed["teacher"].read_bytes()
         rc, out = _call(args, box)
         after = _snapshot(box, fixed["idx"], fixed["imgs"], fixed["run"])
         assert "Traceback" not in out and "internal error" not in out, (args, out)
         assert rc in (0, 2), (args, rc, out)
+        assert _names(fixed["root"].parent, box) == outside, ("written outside the sandbox", args, out)
+        sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+        if any(_unsafe_name(s) for s in sets):  # a name that would be a path: refused, in one line
+            assert rc == 2 and _one_message(out), ("a path-like name was not refused in one line", args, out)
+        if rc == 0 and args[0] in ("run", "check") and (few := _few_steps(sets)):
+            assert few in out, ("no warning for a batch that leaves an epoch few steps", args, out)
         assert fixed["teacher"].read_bytes() == ck
         if rc == 2:
             assert after == before, (args, out, set(after) ^ set(before))

@@ -133,3 +133,22 @@ def test_val_size_beyond_the_data_names_the_key_and_the_real_size(base, tmp_path
     assert rc == 2 and "data.val_size" in out and "training images =" not in out, out  # no "-4,856 images" note
     rc, out = _call(["check", *base, "--set", "data.val_size=599"], tmp_path)  # one training image left
     assert rc == 2 and "data.val_size=599 holds out 599 of the 600 training images" in out, out
+
+
+def test_a_small_folder_reports_its_real_size_never_a_negative_one(tmp_path):
+    """The issue's case: 144 images in a folder, val_size left at its default (5,000) or set to 0."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    for k in range(4):
+        (root / f"c{k}").mkdir(parents=True)
+        for i in range(36):
+            Image.fromarray(np.full((8, 8), 7 * i + k, np.uint8)).save(root / f"c{k}" / f"{i}.png")
+    data = ["--set", "data.name=folder", "--set", f"data.root={root}", "--set", "data.image_size=8",
+            "--set", "data.channels=1"]
+    rc, out = _call(["check", *data], tmp_path)
+    assert rc == 2 and "-4," not in out and "training images =" not in out, out
+    assert "data.val_size is 5,000 (the default when the key is not set), but folder:imgs has" in out, out
+    rc, out = _call(["check", *data, "--set", "data.val_size=0"], tmp_path)
+    assert rc == 2 and "data.val_size must be" in out and "training images" not in out, out
