@@ -308,3 +308,16 @@ def test_the_bench_takes_a_trained_module_from_python(world, tmp_path):
     t = bench["teacher"]
     assert t["source"] == "python object" and t["test_acc"] == pytest.approx(world["own_acc"]["tiny"], abs=1e-12)
     assert {r["arm"] for r in bench["runs"]} == {"scratch", "grow"}
+
+
+def test_a_training_scripts_checkpoint_dict_is_read_and_an_ambiguous_one_refused(tmp_path):
+    from fspladder.teacher_source import read_weights
+
+    state = create_model("resnet8", in_chans=1, num_classes=4).state_dict()
+    torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {"state": {}, "param_groups": []}},
+               tmp_path / "a.pt")
+    got, fmt = read_weights(tmp_path / "a.pt")
+    assert fmt == "dict:model_state_dict" and set(got) == set(state)
+    torch.save({"model": state, "ema": state}, tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match="several sets of weights \\('model', 'ema'\\)"):
+        read_weights(tmp_path / "b.pt")

@@ -110,8 +110,9 @@ def _tensor_dict(obj: Any) -> bool:
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The state_dict a file holds and its format: ``state_dict``, ``lightning`` (a dict holding one dict of
-    tensors, e.g. under ``state_dict``) or ``safetensors``. An fspladder checkpoint is not read here."""
+    """The state_dict a file holds and its format: ``state_dict``, ``lightning`` (a dict holding the weights under
+    ``state_dict``), ``dict:KEY`` (a dict holding one dict of tensors, under KEY) or ``safetensors``. An fspladder
+    checkpoint is not read here."""
     path = Path(path)
     if _is_safetensors(path):
         state = _read_safetensors(path)
@@ -125,8 +126,9 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         inner = {k: v for k, v in obj.items() if _tensor_dict(v)}
         if "state_dict" in inner:  # Lightning's key, chosen over e.g. an EMA copy beside it
             return dict(inner["state_dict"]), "lightning"
-        if len(inner) == 1:
-            return dict(next(iter(inner.values()))), "lightning"
+        if len(inner) == 1:  # e.g. {"model_state_dict": ..., "optimizer_state_dict": ..., "epoch": ...}
+            key, state = next(iter(inner.items()))
+            return dict(state), f"dict:{key}"
         if inner:
             raise CheckpointError(f"{path} holds several sets of weights ({', '.join(map(repr, inner))}); save the "
                                   f"one to learn from alone with {SAVE_HINT}")
