@@ -25,8 +25,9 @@ from fspladder.check import check_config
 from fspladder.checkpoint import CheckpointError
 from fspladder.cli import main
 from fspladder.config import read_config_data
-from fspladder.rung import init_rung, student_rung, teacher_for
-from fspladder.session import context_for, load_data
+from fspladder.distributed import DistInfo
+from fspladder.rung import init_rung
+from fspladder.runner import _Run
 from fspladder.teacher_source import fit_state_dict
 
 MEAN, STD = 0.5, 0.5  # the users' normalisation ([-1, 1] inputs): not the data's own statistics
@@ -140,22 +141,21 @@ def _one_line_error(capsys, *argv: str) -> str:
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_growth_starts_from_exactly_the_users_logits_on_its_preprocessing(world, tmp_path, name, fmt):
-    """The pieces `run` uses (teacher_for, student_rung, init_rung): the grown student's logits on the run's inputs
-    are the user's network's on the user's own preprocessing."""
+    """`run`'s own set-up (its checks, data, teacher and chain) and its growth init: the grown student's logits on
+    the run's inputs are the user's network's on the user's own preprocessing."""
     cfg = load_config(_config(world, tmp_path / "my.yaml", name, world["files"][(name, fmt)]), ["recipe=grow"])
-    data = load_data(cfg)
+    run = _Run(cfg, tmp_path / "out", False, DistInfo(), None)
+    run.prepare()
+    data, (teacher, student) = run.data, run.chain
     assert data.mean == (MEAN,) and data.std == (STD,)  # the teacher's normalisation, not the data's
-    ctx = context_for(cfg, torch.device("cpu"), data)
-    teacher, ck, other = teacher_for(cfg, data)
-    assert other is None and ck["source"]["format"] == fmt
-    assert ck["source"]["prefix"] == ("model." if fmt == "lightning" else None)
-    student = student_rung(cfg.rungs[0], data, cfg.seed + 1)
-    init_rung(teacher, student, cfg.recipe_for(cfg.rungs[0]), cfg.seed + 1)
+    assert run.other_classes is None and run.tck["source"]["format"] == fmt
+    assert run.tck["source"]["prefix"] == ("model." if fmt == "lightning" else None)
+    init_rung(teacher, student, run.recipes[0], cfg.seed + 1, run.s2s[0].growth_noise)  # as train_rung does
     xte, _ = world["test"]
     student.model.eval()
     with torch.no_grad():
         theirs = world["nets"][name](_user_inputs(xte, MEAN, STD))  # (200, 4)
-        ours = student.model(ctx.prepare(data.test.read(torch.arange(len(data.test))), False, None))
+        ours = student.model(run.ctx.prepare(data.test.read(torch.arange(len(data.test))), False, None))
     scale = theirs.abs().max().item()
     assert torch.allclose(ours, theirs, rtol=0, atol=1e-5 * max(1.0, scale)), (ours - theirs).abs().max()
 
