@@ -122,6 +122,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from .check import preflight
     from .checkpoint import atomic_write_json
     from .config import ConfigError
+    from .names import inside
     from .plan import format_plan, run_plan
     from .session import memory_format, resolve_device
 
@@ -149,7 +150,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     plan = run_plan(cfg, data, device, teacher, teacher_meta=ck)
     print(format_plan(plan))
     if args.out:
-        atomic_write_json(Path(args.out) / "plan.json", plan)
+        atomic_write_json(inside(args.out, "plan.json"), plan)
     return 0 if plan["choice"] else 2
 
 
@@ -157,6 +158,7 @@ def _plan_measured(args: argparse.Namespace) -> int:
     from .bench.results import load_bench
     from .checkpoint import atomic_write_json
     from .config import ConfigError
+    from .names import inside
     from .plan.budget import choose_by_budget, curves_from_benches, format_budget_choice
 
     if args.time_budget is None or args.config or args.overrides or args.target_accuracy is not None \
@@ -171,7 +173,7 @@ def _plan_measured(args: argparse.Namespace) -> int:
     pick, point, why = choose_by_budget(curves, args.time_budget)
     print(format_budget_choice(curves, args.time_budget, pick, point, why))
     if args.out:
-        atomic_write_json(Path(args.out) / "plan.json", {
+        atomic_write_json(inside(args.out, "plan.json"), {
             "time_budget": args.time_budget, "measured": list(args.measured),
             "choice": {"arm": pick.label, "recipe": pick.recipe, "schedule": pick.schedule, "epochs": point[1],
                        "seconds": point[0], "val_acc": point[2], "reason": why}})

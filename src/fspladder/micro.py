@@ -29,6 +29,7 @@ from .flow import FlowRecorder, FsPair, flow_of, fsp_matrix, taps_of
 from .fold import fold_batchnorm
 from .losses import fsp_loss
 from .models import create_model
+from .names import inside
 from .precision import autocast_for, resolve_amp, resolve_teacher_amp
 
 __all__ = ["run_micro", "step_ratio", "fsp_costs", "FSP_SIZES"]
@@ -174,7 +175,7 @@ def run_micro(out: str | Path, cfg: RunConfig | None = None, device: str = "auto
     dev = resolve_device(device if device != "auto" else cfg.device)
     res = {"machine": machine_info(dev), "step": step_ratio(cfg, dev), "fsp": fsp_costs(dev)}
     Path(out).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(Path(out) / "micro.json", res)
+    atomic_write_json(inside(out, "micro.json"), res)
     print(format_micro(res))
     return res
 

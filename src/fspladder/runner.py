@@ -169,7 +169,7 @@ class _Run:
             _warn(pf.warnings)
         assert pf.data is not None and pf.teacher is not None and pf.teacher_ck is not None  # no problem: built
         self.data: DataSplits = pf.data.to(self.device)
-        self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True) if self.main else NoLog()
+        self.log: Any = MetricsLog(inside(self.out, "metrics.jsonl"), hold=True) if self.main else NoLog()
         self.ctx = context_for(cfg, self.device, self.data, self.log, dist)
         mf = memory_format(cfg)
         self.teacher, self.tck, self.other_classes = pf.teacher, pf.teacher_ck, pf.other_classes
@@ -209,7 +209,7 @@ class _Run:
         for tmp in out.glob(".*.tmp"):  # left by a kill during a write; never read
             tmp.unlink()
         if not self.resume:  # the config that runs: with auto, the planned chain, so a resume does not re-plan
-            atomic_write_bytes(out / CONFIG_FILE, yaml.safe_dump(self.config_record(), sort_keys=False).encode())
+            atomic_write_bytes(inside(out, CONFIG_FILE), yaml.safe_dump(self.config_record(), sort_keys=False).encode())
         self.log.open()
         if self.cfg.track:  # rank 0 only: the other ranks have no log to listen to
             from .tracking import open_trackers
@@ -261,7 +261,7 @@ class _Run:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.main:
-            atomic_write_json(self.out / "summary.json", json_safe(summary))
+            atomic_write_json(inside(self.out, "summary.json"), json_safe(summary))
 
     def train_rung(self, k: int, state: dict[str, Any] | None) -> dict[str, Any]:
         """Init, stage 1 and stage 2 of rung ``k`` by its recipe, saving a resumable state after every epoch."""

@@ -174,7 +174,7 @@ class _Bench:
             print(f"warning: {w}", file=sys.stderr)
         assert pf.data is not None and pf.teacher is not None and pf.arms is not None  # no problem: all built
         self.data = pf.data.to(self.device)
-        self.log: Any = MetricsLog(self.out / "metrics.jsonl", hold=True)
+        self.log: Any = MetricsLog(inside(self.out, "metrics.jsonl"), hold=True)
         self.mf = memory_format(cfg)
         self.teacher, self.tck, self.other_classes = pf.teacher, pf.teacher_ck, pf.other_classes
         self.teacher.model.to(self.device, memory_format=self.mf)  # preflight loaded it on the CPU
@@ -340,7 +340,7 @@ class _Bench:
             self.on_ready()
         self.estimate()
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / RUNS_DIR).mkdir(exist_ok=True)
+        inside(self.out, RUNS_DIR).mkdir(exist_ok=True)
         self.log.open()
         if self.cfg.track:  # trackers may refuse (exit 2): before the bench's files change
             from ..tracking import open_trackers
@@ -350,9 +350,9 @@ class _Bench:
         if self.extend and self.saved:
             # Unfinished again, before the config changes: a kill from here on is continued by `--resume`.
             unfinished = {k: v for k, v in self.saved.items() if k not in ("summary", "estimate")}
-            atomic_write_json(self.out / "bench.json", unfinished)
+            atomic_write_json(inside(self.out, "bench.json"), unfinished)
         if not self.resume or self.extend:  # every check has passed: the bench's config is now this one
-            atomic_write_bytes(self.out / BENCH_CONFIG,
+            atomic_write_bytes(inside(self.out, BENCH_CONFIG),
                                yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
         if self.clock is not None:
             self.log.listen(self.clock)
@@ -367,7 +367,7 @@ class _Bench:
                 for arm in self.arms:
                     self.log({"event": "arm_start", "arm": arm.label, "seed": seed})
                     self.run_arm(arm, seed)
-                    atomic_write_json(self.out / "bench.json", self.record(final=False))
+                    atomic_write_json(inside(self.out, "bench.json"), self.record(final=False))
             failed = False
         finally:
             self.log.close(failed)
@@ -376,9 +376,9 @@ class _Bench:
             measured = time.perf_counter() - self.t0  # this session, as the estimate was made for it
             bench["estimate"] = {**self.est.to_dict(), "measured_seconds": measured,
                                  "predicted_over_measured": self.est.total / measured}
-        atomic_write_json(self.out / "bench.json", bench)
-        atomic_write_bytes(self.out / "bench.md", format_bench_md(bench).encode())
-        plot_bench(bench, self.out / "curves.png")
+        atomic_write_json(inside(self.out, "bench.json"), bench)
+        atomic_write_bytes(inside(self.out, "bench.md"), format_bench_md(bench).encode())
+        plot_bench(bench, inside(self.out, "curves.png"))
         return bench
 
 
