@@ -321,3 +321,11 @@ def test_a_training_scripts_checkpoint_dict_is_read_and_an_ambiguous_one_refused
     torch.save({"model": state, "ema": state}, tmp_path / "b.pt")
     with pytest.raises(CheckpointError, match="several sets of weights \\('model', 'ema'\\)"):
         read_weights(tmp_path / "b.pt")
+
+
+def test_a_teacher_factory_that_does_not_import_is_a_problem_check_lists(world, tmp_path):
+    good = world["files"][("resnet8", "state_dict")]
+    sets = ["data.name=idx", f"data.root={world['idx']}", "data.val_size=100", f"teacher.checkpoint={good}",
+            "teacher.model=no_such_module:net"]
+    _, problems = check_config(read_config_data(None, sets))
+    assert any("teacher.model 'no_such_module:net'" in p and "cannot import" in p for p in problems), problems

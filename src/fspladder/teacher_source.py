@@ -35,6 +35,7 @@ import torch.nn as nn
 from .checkpoint import FORMAT, CheckpointError, atomic_write_bytes, load_checkpoint, resolve_checkpoint
 from .config import ConfigError, RunConfig, TeacherConfig
 from .data import DataSplits
+from .errors import FspladderError
 from .models import create_for_data, create_model
 
 __all__ = ["read_weights", "fit_state_dict", "load_user_teacher", "file_sha256", "is_fspladder_file",
@@ -227,11 +228,14 @@ def load_user_teacher(tc: TeacherConfig, data: DataSplits | None) -> tuple[nn.Mo
         raise CheckpointError(f"{path} holds weights without their architecture ({fmt}); set teacher.model to the "
                               "network they belong to (a built-in name or module:factory) and teacher.kwargs to its "
                               "arguments")
-    if data is not None:
-        model, kwargs = create_for_data(tc.model, data.in_chans, data.num_classes, tc.kwargs, seed=0,
-                                        image_size=data.image_size)
-    else:  # no data to size it by (check, when the data failed): the factory's defaults and the user's kwargs
-        model, kwargs = create_model(tc.model, **tc.kwargs), dict(tc.kwargs)
+    try:
+        if data is not None:
+            model, kwargs = create_for_data(tc.model, data.in_chans, data.num_classes, tc.kwargs, seed=0,
+                                            image_size=data.image_size)
+        else:  # no data to size it by (check, when the data failed): the factory's defaults and the user's kwargs
+            model, kwargs = create_model(tc.model, **tc.kwargs), dict(tc.kwargs)
+    except FspladderError as e:  # a factory that does not import or build: a teacher problem check lists
+        raise CheckpointError(f"teacher.model {tc.model!r} for {path}: {e}") from e
     renamed, how = fit_state_dict(state, model, tc.prefix, str(path))
     try:
         model.load_state_dict(renamed)
