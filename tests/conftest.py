@@ -85,7 +85,7 @@ def tiny_pair(idx_folder: Path):
     """``(ctx, prev, student)`` on the tiny IDX data (CPU): a random ResNet-8 as the frozen previous
     network and a ResNet-14 student, for stage-level tests."""
     from fspladder import create_model, load_config
-    from fspladder.runner import context_for, load_data
+    from fspladder.session import context_for, load_data
 
     cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "progress=false",
                              "eval_batch_size=64"])

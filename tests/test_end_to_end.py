@@ -10,7 +10,7 @@ from fspladder import FsPair, create_model, parse_config, train_stage1
 from fspladder.cli import main
 from fspladder.data import FASHION_MNIST_DIR
 from fspladder.engine import TrainContext
-from fspladder.runner import load_data
+from fspladder.session import load_data
 
 SMALL = ["--set", "data.name=idx", "--set", "data.val_size=100", "--set", "eval_batch_size=200",
          "--set", "stage1.batch_size=50", "--set", "stage2.batch_size=50", "--no-progress"]
