@@ -165,6 +165,16 @@ def test_names_read_back_from_a_resumed_run_follow_the_rule(tmp_path, capsys):
     assert "bench.variants" in _one_error_line(capsys.readouterr().err, "bench")
 
 
+def test_a_resumed_state_naming_a_rung_the_chain_lacks_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    _fake_run(out, [], [])
+    for rung, stage in (("../../evil", 2), (7, 2), (True, 1), (1, 3)):
+        torch.save({"format": "fspladder-state-v2", "rung": rung, "stage": stage}, out / "state.pt")
+        assert main(["run", "--resume", str(out)]) == 2
+        assert "which this run's chain does not have" in _one_error_line(capsys.readouterr().err, "run")
+    assert sorted(p.name for p in out.iterdir()) == ["resolved-config.yaml", "state.pt", "summary.json"]
+
+
 def test_a_run_config_built_in_python_is_held_to_the_rule_before_anything_is_written(tiny_teacher, tmp_path):
     from fspladder.runner import run_ladder
 

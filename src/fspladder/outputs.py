@@ -150,7 +150,9 @@ def save_state(out: Path, rung: int, flows: dict[str, Any], snap: dict[str, Any]
     atomic_write_bytes(inside(out, STATE_FILE), buf.getvalue())
 
 
-def load_state(out: Path) -> dict[str, Any] | None:
+def load_state(out: Path, rungs: int | None = None) -> dict[str, Any] | None:
+    """The unfinished stage's state in ``out`` (None: there is none); ``rungs``: the chain's students, which its
+    rung index must name (a state read back is untrusted: a rung outside the chain is refused, not guessed)."""
     path = out / STATE_FILE
     if not path.is_file():
         return None
@@ -162,6 +164,11 @@ def load_state(out: Path) -> dict[str, Any] | None:
     if not isinstance(state, dict) or state.get("format") != "fspladder-state-v2":
         raise ResumeError(f"{path} is not a state file of this fspladder version; delete it to restart the "
                           "unfinished rung (finished rungs are kept)")
+    rung = state.get("rung")
+    if (not isinstance(rung, int) or isinstance(rung, bool) or state.get("stage") not in (1, 2)
+            or (rungs is not None and not 1 <= rung <= rungs)):
+        raise ResumeError(f"{path} names rung {rung!r}, stage {state.get('stage')!r}, which this run's chain does "
+                          "not have; delete it to restart the unfinished rung (finished rungs are kept)")
     return state
 
 

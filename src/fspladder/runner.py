@@ -148,7 +148,7 @@ class _Run:
             for name, r in self.done.items():  # read back from a file: a name or path is untrusted, refused now
                 check_name(name, f"{out / 'summary.json'}: a rung's name")
                 inside(out, str(r.get("checkpoint") or ""))
-            self.state = load_state(out)
+            self.state = load_state(out, len(cfg.rungs))
             self.prior = prior_seconds(out / "metrics.jsonl")
         elif self.main and any((out / f).exists() for f in ("summary.json", STATE_FILE, "metrics.jsonl", CONFIG_FILE)):
             raise ResumeError(f"{out} already holds a run; continue it with `fspladder run --resume {out}` or "
