@@ -410,8 +410,11 @@ def _unsafe_name(item: str) -> bool:
 def _one_message(out: str) -> bool:
     """Whether a refusal printed one line per problem: one line, or a heading and its problems one a line (what
     ``check`` prints before them, the data path and notes, and the announcement of the output folder left out)."""
-    lines = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith(
-        ("fspladder run -> ", "fspladder bench -> ", "data: ", "note: ", "bench: "))]
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if " error: " in ln or " problem(s) in " in ln), None)
+    if start is None:
+        return False
+    lines = lines[start:]  # what came before is not the refusal: check's notes, run's output folder
     return len(lines) == 1 or (len(lines) > 1 and lines[0].endswith(":") and
                                all(ln.startswith("  - ") for ln in lines[1:]))
 
