@@ -249,10 +249,11 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
         return pf
     try:
         _, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
-    except LadderError as e:
+        problems += found + cfg.recipe_key_problems(recipes)
+    except LadderError as e:  # the bench's arms are still checked: they build their own chains
         problems += [f"ladder: {p}" for p in e.problems]
-        return pf
-    problems += found + cfg.recipe_key_problems(recipes)
+        if not bench:
+            return pf
     _size_warnings(pf, splits, stages)
     if bench and teacher is not None:  # what `fspladder bench` would refuse, found now
         from .bench.arms import bench_arms
