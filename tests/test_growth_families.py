@@ -250,3 +250,39 @@ def test_run_refuses_growth_across_classes_for_a_user_family_in_one_line(tmp_pat
     with pytest.raises(FspladderError, match="predict 3 and 2 classes"):
         run_ladder(cfg, tmp_path / "py")
     assert not (tmp_path / "py").exists()
+
+
+def test_a_family_that_checks_nothing_still_refuses_what_growth_cannot_do():
+    """A user family whose `problem` accepts everything: the growth layer's own checks stand in for it."""
+    class Lax(nn.Module):
+        def __init__(self, width=8, in_chans=1, num_classes=3):
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(in_chans, width, 3, padding=1), nn.Linear(width, num_classes)
+
+        def forward(self, x):
+            return self.head(self.conv(x).mean((2, 3)))
+
+    class LaxGrowth(GrowthFamily):
+        name, models = "lax-test", (Lax,)
+
+        def problem(self, prev, cur):
+            return None
+
+        def copies(self, prev, cur):
+            return [cur.conv, cur.head]
+
+        def grow(self, prev, cur, *, identity, noise, seed):
+            cur.head.weight.copy_(prev.head.weight)  # torch raises on any other shape
+            return {}
+
+    register_growth(LaxGrowth)
+    try:
+        shape = (1, 8, 8)
+        assert growth_problem(Lax(), Lax(width=8), shape) is None
+        assert "smaller" in growth_problem(Lax(width=8), Lax(width=4), shape)
+        assert "predict 3 and 2 classes" in growth_problem(Lax(), Lax(num_classes=2), shape)
+        assert "1 and 3 channels" in growth_problem(Lax(), Lax(in_chans=3), shape)
+        with pytest.raises(GrowthError, match="could not copy"):  # no input_shape: the family's copy fails, one line
+            grow(Lax(), Lax(width=16))
+    finally:
+        _FAMILIES[:] = [f for f in _FAMILIES if f.name != "lax-test"]

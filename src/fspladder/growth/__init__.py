@@ -60,8 +60,7 @@ def _probe(model: nn.Module, input_shape: Sequence[int]) -> tuple[int | None, st
 
 def _common_problem(prev: nn.Module, cur: nn.Module, input_shape: Sequence[int] | None) -> str | None:
     """What every family needs, checked before any family's code: the same image channels, the same classes and
-    image size (with ``input_shape``, by running both networks on it), and a student no smaller than ``prev``
-    (growth copies every weight of ``prev`` into it)."""
+    image size (with ``input_shape``, by running both networks on it)."""
     fix = f"use a recipe with init random ({_without_growth()})"
     cp, cc = _in_chans(prev), _in_chans(cur)
     if cp is not None and cc is not None and cp != cc:
@@ -78,6 +77,12 @@ def _common_problem(prev: nn.Module, cur: nn.Module, input_shape: Sequence[int] 
             return (f"the networks predict {kp} and {kc} classes: growth copies the classifier, so the student must "
                     f"predict the same classes as the network before it (a teacher of other classes, e.g. other "
                     f"data.classes, cannot be grown into this data's network); {fix}")
+    return None
+
+
+def _smaller_problem(prev: nn.Module, cur: nn.Module) -> str | None:
+    """A student smaller than ``prev`` cannot hold every weight growth copies into it."""
+    fix = f"use a recipe with init random ({_without_growth()})"
     np_, nc = (sum(p.numel() for p in m.parameters()) for m in (prev, cur))
     if nc < np_:
         return (f"the student is smaller than the network before it ({nc:,} < {np_:,} parameters): growth copies "
@@ -89,12 +94,14 @@ def growth_problem(prev: nn.Module, cur: nn.Module, input_shape: Sequence[int] |
     """Why ``cur`` cannot be grown from ``prev`` (None when it can), with the recipes that would work.
 
     The checks every family needs come first, for every family, the user's own included (image channels,
-    classes, image size, a student no smaller); then the family's own (:meth:`GrowthFamily.problem`).
+    classes, image size); then the family's own (:meth:`GrowthFamily.problem`), which words a smaller student
+    precisely (narrower, fewer blocks); then, for a family whose ``problem`` does not, a student with fewer
+    parameters than ``prev``. All before :func:`grow` runs any family's copy.
     ``input_shape``: the data's (C, H, W); with it both networks run once on it, which checks the classes and
     the image size (without it, only what the layers show: image channels and parameter counts)."""
     fp, fc = family_of(prev), family_of(cur)
     if fp is not None and fp is fc:
-        return _common_problem(prev, cur, input_shape) or fp.problem(prev, cur)
+        return _common_problem(prev, cur, input_shape) or fp.problem(prev, cur) or _smaller_problem(prev, cur)
     fix = f"use a recipe with init random ({_without_growth()})"
     if fp is None or fc is None:
         missing = type(prev if fp is None else cur)
