@@ -8,6 +8,13 @@ rung's recipe can apply (growth, soft targets, joint FSP) and whether a
 recipe key is set that nothing reads; with ``--bench``, every arm and variant
 of the config's bench the same way. Later checks that depend on a failed
 earlier one are skipped rather than reported twice.
+
+These checks are :func:`preflight`, the one function every command calls
+before any work (``run``, ``bench``, ``plan``, ``train`` for the network it
+trains, ``run_ladder`` and ``train_network`` from Python): what ``check``
+refuses, they refuse in the same words, and they reuse the data and teacher it
+built. It also warns where sizes will train badly (a batch larger than the
+training set or leaving an epoch fewer than 10 steps, few images per class).
 """
 
 from __future__ import annotations
