@@ -246,7 +246,6 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
     if splits is None or any(r is None for r in chain) or any(p.startswith(("recipe", "rungs[")) for p in problems):
         return pf
     rungs: list[Rung] = chain  # type: ignore[assignment]
-    _memory(pf, chain_memory(cfg, cfg.rungs, rungs, device or resolve_device(cfg.device)))
     try:
         recipes = [cfg.recipe_for(rc) for rc in cfg.rungs]
         s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
@@ -254,6 +253,8 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
     except ConfigError as e:
         problems += e.problems
         return pf
+    # after the stages resolved: the estimate reads each rung's stage 2 (its optimizer and EMA)
+    _memory(pf, chain_memory(cfg, cfg.rungs, rungs, device or resolve_device(cfg.device)))
     try:
         _, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
         problems += found + cfg.recipe_key_problems(recipes)
