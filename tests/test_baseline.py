@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from fspladder.bench.arms import Arm, baseline_warnings
+from fspladder.arms import Arm, baseline_warnings
 from fspladder.bench.results import format_frontier, frontier
-from fspladder.bench.summary import format_bench_md, summarize
+from fspladder.bench.summary import baseline_line, format_bench_md, summarize
 from fspladder.cli import main
 from fspladder.config import load_config, variant_config
 from fspladder.recipes import PRESETS
@@ -85,6 +85,22 @@ def test_bench_md_names_the_baseline_and_labels_interpolated_figures():
     bench.update(runs=one, arms=["scratch", "grow-wsd"], summary=summarize(one, ["scratch", "grow-wsd"], BUDGETS))
     md = format_bench_md(bench)
     assert "scratch had this one schedule only." in md and "grow-wsd: wsd (decay 0.5), peak 0.05" in md
+    assert "Fewer seeds" not in baseline_line(summarize(runs, ARMS, BUDGETS))  # both scratch arms: 2 seeds
+
+
+def test_baseline_line_says_when_the_threshold_has_fewer_seeds_than_another_scratch():
+    # scratch-wsd, one seed, sets the threshold over scratch's three: its mean spreads wider, so say so
+    runs = [_run("scratch", 1.0, 0.88, 100, seed) for seed in (0, 100, 200)]
+    runs += [_run("scratch-wsd", 1.0, 0.90, 100, 0, base="scratch", shape="wsd", decay=0.5)]
+    s = summarize(runs, ["scratch", "scratch-wsd"], [1.0])
+    assert s["baseline"]["arm"] == "scratch-wsd" and s["baseline"]["compared"]["scratch"]["n"] == 3
+    line = baseline_line(s)
+    assert "**Fewer seeds than the other scratch**: the threshold is scratch-wsd's mean of 1 seed(s), against " \
+           "scratch's 3" in line
+    # an older bench.json without seed counts per scratch arm is read as before
+    for c in s["baseline"]["compared"].values():
+        del c["n"]
+    assert "Fewer seeds" not in baseline_line(s)
 
 
 def _bench(runs, arms, budgets, full=10, teacher="builtin:t8k", model="resnet20", kwargs=None):
@@ -116,11 +132,36 @@ def test_frontier_merges_benches_of_one_family_by_epochs_and_finds_where_scratch
     # at 10 epochs the best transfer (grow-wsd 0.890) is below the best scratch (scratch-wsd 0.892)
     assert rows[10]["best"] == "grow-wsd" and rows[10]["scratch"] == "scratch-wsd"
     assert rows[10]["margin"] == pytest.approx(-0.002) and rows[10]["scratch_schedule"].startswith("wsd")
-    assert fams[0]["scratch_wins_from"] == 10 and fams[1]["scratch_wins_from"] is None
+    assert fams[0]["scratch_leads_at"] == [10] and fams[0]["scratch_unknown_above"] is None
+    assert fams[1]["scratch_leads_at"] == [] and fams[1]["scratch_unknown_above"] is None
     assert fams[0]["scratch_schedules"] == ["cosine, peak 0.05", "wsd (decay 0.5), peak 0.05"]
     md = format_frontier(fams)
-    assert "scratch wins: from 10 epochs (of 10) on" in md and "scratch wins: at none of the budgets run" in md
+    assert "scratch leads at: 10 epochs (of 10))" in md
+    assert "scratch leads at: none of the budgets where both ran)" in md
     assert "| 10 (1) | grow-wsd (wsd (decay 0.5), peak 0.05) | 0.8900 (1) | scratch-wsd" in md and "-0.20 pts" in md
+
+
+def test_frontier_lists_each_budget_where_scratch_leads_and_says_what_is_unknown():
+    # scratch leads at 2 epochs only; grow leads at 5; at 10 no scratch ran: nothing is known of scratch there
+    runs = [_run("scratch", 0.2, 0.87, 20), _run("scratch", 0.5, 0.85, 50),
+            _run("grow", 0.2, 0.86, 20, recipe=GROW), _run("grow", 0.5, 0.86, 50, recipe=GROW),
+            _run("grow", 1.0, 0.88, 100, recipe=GROW)]
+    fams = frontier([("a", _bench(runs, ["scratch", "grow"], [0.2, 0.5, 1.0]))])
+    assert fams[0]["scratch_leads_at"] == [2] and fams[0]["scratch_unknown_above"] == 5
+    assert "scratch leads at: 2 epochs (of 10); unknown above 5 epochs (no scratch run there))" in format_frontier(fams)
+    fams = frontier([("a", _bench([r for r in runs if r["arm"] == "grow"], ["grow"], [0.2, 0.5, 1.0]))])
+    assert fams[0]["scratch_unknown_above"] == 0
+    assert "scratch leads at: unknown: no scratch run)" in format_frontier(fams)
+
+
+def test_frontier_never_pools_two_budgets_of_one_bench_that_round_to_the_same_epochs():
+    # 0.2 and 0.25 of 10 epochs both train 2 epochs: two cells of 2 seeds each, not one of 4; the least budget is kept
+    runs = [_run("grow", b, a, 20, seed=s, recipe=GROW) for b, a in ((0.2, 0.86), (0.25, 0.80)) for s in (0, 100)]
+    runs += [_run("scratch", 0.25, 0.76, 25, seed=s) for s in (0, 100)]
+    fams = frontier([("a", _bench(runs, ["scratch", "grow"], [0.2, 0.25]))])
+    (row,) = fams[0]["rows"]
+    assert row["epochs"] == 2 and row["n"] == 2 and row["val_acc"] == pytest.approx(0.86)
+    assert row["budgets"] == [0.2, 0.25] and row["scratch_n"] == 2
 
 
 def test_resummarize_and_frontier_cli(tmp_path, capsys):

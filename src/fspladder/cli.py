@@ -143,8 +143,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     device = resolve_device(cfg.device)
     pf = preflight(cfg, device=device)  # every check `check` makes, before any measurement
     pf.raise_problems()
-    for w in pf.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    pf.print_warnings()
     data, teacher, ck = pf.data.to(device), pf.teacher, pf.teacher_ck
     teacher.model.to(device, memory_format=memory_format(cfg))  # preflight loaded it on the CPU
     plan = run_plan(cfg, data, device, teacher, teacher_meta=ck)
@@ -165,16 +164,18 @@ def _plan_measured(args: argparse.Namespace) -> int:
             or args.planning_budget is not None:
         raise ConfigError(["--measured DIR... chooses recipe and schedule for --time-budget S from finished "
                            "benches and trains nothing: give it --time-budget alone (and --out)"])
-    if args.out:
+    out: Path | None = None
+    if args.out is not None:  # an empty --out is refused here as by plan, run and bench
         from .outputs import check_out_dir
 
-        check_out_dir(args.out)
+        out = _out_arg(args.out, "")
+        check_out_dir(out)
     curves = curves_from_benches([(d, load_bench(d, "--measured")) for d in args.measured])
     pick, point, why = choose_by_budget(curves, args.time_budget)
     print(format_budget_choice(curves, args.time_budget, pick, point, why))
-    if args.out:
-        atomic_write_json(inside(args.out, "plan.json"), {
-            "time_budget": args.time_budget, "measured": list(args.measured),
+    if out is not None:
+        atomic_write_json(inside(out, "plan.json"), {
+            "time_budget": args.time_budget, "measured": list(args.measured), "machine": pick.machine,
             "choice": {"arm": pick.label, "recipe": pick.recipe, "schedule": pick.schedule, "epochs": point[1],
                        "seconds": point[0], "val_acc": point[2], "reason": why}})
     return 0
@@ -190,6 +191,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 # bench's options that train (or choose what trains): --resummarize and --frontier take none of them
 _BENCH_TRAINING = ("config", "overrides", "preset", "seeds", "budgets", "arms", "target_accuracy", "micro", "out",
                    "resume", "extend")
+
+
+def _bench_teacher_from_python(out: Path) -> bool:
+    """Whether the bench in ``out`` recorded a teacher passed from Python (its bench.json; False when it has none
+    or it cannot be read: the resume then says what is wrong)."""
+    import json
+
+    from .rung import from_python
+
+    try:
+        saved = json.loads((out / "bench.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and isinstance(saved.get("teacher"), dict) and \
+        from_python(saved["teacher"].get("source"))
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -216,6 +232,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                "--micro (to add arms, seeds or budgets to DIR: `fspladder bench --extend DIR "
                                "--arms ...`)"])
         out = Path(args.resume)
+        if _bench_teacher_from_python(out):  # its config names teacher.checkpoint, which it did not learn from
+            raise ConfigError([f"--resume {out}: that bench learned from a teacher passed from Python; resume it "
+                               f"there with run_bench(cfg, {str(out)!r}, resume=True, teacher=the same network)"])
         cfg = resume_config(out)
         bench = run_bench(cfg, out, resume=True,  # said once every check has passed
                           on_ready=lambda: print(f"fspladder bench: resuming {out}", file=sys.stderr))
@@ -258,6 +277,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .runner import train_network
 
     check_writable(args.save)
+    if args.export_state_dict is not None and not args.export_state_dict.strip():  # else skipped without a word
+        raise ConfigError(["--export-state-dict is empty: give the file to write the weights to (e.g. "
+                           "mine.safetensors or mine-weights.pt), or drop --export-state-dict"])
     if args.export_state_dict:  # refused now, not after the training
         check_writable(args.export_state_dict)
         if Path(args.export_state_dict).expanduser().resolve() == Path(args.save).expanduser().resolve():
@@ -393,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accuracy", type=float, help="target probe validation accuracy to reach")
     p.add_argument("--planning-budget", type=float, help="seconds the planning itself may take (default 300)")
     p.add_argument("--measured", nargs="+", metavar="DIR",
-                   help="choose recipe and schedule for --time-budget from finished benches of your pair (scratch "
-                        "with each of its schedules among them), read at the budgets they ran; no probes")
+                   help="choose recipe and schedule for --time-budget from finished benches of your pair, all run on "
+                        "one machine (scratch with each of its schedules among them), read at the budgets they ran; "
+                        "no probes")
     p.add_argument("--out", help="also write plan.json into this directory")
     p.set_defaults(fn=_cmd_plan)
 

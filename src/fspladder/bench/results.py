@@ -3,8 +3,8 @@
 :func:`resummarize` rewrites a bench's ``summary`` and ``bench.md`` from its recorded runs (no training; no
 measured number changes), so an older bench names its baseline (which scratch, which schedule) and reads its
 times to a threshold at the budgets that were run. :func:`frontier` gives, per family and budget, the best
-transfer recipe with its schedule, its margin over the best scratch run at that budget, and the budget from
-which scratch wins (issue 32).
+transfer recipe with its schedule, its margin over the best scratch run at that budget, and the budgets at
+which scratch leads (issue 32).
 """
 
 from __future__ import annotations
@@ -31,12 +31,17 @@ def load_bench(path: str | Path, flag: str) -> dict[str, Any]:
         bench = json.loads(f.read_text())
     except FileNotFoundError:
         raise BenchDirError(f"{flag} {path}: no bench.json there; give the --out directory of a finished bench")
-    except (OSError, json.JSONDecodeError) as e:
-        raise BenchDirError(f"{flag} {path}: bench.json cannot be read ({e}); give the --out directory of a "
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError (a binary file) are ValueErrors
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise BenchDirError(f"{flag} {path}: bench.json cannot be read ({first}); give the --out directory of a "
                             "finished bench") from None
     if not isinstance(bench, dict) or "runs" not in bench or "summary" not in bench:
         raise BenchDirError(f"{flag} {path}: bench.json holds no finished bench; finish it first with "
                             f"`fspladder bench --resume {path}`")
+    bad = [k for k in ("runs", "arms", "budgets") if not isinstance(bench.get(k), list)]
+    if bad or not isinstance(bench["summary"], dict):
+        raise BenchDirError(f"{flag} {path}: bench.json is not one fspladder wrote ({', '.join(bad) or 'summary'} "
+                            "missing or malformed); restore it, or run the bench again")
     return bench
 
 
@@ -76,13 +81,15 @@ def family_of(bench: dict[str, Any]) -> str:
     return f"{teacher} -> {target}, {images or 'all'} images, {bench.get('full_epochs')} epochs"
 
 
-def _cells(name: str, bench: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
-    """Per (arm, target epochs): mean final validation accuracy over seeds, seeds, schedule, whether scratch."""
-    by: dict[tuple[str, int], list[dict[str, Any]]] = {}
+def _cells(name: str, bench: dict[str, Any]) -> dict[tuple[str, float], dict[str, Any]]:
+    """Per (arm, budget): mean final validation accuracy over seeds, seeds, target epochs, schedule, whether
+    scratch. Keyed by budget, not epochs: two budgets of one bench that round to the same epochs (0.2 and 0.25 of
+    10) are two cells, never pooled into one of twice the seeds."""
+    by: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for r in bench["runs"]:
-        by.setdefault((r["arm"], int(r["epochs"])), []).append(r)
+        by.setdefault((r["arm"], float(r["budget"])), []).append(r)
     return {k: {"val_acc": sum(r["val_acc"][-1] for r in rs) / len(rs), "n": len(rs), "source": name,
-                "budget": float(rs[0]["budget"]),
+                "budget": k[1], "epochs": int(rs[0]["epochs"]),
                 "schedule": schedule_label(schedule_of(rs[0])), "scratch": is_scratch_run(rs[0])}
             for k, rs in by.items()}
 
@@ -90,19 +97,21 @@ def _cells(name: str, bench: dict[str, Any]) -> dict[tuple[str, int], dict[str, 
 def frontier(benches: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per family (:func:`family_of`) and target epochs: the best transfer arm with its schedule and mean
     validation accuracy, the best scratch arm or variant run at those epochs, the margin between them, and
-    ``scratch_wins_from``: the least epochs from which the best scratch leads at every budget where scratch
-    ran (None: at none of the budgets run).
+    ``scratch_leads_at``: every epochs where the best scratch leads (margin below 0), and
+    ``scratch_unknown_above``: where the longest rows have no scratch run, the longest epochs with one (0: no
+    scratch ran at all), else None; above it nothing is known of scratch.
 
     ``benches``: ``(name, bench)`` pairs. Budgets are matched by their epochs (0.2 and 0.25 of 10 epochs are
-    both 2). Where two benches of one family hold the same arm at the same epochs, the first given is kept.
+    both 2). Where two benches of one family hold the same arm at the same epochs, the first given is kept, and
+    within one bench the least budget of those epochs (its cells are never pooled).
     """
     families: dict[str, dict[str, Any]] = {}
     for name, bench in benches:
         fam = families.setdefault(family_of(bench), {"family": family_of(bench), "sources": [], "cells": {},
                                                      "full_epochs": bench.get("full_epochs")})
         fam["sources"].append(name)
-        for k, c in _cells(name, bench).items():
-            fam["cells"].setdefault(k, c)
+        for (arm, _), c in sorted(_cells(name, bench).items(), key=lambda kc: kc[0][1]):  # least budget first
+            fam["cells"].setdefault((arm, c["epochs"]), c)
     out = []
     for fam in families.values():
         rows = []
@@ -121,29 +130,32 @@ def frontier(benches: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
                    "scratch_n": scratch[sb]["n"] if sb else None,
                    "margin": transfer[best]["val_acc"] - scratch[sb]["val_acc"] if sb else None}
             rows.append(row)
-        wins_from = None
-        for row in reversed(rows):  # from the longest budget down, while scratch leads wherever it ran
-            if row["margin"] is None:
-                continue
-            if row["margin"] >= 0:
-                break
-            wins_from = row["epochs"]
+        # where scratch leads, read row by row: a lead at one budget says nothing of the budgets between or above
+        leads_at = [r["epochs"] for r in rows if r["margin"] is not None and r["margin"] < 0]
+        known = max((e for (_, e), c in fam["cells"].items() if c["scratch"]), default=0)
+        unknown_above = known if rows and rows[-1]["epochs"] > known else None
         schedules = sorted({c["schedule"] for c in fam["cells"].values() if c["scratch"]})
         out.append({"family": fam["family"], "sources": fam["sources"], "full_epochs": fam["full_epochs"],
-                    "rows": rows, "scratch_wins_from": wins_from, "scratch_schedules": schedules})
+                    "rows": rows, "scratch_leads_at": leads_at, "scratch_unknown_above": unknown_above,
+                    "scratch_schedules": schedules})
     return out
 
 
 def format_frontier(fams: list[dict[str, Any]]) -> str:
-    """The frontier as Markdown: one table per family, the scratch schedules it was measured against, and the
-    budget from which scratch wins."""
+    """The frontier as Markdown: one table per family, the scratch schedules it was measured against, the
+    budgets at which scratch leads, and above which budget that is unknown (no scratch run there)."""
     lines: list[str] = []
     for f in fams:
         sch = "; ".join(f["scratch_schedules"]) or "none"
-        wins = (f"from {f['scratch_wins_from']} epochs (of {f['full_epochs']}) on" if f["scratch_wins_from"] is not None
-                else "at none of the budgets run")
+        leads = (", ".join(str(e) for e in f["scratch_leads_at"]) + f" epochs (of {f['full_epochs']})"
+                 if f["scratch_leads_at"] else "none of the budgets where both ran")
+        above = f["scratch_unknown_above"]
+        if above == 0:
+            leads = "unknown: no scratch run"
+        elif above is not None:
+            leads += f"; unknown above {above} epochs (no scratch run there)"
         lines += [f"**{f['family']}** (from {', '.join(f['sources'])}; scratch schedules run: {sch}; scratch "
-                  f"wins: {wins})", "",
+                  f"leads at: {leads})", "",
                   "| epochs (budget) | best transfer recipe (schedule) | val acc (seeds) | best scratch (schedule) | "
                   "val acc (seeds) | margin |", "|---|---|---|---|---|---|"]
         for r in f["rows"]:

@@ -125,7 +125,8 @@ def summarize(runs: list[dict[str, Any]], arms: list[str], budgets: list[float],
     if best is not None:
         baseline = {"arm": best, "val_acc": scratch_full, "n": len(by[(best, full)]),
                     "schedule": schedule_label(schedule_of(by[(best, full)][0])),
-                    "compared": {a: {"val_acc": v, "schedule": schedule_label(schedule_of(by[(a, full)][0]))}
+                    "compared": {a: {"val_acc": v, "schedule": schedule_label(schedule_of(by[(a, full)][0])),
+                                     "n": len(by[(a, full)])}
                                  for a, v in at_full.items()},
                     # transfer arms given a schedule no scratch arm had: the threshold is not scratch at its best
                     "unmatched": _unmatched({a: by_arm[a] for a in arms if by_arm.get(a)}, scratch)}
@@ -233,6 +234,13 @@ def baseline_line(s: dict[str, Any]) -> str:
             f"accuracy {b['val_acc']:.4f} over {b['n']} seed(s), "
             + (f"the best of the scratch arms and variants run: {others}." if len(b["compared"]) > 1 else
                "the only scratch arm: scratch had this one schedule only."))
+    # a mean of fewer seeds spreads wider, so the best of them can win by luck: say so beside the threshold
+    more = {a: c["n"] for a, c in b["compared"].items() if a != b["arm"] and c.get("n", 0) > b["n"]}
+    if more:
+        line += (f" **Fewer seeds than the other scratch**: the threshold is {b['arm']}'s mean of {b['n']} seed(s), "
+                 "against " + ", ".join(f"{a}'s {n}" for a, n in more.items())
+                 + "; one seed's spread can set it: run it on as many seeds before reading the "
+                 "ratios.")
     if b.get("unmatched"):
         line += (" **Not scratch at its best**: transfer arms had schedules no scratch arm had ("
                  + "; ".join(f"{a}: {lab}" for a, lab in b["unmatched"].items())

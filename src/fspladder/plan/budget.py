@@ -6,7 +6,8 @@ frontier shows shrinking to nothing at the full budget once scratch gets the sam
 budget reads *measured* curves: for each recipe and schedule of a finished bench of the user's pair
 (scratch arms and scratch variants among them, each with its own schedule), its mean final validation
 accuracy and pipeline seconds at every budget run. The pick is the curve whose best point that fits the
-budget is the most accurate; a point that does not fit is never interpolated into one that does.
+budget is the most accurate; a point that does not fit is never interpolated into one that does. Seconds
+compare only on one machine: benches that ran on different machines are refused, not merged.
 """
 
 from __future__ import annotations
@@ -20,48 +21,98 @@ from ..bench.summary import is_scratch_run, schedule_label, schedule_of
 from ..recipes import Recipe, recipe_name
 from .candidates import PlanError
 
-__all__ = ["Curve", "curves_from_benches", "choose_by_budget", "format_budget_choice"]
+__all__ = ["Curve", "curves_from_benches", "machine_label", "choose_by_budget", "format_budget_choice"]
 
 
 @dataclass
 class Curve:
     """One recipe with one schedule, as a bench arm or variant ran it: ``(pipeline seconds, target epochs,
-    mean final validation accuracy)`` per budget run, cheapest first."""
+    mean final validation accuracy)`` per budget run, cheapest first, on the machine its bench ran on."""
 
     label: str
     recipe: str
     schedule: str
     scratch: bool
     points: list[tuple[float, int, float]] = field(default_factory=list)
+    machine: str = ""  # where its seconds were measured (every curve of one choice shares it)
+
+
+# The machine fields that decide a bench's seconds: two benches compare only where all of them match.
+_MACHINE_KEYS = ("platform", "torch", "device", "gpu", "cpu_threads")
+
+
+def _machine(bench: dict[str, Any]) -> dict[str, Any] | None:
+    m = bench.get("machine")
+    return {k: m.get(k) for k in _MACHINE_KEYS} if isinstance(m, dict) else None
+
+
+def machine_label(machine: dict[str, Any] | None) -> str:
+    """A bench's machine in a few words: platform, device (its GPU), threads."""
+    if machine is None:
+        return "no machine recorded"
+    dev = machine.get("gpu") or machine.get("device") or "?"
+    return f"{machine.get('platform')}, {dev}, {machine.get('cpu_threads')} threads, torch {machine.get('torch')}"
+
+
+def _one_machine(benches: list[tuple[str, dict[str, Any]]]) -> str:
+    """The machine all ``benches`` ran on, in words; :class:`PlanError` naming two that differ. Seconds measured
+    on two machines do not compare (the realistic preset's benches ran on hosts 1.3x apart), so a curve of one
+    and a curve of another would rank by the host, not by the recipe."""
+    (first, b0), *rest = benches
+    m0 = _machine(b0)
+    for name, b in rest:
+        m = _machine(b)
+        if m is None or m0 is None or m != m0:
+            raise PlanError(f"--measured: {first} ran on {machine_label(m0)} but {name} on {machine_label(m)}, so "
+                            "their seconds do not compare: give benches from one machine (rerun or --extend the "
+                            "others there)")
+    return machine_label(m0)
 
 
 def curves_from_benches(benches: list[tuple[str, dict[str, Any]]]) -> list[Curve]:
-    """The curves of finished benches of one family (:func:`fspladder.bench.results.family_of`), budgets matched
-    by their epochs; where two benches hold the same arm at the same epochs, the first given is kept (as in the
-    frontier). Benches of different families are refused: their seconds and accuracies are not one pair's."""
+    """The curves of finished benches of one family (:func:`fspladder.bench.results.family_of`) and one machine,
+    one per arm, recipe and schedule, with a point per budget run (two budgets that train the same epochs are two
+    points, never pooled). Where two benches hold the same curve at the same budget, the one of more seeds is
+    kept, then the folder whose name sorts first, so the order the benches are given in does not matter.
+    Benches of different families or machines are refused (:class:`PlanError`): their seconds and accuracies
+    are not one pair's on one machine."""
     fams = {family_of(b) for _, b in benches}
     if len(fams) > 1:
         raise PlanError(f"the benches given measured {len(fams)} different pairs ({'; '.join(sorted(fams))}); "
                         "give the benches of the one pair you plan for")
-    curves: dict[str, Curve] = {}
-    seen: set[tuple[str, int]] = set()
-    for _, bench in benches:
-        by: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    benches = sorted(benches, key=lambda nb: nb[0])
+    machine = _one_machine(benches) if benches else ""
+    cells: dict[tuple[str, str, str], dict[float, tuple[int, float, int, float, str]]] = {}
+    meta: dict[tuple[str, str, str], tuple[str, bool, str]] = {}
+    for name, bench in benches:
+        by_arm: dict[str, list[dict[str, Any]]] = {}
         for r in bench["runs"]:
-            by.setdefault((r["arm"], int(r["epochs"])), []).append(r)
-        for (arm, epochs), rs in by.items():
-            if (arm, epochs) in seen:
-                continue
-            seen.add((arm, epochs))
-            first = rs[0]
-            rec = first.get("recipe")
-            name = (recipe_name(Recipe(**rec)) if rec else None) or first.get("base_arm", arm)
-            c = curves.setdefault(arm, Curve(arm, name, schedule_label(schedule_of(first)), is_scratch_run(first)))
-            c.points.append((statistics.fmean(r["pipeline_seconds"] for r in rs), epochs,
-                             statistics.fmean(r["val_acc"][-1] for r in rs)))
-    for c in curves.values():
-        c.points.sort()
-    return list(curves.values())
+            by_arm.setdefault(r["arm"], []).append(r)
+        for arm, runs in by_arm.items():
+            # one arm of one bench is one curve: recipe and schedule as run at its largest budget
+            top = max(runs, key=lambda r: r["budget"])
+            rec = top.get("recipe")
+            recipe = (recipe_name(Recipe(**rec)) if rec else None) or top.get("base_arm", arm)
+            key = (arm, recipe, schedule_label(schedule_of(top)))
+            meta.setdefault(key, (arm, is_scratch_run(top), name))
+            by: dict[float, list[dict[str, Any]]] = {}
+            for r in runs:
+                by.setdefault(float(r["budget"]), []).append(r)
+            for budget, rs in by.items():
+                cell = (len(rs), statistics.fmean(r["pipeline_seconds"] for r in rs), int(rs[0]["epochs"]),
+                        statistics.fmean(r["val_acc"][-1] for r in rs), name)
+                had = cells.setdefault(key, {}).get(budget)
+                if had is None or cell[0] > had[0]:  # more seeds win; of equals the first folder (sorted) stays
+                    cells[key][budget] = cell
+    # an arm name that two benches gave different recipes or schedules is told apart by its folder
+    arms = [k[0] for k in cells]
+    curves = []
+    for key, pts in cells.items():
+        arm, scratch, source = meta[key]
+        label = arm if arms.count(arm) == 1 else f"{arm} [{source}]"
+        curves.append(Curve(label, key[1], key[2], scratch, sorted((s, e, a) for _, s, e, a, _ in pts.values()),
+                            machine))
+    return curves
 
 
 def choose_by_budget(curves: list[Curve], time_budget: float) -> tuple[Curve, tuple[float, int, float], str]:
@@ -104,6 +155,6 @@ def format_budget_choice(curves: list[Curve], time_budget: float, pick: Curve, p
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines += [f"choice: {why}",
-              "seconds are the benches' pipeline seconds on their own machine; accuracy is measured at each budget "
-              "run, never interpolated"]
+              f"seconds are the benches' pipeline seconds on their machine ({pick.machine or 'not recorded'}): "
+              "give S in that machine's seconds; accuracy is measured at each budget run, never interpolated"]
     return "\n".join(lines)
