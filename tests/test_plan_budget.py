@@ -41,6 +41,20 @@ def _agrees(fams, curves, budget):
     return pick.label, point[1], expect
 
 
+
+def test_planner_agrees_with_the_fair_frontier_of_the_realistic_preset():
+    # docs/results/realistic-fair: scratch and grow each with cosine and wsd, 1/2/5/10 epochs, 3 seeds; scratch-wsd
+    # is the best scratch (a candidate with each of its schedules). Short, middle and full budget, as the frontier.
+    fair = ROOT / "docs/results/realistic-fair"
+    benches = [(str(fair), load_bench(fair, "--measured"))]
+    fams, curves = frontier(benches), curves_from_benches(benches)
+    assert {c.label for c in curves if c.scratch} == {"scratch", "scratch-wsd"}
+    for budget, (label, epochs) in {15.0: ("grow", 1), 60.0: ("grow", 5), 110.0: ("grow-wsd", 10)}.items():
+        pick, point, _ = choose_by_budget(curves, budget)
+        assert (pick.label, point[1]) == (label, epochs), budget
+        chosen, _, frontier_pick = _agrees(fams, curves, budget)
+        assert chosen == frontier_pick, budget
+
 def test_planner_by_budget_picks_exactly_what_the_realistic_bench_measured():
     # the realistic preset's recorded bench alone (one machine): grow's 2-, 5- and 10-epoch runs took 18.6 s,
     # 46.5 s and 94.4 s (mean of 3 seeds), scratch's 10 epochs 93.1 s
