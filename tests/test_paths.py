@@ -332,6 +332,41 @@ def test_an_empty_out_is_refused_in_one_line_and_nothing_is_written(tiny_teacher
         run_ladder(load_config(None, []), "")
 
 
+def test_train_refuses_an_empty_export_state_dict_before_it_trains(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "resnet8", "--save", "t.pt", "--export-state-dict", ""]) == 2
+    assert "--export-state-dict is empty" in _one_error_line(capsys.readouterr().err, "train")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_resumed_runs_summary_fspladder_did_not_write_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    _fake_run(out, [], [])
+    for text in (b"\x80\x81 binary", b"{not json", b"[1, 2]", b'{"rungs": "abc"}',
+                 b'{"rungs": [{"checkpoint": "rung-1-a.pt"}]}', b'{"rungs": [3]}'):
+        (out / "summary.json").write_bytes(text)
+        assert main(["run", "--resume", str(out)]) == 2
+        line = _one_error_line(capsys.readouterr().err, "run")
+        assert "summary.json is not a summary fspladder wrote" in line and "another --out" in line, (text, line)
+    (out / "summary.json").write_text('{"rungs": [], "target": 3}')  # finished, its accuracy unreadable
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "holds a finished run; there is nothing to resume" in _one_error_line(capsys.readouterr().err, "run")
+    assert sorted(p.name for p in out.iterdir()) == ["resolved-config.yaml", "summary.json"]
+
+
+def test_a_bench_json_fspladder_did_not_write_is_one_line_for_resummarize_and_frontier(tmp_path, capsys):
+    d = tmp_path / "b"
+    d.mkdir()
+    for text in (b"\x80\x81\xfe binary", json.dumps({"runs": [], "summary": {}}).encode(),
+                 json.dumps({"runs": [], "summary": {}, "arms": "scratch", "budgets": [1.0]}).encode()):
+        (d / "bench.json").write_bytes(text)
+        for flag in ("--resummarize", "--frontier"):
+            assert main(["bench", flag, str(d)]) == 2
+            line = _one_error_line(capsys.readouterr().err, "bench")
+            assert f"{flag} {d}: bench.json" in line, line
+    assert sorted(p.name for p in d.iterdir()) == ["bench.json"]
+
+
 # --- item 6: the clock, the resumed seconds, the report, train's lines --------------------------------------------
 
 def test_the_clock_times_the_stage_in_progress_by_its_own_pace():

@@ -9,14 +9,19 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+import torch.nn as nn
 from conftest import bench_args
 from custom_models import BAD_OUTPUT_MODELS
 
+from fspladder import DataSplits
 from fspladder.check import preflight
 from fspladder.cli import main
 from fspladder.config import ModelConfig, load_config
 from fspladder.errors import FspladderError
+from fspladder.models import module_device, probe_logits
 from fspladder.runner import run_ladder, train_network
 
 
@@ -157,3 +162,81 @@ def test_a_small_folder_reports_its_real_size_never_a_negative_one(tmp_path):
     assert "data.val_size is 5,000 (the default when the key is not set), but folder:imgs has" in out, out
     rc, out = _call(["check", *data, "--set", "data.val_size=0"], tmp_path)
     assert rc == 2 and "data.val_size must be" in out and "training images" not in out, out
+
+
+class _Fails(nn.Module):
+    """A user's trained teacher whose forward fails in its own code, or returns no logits."""
+
+    def __init__(self, what: object) -> None:
+        super().__init__()
+        self.fc = nn.Linear(144, 4)
+        self.what = what
+
+    def forward(self, x):
+        if isinstance(self.what, BaseException):
+            raise self.what
+        return self.what
+
+
+class _NoParameters(nn.Module):
+    def forward(self, x):  # (B, 1, 12, 12) -> (B, 4): no parameters and no buffers to find a device by
+        return x.flatten(1)[:, :4]
+
+
+class _SmallBatchesOnly(nn.Module):
+    """Passes the two-image probe, returns no logits on the batches the teacher is scored on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(144, 4)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) if len(x) <= 2 else None
+
+
+def _sets(base: list[str]) -> list[str]:
+    return [base[i + 1] for i, a in enumerate(base) if a == "--set"]
+
+
+@pytest.mark.parametrize("what", [ValueError("bad input"), AssertionError(), KeyError("layer"), IndexError("i"),
+                                  StopIteration(), TypeError("t"), None, "logits"], ids=repr)
+def test_a_python_teacher_whose_forward_fails_is_one_teacher_problem_never_a_traceback(what, base, tmp_path):
+    cfg = load_config(None, _sets(base))
+    pf = preflight(cfg, teacher_module=_Fails(what))
+    assert len(pf.problems) == 1 and pf.problems[0].startswith("teacher: "), pf.problems
+    assert "cannot run on the data's images 1x12x12" in pf.problems[0] and "\n" not in pf.problems[0]
+    with pytest.raises(FspladderError):  # the CLI's exit 2, one line
+        run_ladder(cfg, tmp_path / "out", teacher=_Fails(what))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_teacher_without_parameters_or_logits_on_real_batches_is_checked_without_a_traceback(base):
+    out, why = probe_logits(_NoParameters(), (1, 12, 12))  # no parameter to take a device from: the CPU
+    assert why is None and out is not None and tuple(out.shape) == (2, 4)
+    assert module_device(_NoParameters()) == torch.device("cpu")
+    cfg = load_config(None, _sets(base))
+    pf = preflight(cfg, teacher_module=_NoParameters())  # scored on the CPU; whatever it finds, no exception
+    assert pf.teacher is not None or any(p.startswith("teacher") for p in pf.problems), pf.problems
+    pf = preflight(cfg, teacher_module=_SmallBatchesOnly())  # the probe passes; scoring it meets None
+    assert len(pf.problems) == 1 and pf.problems[0].startswith("teacher: "), pf.problems
+    assert "returned NoneType, not logits" in pf.problems[0]
+
+
+def test_a_model_too_large_to_allocate_is_a_rung_problem_naming_its_size(base):
+    # 3.2M channels: one 3x3 convolution of them asks for ~343,000 GiB, beyond any address space
+    pf = preflight(load_config(None, [*_sets(base), "rungs.1.kwargs={width: 200000}"]))
+    assert len(pf.problems) == 1, pf.problems
+    p = pf.problems[0]
+    assert p.startswith("rungs[1] (target): ") and "too large to build here: out of memory" in p, p
+    assert "'width': 200000" in p and "GiB" in p and "smaller model" in p
+
+
+def test_splits_from_python_that_the_teachers_preprocessing_refuses_are_not_replaced_by_the_configs_data(base):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (300, 12, 12)).astype(np.uint8), rng.integers(0, 4, 300).astype(np.uint8)
+    splits = DataSplits.from_tensors((x[:200], y[:200]), (x[200:], y[200:]), val_size=50)
+    cfg = load_config(None, [*_sets(base), "teacher.preprocessing.channels=3", "data.val_size=600"])  # unloadable
+    pf = preflight(cfg, data=splits)
+    data = [p for p in pf.problems if p.startswith("data")]
+    assert len(data) == 1 and "teacher.preprocessing.channels is 3" in data[0], pf.problems
+    assert "val_size" not in " ".join(pf.problems) and pf.data is None  # cfg.data was not loaded instead

@@ -6,6 +6,7 @@ user's own normalisation, and saved the ways PyTorch users save them."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -26,8 +27,8 @@ from fspladder.checkpoint import CheckpointError
 from fspladder.cli import main
 from fspladder.config import read_config_data
 from fspladder.distributed import DistInfo
-from fspladder.rung import init_rung
-from fspladder.runner import _Run
+from fspladder.rung import init_rung, teacher_digest
+from fspladder.runner import ResumeError, _Run
 from fspladder.teacher_source import fit_state_dict
 
 MEAN, STD = 0.5, 0.5  # the users' normalisation ([-1, 1] inputs): not the data's own statistics
@@ -206,17 +207,39 @@ def test_a_trained_module_from_python_and_its_resume(world, tmp_path, capsys):
     net = world["nets"]["tiny"]
     before = {k: v.clone() for k, v in net.state_dict().items()}
     s = run_ladder(cfg, tmp_path / "py", data=splits, teacher=net)
-    assert s["teacher"]["source"] == "python object"
+    assert s["teacher"]["source"] == {"format": "python object", "state_digest": teacher_digest(net)}
     assert s["teacher"]["test_acc"] == pytest.approx(world["own_acc"]["tiny"], abs=1e-12)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the caller's network untouched
     # The config's data, the teacher from Python: the run says so, and a CLI resume (which could only load
     # teacher.checkpoint) is refused in one line.
     s = run_ladder(cfg, tmp_path / "py2", teacher=net)
-    assert s["teacher"]["source"] == "python object" and s["teacher"]["val_acc"] > 0.9
+    assert s["teacher"]["source"]["format"] == "python object" and s["teacher"]["val_acc"] > 0.9
     saved = yaml.safe_load((tmp_path / "py2" / "resolved-config.yaml").read_text())
     assert "from_python" in saved["teacher"] and "checkpoint" not in saved["teacher"]
+    assert saved["teacher"]["state_digest"] == teacher_digest(net)
     err = _one_line_error(capsys, "run", "--resume", str(tmp_path / "py2"))
     assert "teacher passed from Python" in err and "teacher=the same network" in err
+    # From Python, a resume learns from the same network or is refused, before anything is read or written:
+    # without teacher= (it would load teacher.checkpoint), with other weights, or with no digest to check.
+    with pytest.raises(ResumeError, match="learned from a teacher passed from Python, not teacher.checkpoint"):
+        run_ladder(cfg, tmp_path / "py2", resume=True)
+    other = copy.deepcopy(net)
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    with pytest.raises(ResumeError, match="weights of the teacher passed now differ from those the run learned"):
+        run_ladder(cfg, tmp_path / "py2", resume=True, teacher=other)
+    with pytest.raises(ResumeError, match="holds a finished run"):  # the same network passes this check
+        run_ladder(cfg, tmp_path / "py2", resume=True, teacher=net)
+    old = tmp_path / "older"
+    old.mkdir()
+    (old / "resolved-config.yaml").write_text(yaml.safe_dump(
+        {**saved, "teacher": {k: v for k, v in saved["teacher"].items() if k != "state_digest"}}))
+    with pytest.raises(ResumeError, match="cannot be checked"):
+        run_ladder(cfg, old, resume=True, teacher=net)
+    (old / "resolved-config.yaml").write_text(yaml.safe_dump({**saved, "teacher": {"checkpoint": "t.pt"}}))
+    with pytest.raises(ResumeError, match="learned from teacher.checkpoint, not a network passed from Python"):
+        run_ladder(cfg, old, resume=True, teacher=net)
+    assert sorted(p.name for p in old.iterdir()) == ["resolved-config.yaml"]
 
 
 def _malformed(world: dict, tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
@@ -298,7 +321,7 @@ def test_train_exports_a_plain_state_dict_and_its_checkpoint_loads_in_plain_torc
     assert set(torch.load(pt, weights_only=True)) == set(ours)
 
 
-def test_the_bench_takes_a_trained_module_from_python(world, tmp_path):
+def test_the_bench_takes_a_trained_module_from_python(world, tmp_path, capsys):
     from fspladder.bench import run_bench
 
     cfg = load_config(_config(world, tmp_path / "my.yaml", "tiny", world["files"][("tiny", "state_dict")]),
@@ -306,8 +329,16 @@ def test_the_bench_takes_a_trained_module_from_python(world, tmp_path):
                        "bench.budgets=[1.0]", "bench.arms=[scratch, grow]"])
     bench = run_bench(cfg, tmp_path / "bench", teacher=world["nets"]["tiny"])
     t = bench["teacher"]
-    assert t["source"] == "python object" and t["test_acc"] == pytest.approx(world["own_acc"]["tiny"], abs=1e-12)
+    assert t["source"]["format"] == "python object"
+    assert t["test_acc"] == pytest.approx(world["own_acc"]["tiny"], abs=1e-12)
     assert {r["arm"] for r in bench["runs"]} == {"scratch", "grow"}
+    # its saved config names teacher.checkpoint, which it did not learn from: the CLI refuses to resume it
+    before = sorted(p.name for p in (tmp_path / "bench").rglob("*"))
+    capsys.readouterr()  # what the bench printed as it ran
+    assert main(["bench", "--resume", str(tmp_path / "bench")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "that bench learned from a teacher passed from Python" in err[0], err
+    assert "run_bench(cfg," in err[0] and sorted(p.name for p in (tmp_path / "bench").rglob("*")) == before
 
 
 def test_a_training_scripts_checkpoint_dict_is_read_and_an_ambiguous_one_refused(tmp_path):
@@ -329,3 +360,35 @@ def test_a_teacher_factory_that_does_not_import_is_a_problem_check_lists(world, 
             "teacher.model=no_such_module:net"]
     _, problems = check_config(read_config_data(None, sets))
     assert any("teacher.model 'no_such_module:net'" in p and "cannot import" in p for p in problems), problems
+
+
+def test_two_prefixes_that_fit_with_different_weights_are_refused_naming_teacher_prefix():
+    model = create_model("resnet8", in_chans=1, num_classes=4)
+    state = model.state_dict()
+    moved = {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}
+    both = {**{f"model.{k}": v for k, v in state.items()}, **{f"ema.{k}": v for k, v in moved.items()}}
+    with pytest.raises(CheckpointError) as e:  # a Lightning file with the network and its EMA copy
+        fit_state_dict(both, model, None, "f")
+    msg = str(e.value)
+    assert "several key prefixes fit" in msg and "'model.'" in msg and "'ema.'" in msg and "teacher.prefix" in msg
+    fitted, how = fit_state_dict(both, model, "ema.", "f")  # named: no guess
+    assert how["prefix"] == "ema." and all(torch.equal(fitted[k], moved[k]) for k in state)
+    same = {**{f"model.{k}": v for k, v in state.items()}, **{f"ema.{k}": v for k, v in state.items()}}
+    fitted, _ = fit_state_dict(same, model, None, "f")  # the same weights under both: either fits
+    assert all(torch.equal(fitted[k], state[k]) for k in state)
+
+
+def test_without_data_a_users_file_is_read_but_no_network_is_built_by_the_factorys_defaults(world, tmp_path):
+    """The data failed, so the teacher cannot be sized for it: resnet8's defaults (3 channels, 10 classes) would
+    make the file's weights look misshapen. Only what the file itself shows is checked."""
+    good = world["files"][("resnet8", "state_dict")]
+    sets = ["data.name=idx", f"data.root={tmp_path / 'nowhere'}", "data.val_size=100", f"teacher.checkpoint={good}",
+            "teacher.model=resnet8"]
+    _, problems = check_config(read_config_data(None, sets))
+    assert problems and all(p.startswith("data") for p in problems), problems
+    _, problems = check_config(read_config_data(None, sets + ["teacher.model=null"]))
+    assert any(p.startswith("teacher.checkpoint") and "set teacher.model" in p for p in problems), problems
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    _, problems = check_config(read_config_data(None, sets + [f"teacher.checkpoint={cut}"]))
+    assert any(p.startswith("teacher.checkpoint") and "cut short" in p for p in problems), problems

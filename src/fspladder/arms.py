@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import RunConfig, variant_config
-from ..ladder import LadderError, Rung
-from ..recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
-from ..rung import chain_problems, student_rung
+from .config import RunConfig, variant_config
+from .ladder import LadderError, Rung
+from .recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
+from .rung import chain_problems, student_rung
 
 __all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings"]
 

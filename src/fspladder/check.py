@@ -19,11 +19,14 @@ training set or leaving an epoch fewer than 10 steps, few images per class).
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .arms import BenchArms, bench_arms
 from .checkpoint import CheckpointError
 from .config import ConfigError, ModelConfig, RunConfig, RungConfig, parse_config_lenient
 from .data import DataSplits
@@ -31,12 +34,14 @@ from .errors import FspladderError
 from .flow import TapError, check_taps
 from .ladder import LadderError, Rung
 from .memory import chain_memory, model_memory, optimizer_copies, training_bytes
-from .models import ModelOutputError, is_model, logits_of
+from .models import is_model, probe_logits
+from .models.outputs import MODEL_FAILURES, failure_line
+from .recipes import PRESETS
 from .rung import (
     build_student,
     chain_problems,
+    check_teacher_alone,
     foreign_teacher,
-    load_teacher,
     student_rung,
     teacher_accuracy_problems,
     teacher_for,
@@ -54,17 +59,26 @@ _LOADING_KEYS = ("data.root", "data.name", "data.val_size", "data.train_subset",
                  "data.image_size", "data.channels", "seed")
 
 
-@torch.no_grad()
+def _build_failure(mc: ModelConfig, e: RuntimeError) -> str:
+    """Why building ``mc`` raised ``e``, in one line: out of memory names the model, its kwargs and the bytes asked
+    for (torch's allocator says them)."""
+    text, kw = str(e), f" with kwargs {mc.kwargs}" if mc.kwargs else ""
+    asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"allocate ([\d.]+ [KMGT]iB)", text, re.I)
+    if asked is None and "out of memory" not in text.lower() and "not enough memory" not in text.lower():
+        return f"{mc.model}{kw} cannot be built: {(text.strip().splitlines() or ['RuntimeError'])[0]}"
+    size = asked.group(1) if asked else ""
+    if size.isdigit():
+        size = f"{int(size) / 2 ** 30:,.1f} GiB"
+    return (f"{mc.model}{kw} is too large to build here: out of memory"
+            f"{f' (one of its tensors asks for {size})' if size else ''}; choose a smaller model (e.g. a lower width "
+            "or depth)")
+
+
 def _output_problem(model: torch.nn.Module, data: DataSplits, where: str) -> str | None:
-    model.eval()
-    try:
-        out = logits_of(model(torch.zeros(2, data.in_chans, *data.image_size)))
-    except ModelOutputError as e:
-        return f"{where}: {e}"
-    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as e:  # the model's own code failed
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return (f"{where}: the model cannot run on the data's images ({data.in_chans}x{data.image_size[0]}x"
-                f"{data.image_size[1]}): {first}")
+    out, why = probe_logits(model, (data.in_chans, *data.image_size))
+    if out is None:
+        return (f"{where}: the model fails on the data's images ({data.in_chans}x{data.image_size[0]}x"
+                f"{data.image_size[1]}): {why}")
     if out.dim() != 2 or out.shape[1] != data.num_classes or out.shape[0] != 2:  # 2: the probe's batch
         return (f"{where}: the model returns logits of shape {tuple(out.shape)} for a batch of 2 images, but the "
                 f"data has {data.num_classes} classes: its output must be (batch, {data.num_classes}); pass "
@@ -92,7 +106,12 @@ class Preflight:
     other_classes: str | None = None
     model: torch.nn.Module | None = None  # train: the network it trains, built and checked
     spec: dict[str, Any] | None = None
-    arms: Any = None  # with ``bench``: the bench's arms (:class:`fspladder.bench.arms.BenchArms`), checked
+    arms: BenchArms | None = None  # with ``bench``: the bench's arms, checked
+
+    def print_warnings(self) -> None:
+        """Each warning as one ``warning:`` line on stderr, before the command starts its work."""
+        for w in self.warnings:
+            print(f"warning: {w}", file=sys.stderr)
 
     def raise_problems(self) -> None:
         """:class:`ConfigError` with every problem, when there is one."""
@@ -201,7 +220,7 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
             splits = None
     # A data key with a problem was not applied (its default stood in): loading with it would report sizes and
     # values the user did not set.
-    if splits is None and not any(p.startswith(_LOADING_KEYS) for p in problems):
+    if splits is None and data is None and not any(p.startswith(_LOADING_KEYS) for p in problems):
         path: list = []
         try:
             splits = load_data(cfg, device if device is not None else resolve_device(cfg.device), path)
@@ -215,17 +234,24 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
     other: str | None = None
     try:
         if splits is not None:
-            teacher, pf.teacher_ck, other = teacher_for(cfg, splits, module=teacher_module)
+            found, ck, why = teacher_for(cfg, splits, module=teacher_module)
             # Near chance: a problem for weights trained elsewhere (their preprocessing is the user's word), a
             # warning for fspladder's own (trained on this data path, so weak rather than misread).
-            near = teacher_accuracy_problems(teacher, splits, cfg, other)
-            (problems if foreign_teacher(pf.teacher_ck) else pf.warnings).extend(near)
+            try:
+                near = teacher_accuracy_problems(found, splits, cfg, why)
+            except MODEL_FAILURES as e:  # its own code fails on real batches, though the zeros probe passed
+                raise ConfigError([f"teacher {found.spec['checkpoint']} fails when scored on the validation "
+                                   f"images: {failure_line(e)}"]) from e
+            (problems if foreign_teacher(ck) else pf.warnings).extend(near)
+            teacher, pf.teacher_ck, other = found, ck, why  # scored without failing: the chain may use it
         else:
-            load_teacher(cfg, module=teacher_module)  # the checkpoint itself can still be checked
+            check_teacher_alone(cfg, module=teacher_module)  # the file itself can still be checked
     except ConfigError as e:
         problems += [f"teacher: {p}" for p in e.problems]
     except (CheckpointError, TapError) as e:
         problems.append(f"teacher.checkpoint: {e}")
+    except FspladderError as e:  # any other refusal of the teacher (e.g. a model that will not build): listed
+        problems.append(f"teacher: {e}")
     pf.teacher, pf.other_classes = teacher, other
     chain: list[Rung | None] = [teacher]
     for i, rc in enumerate(cfg.rungs):
@@ -242,6 +268,9 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
         except (TypeError, ValueError, KeyError, FspladderError) as e:  # TapError is a ValueError
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             problems.append(f"rungs[{i}] ({rc.name}): {msg}")
+            chain.append(None)
+        except RuntimeError as e:  # a built-in model too large to allocate here (a factory's: a ModelBuildError)
+            problems.append(f"rungs[{i}] ({rc.name}): {_build_failure(rc, e)}")
             chain.append(None)
     if splits is None or any(r is None for r in chain) or any(p.startswith(("recipe", "rungs[")) for p in problems):
         return pf
@@ -264,8 +293,6 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
             return pf
     _size_warnings(pf, splits, stages)
     if bench and teacher is not None:  # what `fspladder bench` would refuse, found now
-        from .bench.arms import bench_arms
-
         arms = pf.arms = bench_arms(cfg, teacher, splits, other)
         problems += arms.problems
         pf.warnings += arms.warnings  # a baseline that lacks a schedule a transfer arm gets: it runs, but say so
@@ -278,8 +305,6 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
 def _preflight_train(pf: Preflight, mc: ModelConfig, splits: DataSplits | None) -> Preflight:
     """``fspladder train``'s part: the network builds for the data and returns its logits; no key is set that
     cross-entropy alone would not read."""
-    from .recipes import PRESETS
-
     cfg, problems = pf.cfg, pf.problems
     scratch = PRESETS["scratch"]
     problems += cfg.recipe_key_problems([scratch], "`fspladder train` trains with cross-entropy alone, which does "

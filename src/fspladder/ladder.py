@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from .errors import ProblemsError
 from .flow import FlowRecorder, FsPair, TapError, check_taps, flow_of, taps_of
+from .models.outputs import module_device
 
 __all__ = ["Rung", "LadderError", "validate_ladder", "default_pairs", "flow_shapes"]
 
@@ -63,7 +64,7 @@ def flow_shapes(rung: Rung, input_shape: Sequence[int]) -> list[tuple[int, int]]
     model = rung.model
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = module_device(model)
     try:
         x = torch.zeros(2, *input_shape, device=device)
         with FlowRecorder(model, rung.taps, stop_early=True) as rec:

@@ -9,7 +9,6 @@ patent eq. 4, with the recipe's guidance from the previous network).
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from .align import ChannelAligner
-from .checkpoint import CheckpointError, load_model, resolve_checkpoint
+from .checkpoint import CheckpointError, load_model, resolve_checkpoint, state_digest
 from .config import ConfigError, ModelConfig, RunConfig, Stage1Config, Stage2Config, TeacherConfig
 from .data import DataSplits
 from .engine import (
@@ -35,18 +34,24 @@ from .engine.loop import StateSink
 from .flow import FsPair
 from .growth import GROW_NOISE, fresh_blocks_problem, grow, grown_copies, growth_problem
 from .ladder import LadderError, Rung, default_pairs, validate_ladder
-from .models import create_for_data, logits_of
+from .models import create_for_data, module_device, probe_classes
 from .recipes import Recipe
 from .session import context_for
-from .teacher_source import file_sha256, is_fspladder_file, load_user_teacher
+from .teacher_source import (
+    file_sha256,
+    is_fspladder_file,
+    load_user_teacher,
+    preprocessing_record,
+    read_teacher_weights,
+)
 
-__all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "teacher_for", "teacher_problems",
-           "teacher_knows_the_classes", "teacher_accuracy_problems", "near_chance", "foreign_teacher", "PYTHON_OBJECT",
-           "chain_problems", "rung_problems",
+__all__ = ["pairs_of", "build_student", "student_rung", "load_teacher", "check_teacher_alone", "teacher_digest",
+           "teacher_for", "teacher_problems", "teacher_knows_the_classes", "teacher_accuracy_problems", "near_chance",
+           "foreign_teacher", "from_python", "PYTHON_OBJECT", "chain_problems", "rung_problems",
            "make_aligner", "aligner_for", "guidance_for", "init_rung", "stage1_of_rung", "stage2_of_rung",
            "RungOutcome"]
 
-PYTHON_OBJECT = "python object"  # the source a run records for a teacher passed to run_ladder(teacher=...)
+PYTHON_OBJECT = "python object"  # the source's format a run records for a teacher passed to run_ladder(teacher=...)
 
 
 def pairs_of(mc: ModelConfig | TeacherConfig, model: nn.Module) -> list[FsPair]:
@@ -72,6 +77,12 @@ def student_rung(mc: ModelConfig, data: DataSplits, seed: int, device: torch.dev
     return Rung(name or getattr(mc, "name", "") or mc.model, model, pairs_of(mc, model), spec)
 
 
+def teacher_digest(module: nn.Module) -> str:
+    """The digest of a network's weights (:func:`fspladder.checkpoint.state_digest`): what a run records of a
+    teacher passed from Python, so that a resume can tell whether it was given the same one."""
+    return state_digest(module.state_dict())
+
+
 def load_teacher(cfg: RunConfig, device: torch.device | None = None,
                  memory_format: torch.memory_format = torch.preserve_format, *, data: DataSplits | None = None,
                  module: nn.Module | None = None) -> tuple[Rung, dict[str, Any]]:
@@ -81,9 +92,9 @@ def load_teacher(cfg: RunConfig, device: torch.device | None = None,
     ``teacher.checkpoint``: an fspladder checkpoint (its architecture inside), or weights fspladder did not write
     (state_dict, Lightning-style, .safetensors) built by ``teacher.model``/``teacher.kwargs``, sized for ``data``
     where the factory takes ``in_chans``/``num_classes``. ``source`` is ``{"file", "sha256", "format", ...}`` or
-    ``"python object"``."""
+    ``{"format": "python object", "state_digest"}``."""
     tc = cfg.teacher
-    pre = dataclasses.asdict(tc.preprocessing) if tc.preprocessing.mean is not None else None
+    pre = preprocessing_record(tc)
     if module is not None:
         if not isinstance(module, nn.Module):
             raise ConfigError([f"teacher= takes a trained torch.nn.Module, got {type(module).__name__}"])
@@ -93,8 +104,10 @@ def load_teacher(cfg: RunConfig, device: torch.device | None = None,
             raise ConfigError([f"teacher=: the network cannot be copied ({type(e).__name__}: {e}); fspladder copies "
                                "it so that yours stays as it is: pass one copy.deepcopy can copy"]) from e
         name = tc.model or f"{type(module).__module__}:{type(module).__qualname__}"
+        # its weights' digest: a resume checks that it continues from the same network (runner._Run)
+        source = {"format": PYTHON_OBJECT, "state_digest": teacher_digest(model)}
         ck: dict[str, Any] = {"model": {"name": name, "kwargs": dict(tc.kwargs)},
-                              "meta": {"source": PYTHON_OBJECT, "preprocessing": pre}}
+                              "meta": {"source": source, "preprocessing": pre}}
         where = "the teacher passed from Python"
     else:
         path = resolve_checkpoint(tc.checkpoint)
@@ -116,21 +129,17 @@ def load_teacher(cfg: RunConfig, device: torch.device | None = None,
     return Rung("teacher", model, pairs_of(tc, model), {**ck["model"], "checkpoint": where}), ck
 
 
-@torch.no_grad()
-def _outputs(model: nn.Module, data: DataSplits) -> tuple[int | None, str | None]:
-    """How many logits ``model`` gives for one image of ``data`` (None and why when it cannot run on it)."""
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    try:
-        out = logits_of(model(torch.zeros(2, data.in_chans, *data.image_size, device=device)))
-    except RuntimeError as e:
-        return None, str(e).splitlines()[0]
-    finally:
-        model.train(was)
-    if out.dim() != 2:
-        return None, f"it returns logits of shape {tuple(out.shape)}, not (batch, classes)"
-    return out.shape[1], None
+def check_teacher_alone(cfg: RunConfig, module: nn.Module | None = None) -> None:
+    """What can be checked of the teacher without data (its file read, or the object passed from Python), building
+    no network a user's factory would size by its defaults: :class:`CheckpointError` or :class:`ConfigError`."""
+    if module is not None:
+        if not isinstance(module, nn.Module):
+            raise ConfigError([f"teacher= takes a trained torch.nn.Module, got {type(module).__name__}"])
+        return
+    if is_fspladder_file(resolve_checkpoint(cfg.teacher.checkpoint)):
+        load_teacher(cfg)  # its architecture is inside: built as it was saved
+    else:
+        read_teacher_weights(cfg.teacher)
 
 
 def teacher_problems(teacher: Rung, meta: dict[str, Any], data: DataSplits, cfg: RunConfig) -> list[str]:
@@ -143,7 +152,7 @@ def teacher_problems(teacher: Rung, meta: dict[str, Any], data: DataSplits, cfg:
         return [f"teacher {name} reads {first.in_channels}-channel images but the data "
                 f"({data.name}) has {data.in_chans} channels: train a teacher on this data (`fspladder train --model "
                 f"resnet8 --save teacher.pt` with the same data keys) and set teacher.checkpoint to it{grey}"]
-    n, why = _outputs(teacher.model, data)
+    n, why = probe_classes(teacher.model, (data.in_chans, *data.image_size))
     if n is None:
         return [f"teacher {name} cannot run on the data's images {data.in_chans}x"
                 f"{data.image_size[0]}x{data.image_size[1]}: {why}"]
@@ -157,6 +166,11 @@ def foreign_teacher(meta: dict[str, Any]) -> bool:
     """Whether a teacher record is of weights fspladder did not train (a user's file, or a Python object)."""
     source = meta.get("meta", {}).get("source")
     return source == PYTHON_OBJECT or (isinstance(source, dict) and source.get("format") != "fspladder")
+
+
+def from_python(source: Any) -> bool:
+    """Whether a teacher's recorded ``source`` is a network passed from Python (older records: the bare string)."""
+    return source == PYTHON_OBJECT or (isinstance(source, dict) and source.get("format") == PYTHON_OBJECT)
 
 
 # Near chance: within half of the majority-class share of always answering the validation split's most common
@@ -183,7 +197,7 @@ def teacher_accuracy_problems(teacher: Rung, data: DataSplits, cfg: RunConfig, o
     if other_classes is not None:
         return []
     val = data.val if images is None or len(data.val) <= images else data.val.subset(torch.arange(images))
-    dev = next(teacher.model.parameters()).device
+    dev = module_device(teacher.model)
     ctx = ctx or context_for(cfg, dev, data)
     acc = evaluate(teacher.model, val, ctx)
     limit = near_chance(acc, val.y, data.num_classes)
@@ -205,7 +219,7 @@ def teacher_accuracy_problems(teacher: Rung, data: DataSplits, cfg: RunConfig, o
 def teacher_knows_the_classes(meta: dict[str, Any], teacher: nn.Module, data: DataSplits,
                               cfg: RunConfig) -> str | None:
     """None when the teacher was trained on this data's classes; else why its outputs mean other classes."""
-    teacher_outputs, _ = _outputs(teacher, data)
+    teacher_outputs, _ = probe_classes(teacher, (data.in_chans, *data.image_size))
     if teacher_outputs != data.num_classes:
         return f"the teacher predicts {teacher_outputs} classes and the data has {data.num_classes}"
     if foreign_teacher(meta):  # no record of what it was trained on: its outputs are taken as this data's classes

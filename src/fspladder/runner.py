@@ -52,7 +52,16 @@ from .outputs import (
     save_state,
 )
 from .recipes import Recipe
-from .rung import RungOutcome, aligner_for, chain_problems, init_rung, stage1_of_rung, stage2_of_rung, student_rung
+from .rung import (
+    RungOutcome,
+    aligner_for,
+    chain_problems,
+    init_rung,
+    stage1_of_rung,
+    stage2_of_rung,
+    student_rung,
+    teacher_digest,
+)
 from .session import context_for, machine_info, memory_format, resolve_device
 
 __all__ = ["run_ladder", "train_network", "planned_config", "format_table", "ResumeError", "run_config_path"]
@@ -60,10 +69,22 @@ __all__ = ["run_ladder", "train_network", "planned_config", "format_table", "Res
 FLOW_BATCH = 256  # held-out images averaged for the saved FSP matrices
 
 
-def _warn(warnings: list[str]) -> None:
-    """Sizes that run but will train badly (:func:`fspladder.check.preflight`), one line each, before training."""
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+def _summary_to_resume(out: Path) -> dict[str, Any] | None:
+    """The summary.json of the run in ``out`` (None when there is none yet), refused in one line when it is not one
+    fspladder wrote (its finished rungs are read from it: a name, a checkpoint)."""
+    f = out / "summary.json"
+    if not f.is_file():
+        return None
+    try:
+        prev = json.loads(f.read_text())
+        rungs = prev.get("rungs", []) if isinstance(prev, dict) else None
+        ok = isinstance(rungs, list) and all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in rungs)
+    except (ValueError, UnicodeDecodeError, OSError):  # JSONDecodeError is a ValueError
+        ok = False
+    if not ok:
+        raise ResumeError(f"{f} is not a summary fspladder wrote (unreadable, or its rungs lack their names); restore "
+                          "it from a backup, or start the run again in another --out (nothing was changed)")
+    return prev
 
 
 def run_config_path(out: Path) -> Path:
@@ -88,7 +109,7 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
     device = resolve_device(cfg.device)
     pf = preflight(cfg, train=mc, device=device)  # `check`'s checks, for this network: nothing runs before them
     pf.raise_problems()
-    _warn(pf.warnings)
+    pf.print_warnings()
     assert pf.data is not None and pf.model is not None and pf.spec is not None  # no problem: preflight built them
     data = pf.data.to(device)
     s2 = cfg.stage2.resolved(recipe)
@@ -139,10 +160,12 @@ class _Run:
             raise ResumeError(f"a resume continues the chain that was planned: load {out / CONFIG_FILE} (its "
                               "intermediates spelled out) instead of a config with plan.intermediates: auto")
         if resume:
-            prev = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else None
+            self.check_teacher_resumes()
+            prev = _summary_to_resume(out)
             if prev is not None and "target" in prev:
-                raise ResumeError(f"{out} holds a finished run (target test accuracy "
-                                  f"{prev['target']['test_acc']:.4f}); there is nothing to resume and nothing was "
+                acc = prev["target"].get("test_acc") if isinstance(prev["target"], dict) else None
+                said = f" (target test accuracy {acc:.4f})" if isinstance(acc, (int, float)) else ""
+                raise ResumeError(f"{out} holds a finished run{said}; there is nothing to resume and nothing was "
                                   f"changed (`fspladder report {out}` rewrites its report)")
             self.done = {r["name"]: r for r in (prev or {}).get("rungs", [])}
             for name, r in self.done.items():  # read back from a file: a name or path is untrusted, refused now
@@ -153,6 +176,32 @@ class _Run:
         elif self.main and any((out / f).exists() for f in ("summary.json", STATE_FILE, "metrics.jsonl", CONFIG_FILE)):
             raise ResumeError(f"{out} already holds a run; continue it with `fspladder run --resume {out}` or "
                               "choose another --out (nothing there was changed)")
+
+    def check_teacher_resumes(self) -> None:
+        """A resume learns from the teacher the run started with: a network passed from Python again (its weights'
+        digest as recorded), or ``teacher.checkpoint`` when none was; else one line, nothing changed."""
+        path = run_config_path(self.out)
+        try:
+            saved = yaml.safe_load(path.read_text()) if path.is_file() else None
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+            raise ResumeError(f"{path} cannot be read ({type(e).__name__}); it is not the config fspladder wrote: "
+                              "restore it, or start the run again in another --out (nothing was changed)") from e
+        teacher = saved.get("teacher") if isinstance(saved, dict) else None
+        was = isinstance(teacher, dict) and PYTHON_TEACHER in teacher
+        own = self.own_teacher
+        how = f"run_ladder(cfg, {str(self.out)!r}, resume=True, teacher=the same network)"
+        if was and own is None:
+            raise ResumeError(f"{self.out}: that run learned from a teacher passed from Python, not "
+                              f"teacher.checkpoint; resume it with {how} (nothing was changed)")
+        if own is not None and isinstance(teacher, dict) and not was:
+            raise ResumeError(f"{self.out}: that run learned from teacher.checkpoint, not a network passed from "
+                              "Python; resume it without teacher= (nothing was changed)")
+        if was and isinstance(own, nn.Module):
+            recorded = teacher.get("state_digest")  # type: ignore[union-attr]
+            if recorded != teacher_digest(own):
+                why = "differ from" if recorded else "cannot be checked (no digest recorded) against"
+                raise ResumeError(f"{self.out}: the weights of the teacher passed now {why} those the run learned "
+                                  f"from; resume it with {how}, or start a new run (nothing was changed)")
 
     def seconds(self) -> float:
         """This run's seconds so far, earlier sessions of a resumed run included."""
@@ -166,7 +215,7 @@ class _Run:
         pf = preflight(cfg, data=self.own_data, device=self.device, teacher_module=self.own_teacher)
         pf.raise_problems()
         if self.main:
-            _warn(pf.warnings)
+            pf.print_warnings()
         assert pf.data is not None and pf.teacher is not None and pf.teacher_ck is not None  # no problem: built
         self.data: DataSplits = pf.data.to(self.device)
         self.log: Any = MetricsLog(inside(self.out, "metrics.jsonl"), hold=True) if self.main else NoLog()
@@ -230,6 +279,7 @@ class _Run:
         if self.own_teacher is not None:  # teacher.checkpoint was not used either: a CLI resume must not load it
             d["teacher"] = {**{k: v for k, v in d["teacher"].items() if k != "checkpoint"},
                             PYTHON_TEACHER: type(self.own_teacher).__name__,
+                            "state_digest": self.tck["source"]["state_digest"],  # what a resume's teacher must match
                             "note": "passed to run_ladder(teacher=...); resume with run_ladder(cfg, out, resume=True, "
                                     "teacher=the same network)"}
         return d

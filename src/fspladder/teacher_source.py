@@ -39,7 +39,8 @@ from .errors import FspladderError
 from .models import create_for_data, create_model
 
 __all__ = ["read_weights", "fit_state_dict", "load_user_teacher", "file_sha256", "is_fspladder_file",
-           "with_teacher_preprocessing", "export_state_dict", "SAVE_HINT"]
+           "with_teacher_preprocessing", "export_state_dict", "SAVE_HINT", "preprocessing_record",
+           "read_teacher_weights"]
 
 SAVE_HINT = "torch.save(model.state_dict(), path)"
 _SHOWN = 4  # keys quoted in a mismatch message: enough to see the pattern, short enough for one line
@@ -176,7 +177,15 @@ def fit_state_dict(state: dict[str, torch.Tensor], model: nn.Module, prefix: str
         tries.append(("", "", dict(state)))
         tries += [(p, "", _strip(state, p)) for p in _prefixes(list(state))]
         tries += [("", q, {q + k: v for k, v in state.items()}) for q in _prefixes(list(own))]
-    fit = next((t for t in tries if set(t[2]) == want), None)
+    fits = [t for t in tries if set(t[2]) == want]
+    # Two prefixes that each fit (e.g. "model." and "ema." of one Lightning file) with other weights: guessing one
+    # would learn from a network the user did not mean; the same weights under both fit either way.
+    differ = [t for t in fits[1:] if any(not torch.equal(t[2][k], fits[0][2][k]) for k in want)]
+    if differ:
+        named = ", ".join(repr(t[0] or t[1]) for t in [fits[0], *differ])
+        raise CheckpointError(f"{where}: several key prefixes fit the model with different weights ({named}); set "
+                              "teacher.prefix to the one that holds the network to learn from")
+    fit = fits[0] if fits else None
     if fit is None:
         # Report against the renaming that fits most keys; name a prefix that fits them all if there is one.
         best = max(tries, key=lambda t: (len(set(t[2]) & want), -len(t[0]) - len(t[1])))
@@ -218,21 +227,29 @@ def is_fspladder_file(path: Path) -> bool:
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 
-def load_user_teacher(tc: TeacherConfig, data: DataSplits | None) -> tuple[nn.Module, dict[str, Any]]:
-    """The network a non-fspladder file holds, built by ``teacher.model``/``teacher.kwargs`` (sized for ``data``
-    where the factory takes ``in_chans``/``num_classes``), its weights loaded; and the record
-    ``{"model": spec, "meta": {"source": ..., "preprocessing": ...}}``."""
+def read_teacher_weights(tc: TeacherConfig) -> tuple[Path, dict[str, torch.Tensor], str]:
+    """The file ``teacher.checkpoint`` names (not an fspladder checkpoint), the state_dict it holds and its format;
+    :class:`CheckpointError` when it cannot be read or ``teacher.model`` is unset. Builds no network: without data
+    to size one by, this is what can be checked of the file."""
     path = resolve_checkpoint(tc.checkpoint)
     state, fmt = read_weights(path)
     if tc.model is None:
         raise CheckpointError(f"{path} holds weights without their architecture ({fmt}); set teacher.model to the "
                               "network they belong to (a built-in name or module:factory) and teacher.kwargs to its "
                               "arguments")
+    return path, state, fmt
+
+
+def load_user_teacher(tc: TeacherConfig, data: DataSplits | None) -> tuple[nn.Module, dict[str, Any]]:
+    """The network a non-fspladder file holds, built by ``teacher.model``/``teacher.kwargs`` (sized for ``data``
+    where the factory takes ``in_chans``/``num_classes``), its weights loaded; and the record
+    ``{"model": spec, "meta": {"source": ..., "preprocessing": ...}}``."""
+    path, state, fmt = read_teacher_weights(tc)
     try:
         if data is not None:
             model, kwargs = create_for_data(tc.model, data.in_chans, data.num_classes, tc.kwargs, seed=0,
                                             image_size=data.image_size)
-        else:  # no data to size it by (check, when the data failed): the factory's defaults and the user's kwargs
+        else:  # a caller without data to size it by: the factory's defaults and the user's kwargs
             model, kwargs = create_model(tc.model, **tc.kwargs), dict(tc.kwargs)
     except FspladderError as e:  # a factory that does not import or build: a teacher problem check lists
         raise CheckpointError(f"teacher.model {tc.model!r} for {path}: {e}") from e
@@ -242,8 +259,13 @@ def load_user_teacher(tc: TeacherConfig, data: DataSplits | None) -> tuple[nn.Mo
     except RuntimeError as e:  # keys and shapes were checked; anything else torch refuses, in one line
         raise CheckpointError(f"teacher.checkpoint {path} does not fit {tc.model}: {_short(e)}") from e
     source = {"file": str(path), "sha256": file_sha256(path), "format": fmt, **how}
-    pre = dataclasses.asdict(tc.preprocessing) if tc.preprocessing.mean is not None else None
-    return model, {"model": {"name": tc.model, "kwargs": kwargs}, "meta": {"source": source, "preprocessing": pre}}
+    return model, {"model": {"name": tc.model, "kwargs": kwargs},
+                   "meta": {"source": source, "preprocessing": preprocessing_record(tc)}}
+
+
+def preprocessing_record(tc: TeacherConfig) -> dict[str, Any] | None:
+    """``teacher.preprocessing`` as a teacher's record keeps it (None when unset: the data's statistics apply)."""
+    return dataclasses.asdict(tc.preprocessing) if tc.preprocessing.mean is not None else None
 
 
 def with_teacher_preprocessing(splits: DataSplits, cfg: RunConfig) -> DataSplits:

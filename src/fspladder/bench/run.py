@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from ..arms import Arm
 from ..check import preflight
 from ..checkpoint import atomic_write_bytes, atomic_write_json, json_safe
 from ..config import ConfigError, RunConfig, config_to_dict, load_config
@@ -35,7 +36,6 @@ from ..outputs import MetricsLog, check_out_dir, out_folder
 from ..recipes import ARMS
 from ..rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung
 from ..session import context_for, machine_info, memory_format, resolve_device
-from .arms import Arm
 from .plot import plot_bench
 from .summary import format_bench_md, summarize
 
@@ -170,8 +170,7 @@ class _Bench:
         # Every check `check --bench` makes, the bench's arms included, before any work.
         pf = preflight(cfg, bench=True, device=self.device, teacher_module=self.own_teacher)
         pf.raise_problems()
-        for w in pf.warnings:
-            print(f"warning: {w}", file=sys.stderr)
+        pf.print_warnings()
         assert pf.data is not None and pf.teacher is not None and pf.arms is not None  # no problem: all built
         self.data = pf.data.to(self.device)
         self.log: Any = MetricsLog(inside(self.out, "metrics.jsonl"), hold=True)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from ..models import logits_of
+from ..models import probe_classes
 from ..recipes import GROW_NOISE, PRESETS  # GROW_NOISE: the recipes' default split noise, re-exported
 from .registry import GrowthError, GrowthFamily, families, family_of, register_growth
 
@@ -39,25 +39,6 @@ def _in_chans(model: nn.Module) -> int | None:
     return None if first is None else first.in_channels
 
 
-@torch.no_grad()
-def _probe(model: nn.Module, input_shape: Sequence[int]) -> tuple[int | None, str | None]:
-    """The number of logits ``model`` gives for images of ``input_shape`` (C, H, W), or None and why it cannot run
-    on them. Eval mode, so that no statistics move; the model's mode is restored."""
-    was = model.training
-    model.eval()
-    try:
-        p = next(model.parameters(), None)
-        x = torch.zeros(2, *input_shape, device=p.device if p is not None else None)
-        out = logits_of(model(x))
-    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as e:  # ModelOutputError: TypeError
-        return None, (str(e).strip().splitlines() or [type(e).__name__])[0]
-    finally:
-        model.train(was)
-    if out.dim() != 2:
-        return None, f"it returns logits of shape {tuple(out.shape)}, not (batch, classes)"
-    return int(out.shape[1]), None
-
-
 def _common_problem(prev: nn.Module, cur: nn.Module, input_shape: Sequence[int] | None) -> str | None:
     """What every family needs, checked before any family's code: the same image channels, the same classes and
     image size (with ``input_shape``, by running both networks on it)."""
@@ -68,7 +49,7 @@ def _common_problem(prev: nn.Module, cur: nn.Module, input_shape: Sequence[int] 
                 f"{fix}")
     if input_shape is not None:
         shape = "x".join(str(int(v)) for v in input_shape)
-        (kp, why_p), (kc, why_c) = _probe(prev, input_shape), _probe(cur, input_shape)
+        (kp, why_p), (kc, why_c) = probe_classes(prev, input_shape), probe_classes(cur, input_shape)
         if why_p or why_c:
             who = "the network before it" if why_p else "the student"
             return (f"{who} cannot run on the data's {shape} images ({why_p or why_c}): growth needs both networks "

@@ -4,7 +4,7 @@ from . import plain as _plain  # noqa: F401  (registers the plain CNNs)
 from . import resnet as _resnet  # noqa: F401  (registers the ResNets)
 from . import resnet_imagenet as _resnet_imagenet  # noqa: F401  (registers the ImageNet-layout ResNets)
 from . import vit as _vit  # noqa: F401  (registers the Vision Transformers)
-from .outputs import ModelOutputError, logits_of
+from .outputs import MODEL_FAILURES, ModelOutputError, logits_of, module_device, probe_classes, probe_logits
 from .plain import PlainCNN
 from .registry import (
     FeatureInfo,
@@ -42,4 +42,8 @@ __all__ = [
     "VisionTransformer",
     "logits_of",
     "ModelOutputError",
+    "probe_logits",
+    "probe_classes",
+    "module_device",
+    "MODEL_FAILURES",
 ]
