@@ -25,7 +25,6 @@ command, every run with the resolved config as parameters, in experiment
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -36,27 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from .names import inside, safe_name
+from .trackers import INSTALL, TRACKERS, tracker_problems
 
 __all__ = ["TRACKERS", "INSTALL", "tracker_problems", "open_trackers", "epoch_scalars", "flatten_params"]
 
-TRACKERS = ("tensorboard", "mlflow")
-INSTALL = "pip install 'fspladder[track]'"
-_PACKAGE = {"tensorboard": ("tensorboard", "pip install tensorboard"),
-            "mlflow": ("mlflow", "pip install mlflow-skinny")}  # mlflow-skinny provides the `mlflow` module
 _SKIP = ("epoch", "stage", "step", "steps", "index", "time")
-
-
-def tracker_problems(track: list[str]) -> list[str]:
-    """One line per tracker of ``track`` that cannot run here (not installed, named twice)."""
-    out = []
-    if len(set(track)) != len(track):
-        out.append(f"track lists a tracker twice: {track}")
-    for name in dict.fromkeys(track):
-        module, pip = _PACKAGE.get(name, (None, None))
-        if module is not None and importlib.util.find_spec(module) is None:
-            out.append(f"track: {name} is not installed here; `{INSTALL}` installs both trackers (or `{pip}`), or "
-                       f"remove {name} from track (metrics.jsonl and report.html need neither)")
-    return out
 
 
 def _number(v: Any) -> bool:

@@ -8,12 +8,11 @@ each other.
 
 from __future__ import annotations
 
-import math
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ..errors import ProblemsError
-from ..names import name_problem
+from ..names import name_problem, safe_name
 from ..recipes import (
     ARMS,
     DEFAULT_ARMS,
@@ -24,44 +23,12 @@ from ..recipes import (
     recipe_name,
     schedule_defaults,
 )
+from ..trackers import tracker_problems
+from .strict import ConfigError, Range, apply_overrides, build, config_to_dict, num
 
 __all__ = ["ConfigError", "DataConfig", "ModelConfig", "TeacherConfig", "TeacherPreprocessing", "Stage1Config",
            "Stage2Config", "RungConfig",
-           "RunConfig", "BenchConfig", "PlanConfig", "Range", "num", "VARIANT_FIXED"]
-
-
-class ConfigError(ProblemsError):
-    """One or more problems in a configuration; ``problems`` lists them all."""
-
-    heading = "invalid configuration"
-
-
-@dataclass(frozen=True)
-class Range:
-    """Allowed values of a numeric key (each item of a list key): finite, ``lo <= v <= hi`` (or ``<`` where open)."""
-
-    lo: float
-    hi: float
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def holds(self, v: float) -> bool:
-        if not math.isfinite(v):
-            return False
-        return (v > self.lo if self.lo_open else v >= self.lo) and (v < self.hi if self.hi_open else v <= self.hi)
-
-    def __str__(self) -> str:
-        def fmt(x: float) -> str:
-            return f"{x:g}" if abs(x) < 1e6 else f"{x:.0e}"
-
-        return (f"a finite number in {'(' if self.lo_open else '['}{fmt(self.lo)}, "
-                f"{fmt(self.hi)}{')' if self.hi_open else ']'}")
-
-
-def num(default: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
-    """A numeric config field with its allowed range (for a list, of each item)."""
-    kw = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
-    return field(metadata={"range": Range(lo, hi, lo_open, hi_open)}, **kw)
+           "RunConfig", "BenchConfig", "PlanConfig", "Range", "num", "VARIANT_FIXED", "variant_config"]
 
 
 BIG = 1e9  # sanity maxima: far beyond any real run, but they keep typos like 1e30 out
@@ -275,6 +242,8 @@ class RungConfig(ModelConfig):
     stage2: dict[str, Any] = field(default_factory=dict)
 
     def _check(self, p: str, err: list[str]) -> None:
+        if not self.name:  # a file name too: 'pkg.module:factory' names its rung pkg.module-factory
+            self.name = safe_name(self.model)
         super()._check(p, err)
         why = name_problem(self.name, f"{p}.name")  # it becomes rung-K-NAME.pt: no separators, no '..'
         if why:
@@ -399,15 +368,11 @@ class RunConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
 
     def _check(self, p: str, err: list[str]) -> None:
-        from .parse import build, config_to_dict, variant_config
-
         err += parse_recipe(self.recipe, "recipe")[1]
         if not self.rungs:
             err.append("rungs must list at least one student (the last one is the target)")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             err.append(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        from ..tracking import tracker_problems
-
         err += tracker_problems(self.track)
         for name, v in self.bench.variants.items():
             if isinstance(v, dict) and isinstance(v.get("set") or {}, dict):
@@ -441,11 +406,11 @@ class RunConfig:
         for i, r in enumerate(self.rungs):
             recipe = parse_recipe(r.recipe if r.recipe is not None else self.recipe)[0]
             epochs = r.stage1.get("epochs", self.stage1.epochs)
-            if recipe is not None and recipe.stage1 == "fsp" and epochs == 0:
+            if recipe is not None and recipe.has_stage1 and epochs == 0:
                 key = f"rungs[{i}].stage1.epochs" if "epochs" in r.stage1 else "stage1.epochs"
                 err.append(f"{key} is 0 with recipe {recipe_name(recipe) or recipe} (rung {r.name}), which trains "
                            "an FSP stage 1: use recipe scratch (no stage 1) or set stage1.epochs > 0")
-        fsp = [str(x) for x in self.plan.recipes if (parse_recipe(x)[0] or PRESETS["scratch"]).stage1 == "fsp"]
+        fsp = [str(x) for x in self.plan.recipes if (parse_recipe(x)[0] or PRESETS["scratch"]).has_stage1]
         if fsp and self.plan.probe_stage1_epochs == 0:
             err.append(f"plan.probe_stage1_epochs is 0, but plan.recipes has {', '.join(fsp)}, which train an FSP "
                        "stage 1: set plan.probe_stage1_epochs > 0 or drop them from plan.recipes")
@@ -469,8 +434,6 @@ class RunConfig:
     def stage_for(self, rung: RungConfig, stage: str, recipe: Any = None) -> Any:
         """The run-wide stage settings with the rung's overrides applied; stage 2's null keys filled from the
         rung's recipe (or ``recipe``, a bench arm's)."""
-        from .parse import build, config_to_dict
-
         cls = Stage1Config if stage == "stage1" else Stage2Config
         merged = {**config_to_dict(getattr(self, stage)), **getattr(rung, stage)}
         err: list[str] = []
@@ -487,8 +450,6 @@ class RunConfig:
         be read by one of them; with ``rungs_train`` (a run: every rung trains by its own recipe) a rung's own
         key must be read by that rung's recipe.
         """
-        from .parse import config_to_dict
-
         used = recipes if recipes is not None else [self.recipe_for(r) for r in self.rungs]
         problems = []
 
@@ -523,3 +484,15 @@ def _users(key: str) -> str:
             "kd_until": "only guidance kd-early does",
             "fsp_weight": "only guidance joint does",
             "growth_noise": "only recipes with init grow do"}.get(key, "every recipe does")
+
+
+def variant_config(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """``cfg`` with ``{dotted.key: value}`` overrides applied (as ``--set`` would), parsed strictly."""
+    items = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]  # JSON is valid YAML
+    data = config_to_dict(cfg)
+    data["bench"] = {**data["bench"], "variants": {}, "arm_budgets": {}}  # a variant's own config holds no variants
+    err: list[str] = []
+    out = build(RunConfig, apply_overrides(data, items), "", err)  # as parse_config builds (data has its rungs)
+    if err:
+        raise ConfigError(err)
+    return out
