@@ -2,12 +2,13 @@
 
 from .augment import apply_augment, draw_augment, normalize, random_crop, random_flip
 from .cifar import load_cifar, read_cifar
-from .datasets import DataSplits, ImageSet, split_train_val
+from .datasets import ImageSet, split_train_val
 from .folder import decode_image, index_image_folder, load_image_folder, read_image_folder
 from .idx import DataFileError, read_idx
 from .mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist, load_idx_folder, read_idx_folder
-from .raw import RawData, finish_splits
+from .raw import RawData
 from .sources import load_splits
+from .splits import DataSplits, finish_splits
 
 __all__ = ["read_idx", "DataFileError", "ImageSet", "DataSplits", "RawData", "load_fashion_mnist", "load_idx_folder",
            "read_idx_folder", "split_train_val", "load_cifar", "read_cifar", "load_image_folder", "read_image_folder",

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .datasets import DataSplits, ImageSet
+from .datasets import ImageSet
 from .idx import DataFileError
-from .raw import RawData, finish_splits
+from .raw import RawData
+from .splits import DataSplits, finish_splits
 
 __all__ = ["load_cifar", "read_cifar", "safe_unpickle"]
 

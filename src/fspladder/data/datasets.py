@@ -13,7 +13,7 @@ import torch
 
 from .idx import DataFileError
 
-__all__ = ["ImageSet", "DataSplits", "split_train_val", "channel_stats"]
+__all__ = ["ImageSet", "split_train_val", "channel_stats", "val_size_check"]
 
 
 @dataclass
@@ -66,61 +66,6 @@ class ImageSet:
         h = hashlib.sha256(source.encode() + b"|")
         h.update(self.origin.to("cpu", torch.int64).numpy().tobytes())  # type: ignore[union-attr]
         return h.hexdigest()
-
-
-@dataclass
-class DataSplits:
-    """Train / validation / test sets plus what a model needs to know about them."""
-
-    train: ImageSet  # or a StreamedSet (data/stream.py): the same interface, images read batch by batch
-    val: ImageSet
-    test: ImageSet
-    num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    name: str = ""
-    class_names: list[str] | None = None  # None: "0", "1", ...
-    source: dict | None = None  # where the images came from (kind, root, image size), for checkpoints
-
-    def __post_init__(self) -> None:
-        if self.class_names is None:
-            self.class_names = [str(k) for k in range(self.num_classes)]
-
-    def describe(self) -> dict:
-        """What a trained network needs to be used on its own: preprocessing, input shape, classes, source."""
-        return {"name": self.name, "input_shape": [self.in_chans, *self.image_size], "mean": list(self.mean),
-                "std": list(self.std), "num_classes": self.num_classes, "class_names": list(self.class_names or []),
-                "source": self.source or {}}
-
-    @property
-    def in_chans(self) -> int:
-        return self.train.shape[0]
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(self.train.shape[1:])  # type: ignore[return-value]
-
-    @property
-    def streamed(self) -> bool:
-        return bool(self.train.streamed)
-
-    @classmethod
-    def from_tensors(cls, train, test, val=None, **kw) -> "DataSplits":
-        """Your own ``(images, labels)`` tensors or arrays (see :mod:`fspladder.data.bring`)."""
-        from .bring import splits_from_tensors
-
-        return splits_from_tensors(train, test, val, **kw)
-
-    @classmethod
-    def from_datasets(cls, train, test, val=None, **kw) -> "DataSplits":
-        """Your own map-style torch Datasets of ``(image, label)`` (see :mod:`fspladder.data.bring`)."""
-        from .bring import splits_from_datasets
-
-        return splits_from_datasets(train, test, val, **kw)
-
-    def to(self, device: torch.device | str) -> "DataSplits":
-        return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device),
-                          self.num_classes, self.mean, self.std, self.name, self.class_names, self.source)
 
 
 def val_size_check(val_size: int, n: int, where: str = "the data") -> None:

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets import DataSplits, ImageSet
+from .datasets import ImageSet
+from .decode import decode_image
 from .idx import DataFileError
-from .raw import RawData, finish_splits
+from .raw import RawData
+from .splits import DataSplits, finish_splits
 
 __all__ = ["load_image_folder", "read_image_folder", "index_image_folder", "FolderIndex", "decode_image",
            "IMAGE_SUFFIXES"]
@@ -89,19 +91,6 @@ def index_image_folder(root: str | Path, seed: int = 0, test_fraction: float = 0
     return FolderIndex(root, classes, [files[i] for i in keep], [labels[i] for i in keep],
                        [files[i] for i in sorted(is_test, key=test_idx.index)],
                        [labels[i] for i in sorted(is_test, key=test_idx.index)])
-
-
-def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """One image file as a uint8 ``(C, size, size)`` array (bilinear resize)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert({1: "L", 3: "RGB"}[channels]).resize((size, size), Image.BILINEAR),
-                             dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataFileError(f"image {path} cannot be read ({e}); remove it or replace it with a valid image") from e
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
 def _decode_all(files: list[Path], labels: list[int], size: int, channels: int) -> ImageSet:

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .datasets import DataSplits, ImageSet
+from .datasets import ImageSet
 from .idx import DataFileError, read_idx
-from .raw import RawData, finish_splits
+from .raw import RawData
+from .splits import DataSplits, finish_splits
 
 __all__ = ["FASHION_MNIST_DIR", "FASHION_MNIST_CLASSES", "read_idx_folder", "load_idx_folder", "load_fashion_mnist"]
 

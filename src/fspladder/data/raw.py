@@ -4,7 +4,7 @@ Each source (IDX, CIFAR, image folder, your own tensors or Datasets) reads its
 training and test images and labels into a :class:`RawData`; :func:`checked`
 then keeps the configured classes (renumbered 0..k-1), refuses labels outside
 the class range, classes without training images and a missing test set, and
-:func:`finish_splits` holds out the validation images (seeded) and computes the
+:func:`fspladder.data.splits.finish_splits` holds out the validation images (seeded) and computes the
 normalisation statistics on the training images.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .datasets import DataSplits, ImageSet, channel_stats, split_train_val
+from .datasets import ImageSet
 from .idx import DataFileError
 
-__all__ = ["RawData", "LabelSet", "checked", "finish_splits", "every_class_left"]
+__all__ = ["RawData", "LabelSet", "checked", "every_class_left"]
 
 
 @dataclass
@@ -103,12 +103,3 @@ def every_class_left(train_y: torch.Tensor, num_classes: int, val_size: int, nam
             f"data.val_size={val_size:,} holds out {val_size:,} of the {n:,} training images, and the {len(train_y):,} "
             f"left hold no image of class(es) {', '.join(f'{k} ({names[k]!r})' for k in empty[:5])}"
             f"{' ...' if len(empty) > 5 else ''}; lower data.val_size (e.g. {max(1, n // 10):,}, a tenth)")
-
-
-def finish_splits(raw: RawData, val_size: int, seed: int, classes: list[int] | None = None) -> DataSplits:
-    """Classes kept and checked, validation held out (every class keeps training images), statistics computed."""
-    raw = checked(raw, classes)
-    train, val = split_train_val(raw.train, val_size, seed)
-    every_class_left(train.y, raw.num_classes, val_size, raw.class_names or [str(k) for k in range(raw.num_classes)])
-    mean, std = channel_stats(train.x)
-    return DataSplits(train, val, raw.test, raw.num_classes, mean, std, raw.name, raw.class_names, raw.source)

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from .cifar import read_cifar
-from .datasets import DataSplits, channel_stats, val_size_check
+from .datasets import channel_stats, val_size_check
 from .folder import index_image_folder, read_image_folder
 from .idx import DataFileError
 from .mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, read_idx_folder
-from .raw import LabelSet, RawData, checked, every_class_left, finish_splits
+from .raw import LabelSet, RawData, checked, every_class_left
+from .splits import DataSplits, finish_splits
 from .stream import STATS_SAMPLE, FolderImages, StreamedSet, TensorImages, default_workers
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .decode import decode_image
 from .idx import DataFileError
 
 __all__ = ["StreamedSet", "FolderImages", "TensorImages", "default_workers", "STATS_SAMPLE"]
@@ -51,8 +52,6 @@ class FolderImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from .folder import decode_image
-
         # Contiguous (C, H, W), as the in-memory path stacks them: a transposed view would make batches
         # channels-last in memory and change the float summation order of the statistics.
         return torch.from_numpy(np.ascontiguousarray(decode_image(self.files[i], self.size, self.channels))), \

@@ -1,4 +1,8 @@
-"""Bringing your own data to the Python API: tensors or torch Datasets into checked :class:`DataSplits`.
+"""Checked train / validation / test splits (:class:`DataSplits`), and how every source makes them.
+
+:func:`finish_splits` turns what a built-in source read (:class:`RawData`) into splits: classes kept and
+checked, validation held out, statistics computed. Your own data comes in through the Python API: tensors
+or torch Datasets into checked splits, as the class's constructors ``from_tensors``/``from_datasets``.
 
 The engine keeps images as uint8 ``(N, C, H, W)`` tensors (0..255) and
 normalises them with the training split's per-channel statistics, so both
@@ -21,18 +25,80 @@ A data set too large for memory goes through the streaming path instead
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .datasets import DataSplits, ImageSet, channel_stats
+from .datasets import ImageSet, channel_stats, split_train_val
 from .idx import DataFileError
-from .raw import LabelSet, RawData, checked, finish_splits
+from .raw import LabelSet, RawData, checked, every_class_left
 from .stream import STATS_SAMPLE, StreamedSet, default_workers
 
-__all__ = ["as_uint8_images", "item_image", "splits_from_tensors", "splits_from_datasets"]
+__all__ = ["DataSplits", "finish_splits", "as_uint8_images", "item_image", "splits_from_tensors",
+           "splits_from_datasets"]
+
+
+@dataclass
+class DataSplits:
+    """Train / validation / test sets plus what a model needs to know about them."""
+
+    train: ImageSet  # or a StreamedSet (data/stream.py): the same interface, images read batch by batch
+    val: ImageSet
+    test: ImageSet
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = ""
+    class_names: list[str] | None = None  # None: "0", "1", ...
+    source: dict | None = None  # where the images came from (kind, root, image size), for checkpoints
+
+    def __post_init__(self) -> None:
+        if self.class_names is None:
+            self.class_names = [str(k) for k in range(self.num_classes)]
+
+    def describe(self) -> dict:
+        """What a trained network needs to be used on its own: preprocessing, input shape, classes, source."""
+        return {"name": self.name, "input_shape": [self.in_chans, *self.image_size], "mean": list(self.mean),
+                "std": list(self.std), "num_classes": self.num_classes, "class_names": list(self.class_names or []),
+                "source": self.source or {}}
+
+    @property
+    def in_chans(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def streamed(self) -> bool:
+        return bool(self.train.streamed)
+
+    @classmethod
+    def from_tensors(cls, train, test, val=None, **kw) -> "DataSplits":
+        """Your own ``(images, labels)`` tensors or arrays (:func:`splits_from_tensors`)."""
+        return splits_from_tensors(train, test, val, **kw)
+
+    @classmethod
+    def from_datasets(cls, train, test, val=None, **kw) -> "DataSplits":
+        """Your own map-style torch Datasets of ``(image, label)`` (:func:`splits_from_datasets`)."""
+        return splits_from_datasets(train, test, val, **kw)
+
+    def to(self, device: torch.device | str) -> "DataSplits":
+        return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device),
+                          self.num_classes, self.mean, self.std, self.name, self.class_names, self.source)
+
+
+def finish_splits(raw: RawData, val_size: int, seed: int, classes: list[int] | None = None) -> DataSplits:
+    """Classes kept and checked, validation held out (every class keeps training images), statistics computed."""
+    raw = checked(raw, classes)
+    train, val = split_train_val(raw.train, val_size, seed)
+    every_class_left(train.y, raw.num_classes, val_size, raw.class_names or [str(k) for k in range(raw.num_classes)])
+    mean, std = channel_stats(train.x)
+    return DataSplits(train, val, raw.test, raw.num_classes, mean, std, raw.name, raw.class_names, raw.source)
 
 
 def as_uint8_images(x: Any, what: str = "images") -> torch.Tensor:
