@@ -17,6 +17,7 @@ from fspladder.config import ConfigError, Stage2Config, load_config, read_config
 from fspladder.engine import FlowTarget, fsp_eval_loss, train_stage2
 from fspladder.growth import grow, grown_copies
 from fspladder.ladder import default_pairs
+from fspladder.recipes import PRESETS
 
 
 def test_growth_without_identities_copies_the_teacher_and_keeps_new_blocks_fresh():
@@ -41,7 +42,7 @@ def test_growth_without_identities_copies_the_teacher_and_keeps_new_blocks_fresh
 def test_joint_stage2_keeps_the_student_nearer_the_previous_flow(tiny_pair):
     ctx, prev, student = tiny_pair
     pairs_s, pairs_p = default_pairs(student), default_pairs(prev)
-    cfg = Stage2Config(epochs=2, batch_size=50, lr=0.05, warmup_epochs=0.0)
+    cfg = Stage2Config(epochs=2, batch_size=50, lr=0.05, warmup_epochs=0.0).resolved(PRESETS["scratch"])
     plain, joint = copy.deepcopy(student), copy.deepcopy(student)
     r_plain = train_stage2(plain, cfg, ctx, "plain", seed=1, eval_test=False)
     r_joint = train_stage2(joint, cfg, ctx, "joint", seed=1, eval_test=False,

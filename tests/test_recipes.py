@@ -3,7 +3,9 @@ impossible combinations are refused with one clear message each."""
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +14,10 @@ from conftest import bench_args, train_tiny_teacher
 from fspladder import create_model, save_checkpoint
 from fspladder.check import check_config
 from fspladder.cli import main
-from fspladder.config import read_config_data
+from fspladder.config import Stage2Config, read_config_data
 from fspladder.engine import EarlySwitch, Stage2Result
-from fspladder.recipes import ARMS, GROWN_LR, PRESETS, Recipe, parse_recipe
+from fspladder.engine.loop import lr_factor
+from fspladder.recipes import ARMS, GROWN_LR, PRESETS, RECIPE_DEFAULT_KEYS, Recipe, parse_recipe, schedule_defaults
 
 SMALL = ["--set", "stage1.epochs=0.5", "--set", "stage2.epochs=2", "--set", "rungs.0.stage2.epochs=1"]
 
@@ -179,3 +182,82 @@ def test_growth_then_training_starts_at_the_previous_networks_accuracy(tiny):
     target.model.load_state_dict(create_model("resnet20", in_chans=1, num_classes=4).state_dict())
     grow(t.model, target.model, noise=0.1, seed=1)
     assert evaluate(target.model, data.val, ctx) == evaluate(t.model, data.val, ctx)
+
+
+# Issue 35: recipe behaviour is asked of Recipe (grows, has_stage1, soft_targets, ...), never of its part strings.
+_PARTS = {"init", "stage1", "guidance"}
+_SRC = Path(__file__).resolve().parents[1] / "src" / "fspladder"
+
+
+def _is_part(node: ast.AST) -> bool:
+    """``x.init`` / ``x.stage1`` / ``x.guidance``, or ``x["init"]`` etc. (a recipe stored as a mapping)."""
+    if isinstance(node, ast.Attribute):
+        return node.attr in _PARTS
+    return (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+            and node.slice.value in _PARTS)
+
+
+def _is_str(node: ast.AST) -> bool:
+    """A string constant, or a tuple/list/set of them (``in ("kd", "kd-early")``)."""
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return bool(node.elts) and all(_is_str(e) for e in node.elts)
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def recipe_string_tests(tree: ast.AST) -> list[int]:
+    """Lines of ``tree`` that compare a recipe part with a string: ==, !=, in, not in, startswith, endswith."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            for op, a, b in zip(node.ops, sides, sides[1:]):
+                # ``"epochs" in rung.stage1`` asks a rung's override mapping, not a recipe: only a part on the
+                # left of ``in`` is a recipe test
+                membership = isinstance(op, (ast.In, ast.NotIn))
+                if _is_part(a) and _is_str(b) or not membership and _is_str(a) and _is_part(b):
+                    lines.append(node.lineno)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("startswith", "endswith") and _is_part(node.func.value)):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_the_scan_finds_each_form_of_string_test():
+    src = ('a = r.init == "grow"\nb = "fsp" != r.stage1\nc = r.guidance in ("kd", "kd-early")\n'
+           'd = r.guidance.startswith("kd")\ne = rec["init"] == "random"\nf = r.grows\ng = r.init == other\n'
+           'h = r.name == "grow"\ni = "epochs" in rung.stage1\n')
+    assert recipe_string_tests(ast.parse(src)) == [1, 2, 3, 4, 5]
+
+
+def test_no_module_but_recipes_compares_recipe_parts_with_strings():
+    offenders = []
+    for path in sorted(_SRC.rglob("*.py")):
+        if path.name == "recipes.py" and path.parent == _SRC:  # it defines the strings and the properties
+            continue
+        text = path.read_text()
+        lines = text.splitlines()
+        offenders += [f"{path.relative_to(_SRC.parent)}:{n}: {lines[n - 1].strip()}"
+                      for n in recipe_string_tests(ast.parse(text, str(path)))]
+    assert not offenders, ("compare recipes through Recipe's properties (grows, has_stage1, soft_targets, "
+                           "joint_flow, ...; add one to recipes.Recipe if missing), not part strings:\n  "
+                           + "\n  ".join(offenders))
+
+
+def test_each_recipe_default_is_written_once_in_schedule_defaults():
+    """Stage2Config leaves every recipe key null and ``resolved`` copies schedule_defaults, nothing else."""
+    bare = Stage2Config(epochs=3)
+    assert all(getattr(bare, k) is None for k in RECIPE_DEFAULT_KEYS)
+    for name, recipe in PRESETS.items():
+        table = schedule_defaults(recipe)
+        assert set(table) == set(RECIPE_DEFAULT_KEYS), name
+        got = bare.resolved(recipe)
+        assert {k: getattr(got, k) for k in RECIPE_DEFAULT_KEYS} == table, name
+        # what the engine reads is never left null by a resolved config
+        assert None not in (got.lr, got.warmup_epochs, got.schedule, got.decay_fraction, got.ema), name
+        # and what only some recipes read is set exactly for them
+        assert (table["kd_temperature"] is not None) == recipe.soft_targets, name
+        assert (table["kd_until"] is not None) == recipe.soft_targets_early, name
+        assert (table["fsp_weight"] is not None) == recipe.joint_flow, name
+        assert (table["growth_noise"] is not None) == recipe.grows, name
+    with pytest.raises(ValueError, match="wsd needs decay_fraction"):
+        lr_factor(5, 10, 0, 0.0, "wsd")

@@ -54,7 +54,7 @@ def test_the_cosine_is_the_closed_form_it_always_was(total, warm_share, floor):
 def test_a_weight_average_keeps_the_start_and_is_what_the_stage_ends_with(tiny_pair):
     ctx, _, student = tiny_pair
     start = {k: v.clone() for k, v in student.state_dict().items()}
-    cfg = Stage2Config(epochs=1, batch_size=50, lr=0.5, warmup_epochs=0.0, ema=0.999999)
+    cfg = Stage2Config(epochs=1, batch_size=50, lr=0.5, warmup_epochs=0.0, ema=0.999999).resolved(PRESETS["scratch"])
     r = train_stage2(student, cfg, ctx, "s", seed=0)
     assert r.ema == 0.999999 and len(r.val_acc_raw) == len(r.val_acc) == 1
     for k, v in student.state_dict().items():  # the average barely moved off the start
@@ -64,7 +64,11 @@ def test_a_weight_average_keeps_the_start_and_is_what_the_stage_ends_with(tiny_p
     # without the average the same stage moves the weights
     moved = tiny_pair[2]
     moved.load_state_dict(start)
-    train_stage2(moved, Stage2Config(epochs=1, batch_size=50, lr=0.5, warmup_epochs=0.0), ctx, "s", seed=0)
+    bare = Stage2Config(epochs=1, batch_size=50, lr=0.5, warmup_epochs=0.0)
+    # the engine has no defaults of its own (recipes.schedule_defaults is their one place): unresolved is refused
+    with pytest.raises(ValueError, match=r"resolved Stage2Config \(schedule, decay_fraction, ema unset\)"):
+        train_stage2(moved, bare, ctx, "s", seed=0)
+    train_stage2(moved, bare.resolved(PRESETS["scratch"]), ctx, "s", seed=0)
     assert max((v - start[k]).abs().max().item() for k, v in moved.state_dict().items() if v.is_floating_point()) > 1e-2
 
 

@@ -68,7 +68,7 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
     for arm in arms:
         chain = [teacher] + [student_rung(rc, data, 0) for rc in arm.rungs]
         s1s = [arm.cfg.stage_for(rc, "stage1") for rc in arm.rungs]
-        if arm.recipe.stage1 == "fsp" and any(s.epochs == 0 for s in s1s):  # it would run, labelled, without stage 1
+        if arm.recipe.has_stage1 and any(s.epochs == 0 for s in s1s):  # it would run, labelled, without stage 1
             problems.append(f"bench arm {arm.label}: stage1.epochs is 0 with recipe {arm.recipe}, which trains an FSP "
                             "stage 1: set stage1.epochs > 0, or drop the arm (scratch and soft have no stage 1)")
             continue
@@ -77,7 +77,7 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
         except LadderError as e:
             problems += [f"bench arm {arm.label}: ladder: {p}" for p in e.problems]
             continue
-        if why and arm.label in b.arms and (arm.recipe.init == "grow" or arm.recipe.guidance.startswith("kd")):
+        if why and arm.label in b.arms and (arm.recipe.grows or arm.recipe.soft_targets):
             out.skipped[arm.label] = "; ".join(why)  # the recipe cannot apply here (another family, classes)
             continue
         problems += [f"bench arm {arm.label}: {p}" for p in why]

@@ -175,7 +175,7 @@ def _stages(cfg: RunConfig, rungs: list[RungConfig], recipes: list[Any] | None,
     out = []
     for i, rc in enumerate(rungs):
         for stage in ("stage1", "stage2"):
-            if stage == "stage1" and (recipes is None or recipes[i].stage1 != "fsp"):
+            if stage == "stage1" and (recipes is None or not recipes[i].has_stage1):
                 continue
             sc = cfg.stage_for(rc, stage)
             key = f"rungs.{i}.{stage}.batch_size" if "batch_size" in getattr(rc, stage) else f"{stage}.batch_size"

@@ -69,8 +69,8 @@ def fsp_loss(
     return total
 
 
-def soft_target_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, temperature: float = 4.0,
-                     alpha: float = 0.9, label_smoothing: float = 0.0) -> torch.Tensor:
+def soft_target_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, temperature: float,
+                     alpha: float, label_smoothing: float = 0.0) -> torch.Tensor:
     """``(1 - alpha) * CE(logits, y) + alpha * T^2 * KL(softmax(t / T) || softmax(s / T))`` (Hinton et al. 2015).
 
     Args:
@@ -79,6 +79,8 @@ def soft_target_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torc
         y: ``(B,)`` labels.
         temperature: ``T``; the ``T^2`` factor keeps the soft term's gradients on the scale of the hard one's.
         alpha: weight of the soft term.
+
+    ``temperature`` and ``alpha`` have no defaults here: the recipes' are ``recipes.schedule_defaults``'.
 
     Computed in float32 whatever autocast is active, like the FSP terms.
     """

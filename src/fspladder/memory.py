@@ -80,7 +80,7 @@ def chain_memory(cfg: Any, rungs: list[Any], chain: list[Any], device: torch.dev
     for rc, r in zip(rungs, chain[1:]):
         s2 = cfg.stage_for(rc, "stage2")
         copies = optimizer_copies(s2.optimizer)
-        if cfg.recipe_for(rc).stage1 == "fsp":
+        if cfg.recipe_for(rc).has_stage1:
             copies = max(copies, optimizer_copies(cfg.stage_for(rc, "stage1").optimizer))
         trained.append((r.name, r.num_params, training_bytes(r.num_params, copies, bool(s2.ema),
                                                              device.type == "cpu")))

@@ -49,19 +49,58 @@ class Recipe:
     stage1: Stage1 = "fsp"
     guidance: GuidanceKind = "ce"
 
+    # What the recipe does, asked of the recipe: callers test these, never the part strings (issue 35).
+    @property
+    def grows(self) -> bool:
+        """The student starts as the previous network grown to its size (Net2Net), not fresh."""
+        return self.init == "grow"
+
+    @property
+    def has_stage1(self) -> bool:
+        """Stage 1 trains the student on the previous network's FSP matrices (patent eq. 3)."""
+        return self.stage1 == "fsp"
+
+    @property
+    def identity_growth(self) -> bool:
+        """Growth's new blocks start as identities (grow without stage 1); with stage 1 they stay fresh and only
+        they learn the previous network's flow."""
+        return self.grows and not self.has_stage1
+
     @property
     def preserves_function(self) -> bool:
         """Stage 2 starts from the previous network's exact function (growth with identity blocks)."""
-        return self.init == "grow" and self.stage1 == "none"
+        return self.identity_growth
+
+    @property
+    def soft_targets(self) -> bool:
+        """Stage 2 learns from the previous network's soft targets (kd or kd-early)."""
+        return self.guidance in ("kd", "kd-early")
+
+    @property
+    def soft_targets_early(self) -> bool:
+        """The soft targets switch off once the student passes the previous network (kd-early, W2S)."""
+        return self.guidance == "kd-early"
+
+    @property
+    def joint_flow(self) -> bool:
+        """Stage 2 adds the FSP loss against the previous network to cross-entropy (guidance joint)."""
+        return self.guidance == "joint"
 
     @property
     def uses_previous_in_stage2(self) -> bool:
+        """Stage 2 runs the previous network too (soft targets or the joint FSP term), not cross-entropy alone."""
         return self.guidance != "ce"
 
     @property
     def compares_flows(self) -> bool:
         """FSP matrices of the two networks are compared (stage 1 or the joint term)."""
-        return self.stage1 == "fsp" or self.guidance == "joint"
+        return self.has_stage1 or self.joint_flow
+
+    @property
+    def compares_whole_flows(self) -> bool:
+        """Stage 1 compares the whole student's FSP matrices with the previous network's, so their shapes must
+        meet (claim 3); a grown student's stage 1 trains only its new blocks."""
+        return self.has_stage1 and not self.grows
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -170,14 +209,14 @@ def schedule_defaults(recipe: Recipe) -> dict[str, float | None]:
     Keys a recipe does not use are None: setting them in a config is refused,
     since they would change nothing.
     """
-    kd = recipe.guidance in ("kd", "kd-early")
+    kd = recipe.soft_targets
     return {
         "lr": GROWN_LR if recipe.preserves_function else RANDOM_LR,
         "warmup_epochs": GROWN_WARMUP if recipe.preserves_function else 0.0,
         "kd_temperature": 4.0 if kd else None,  # Hinton et al.'s soft targets; our soft arm since issue 5
         "kd_alpha": 0.9 if kd else None,  # weight of the soft-target term; 1 - alpha on the labels
-        "kd_until": 0.5 if recipe.guidance == "kd-early" else None,  # fraction of the schedule, at the latest
-        "fsp_weight": 1e-3 if recipe.guidance == "joint" else None,  # docs/recipes.md "What we tried, part 2"
+        "kd_until": 0.5 if recipe.soft_targets_early else None,  # fraction of the schedule, at the latest
+        "fsp_weight": 1e-3 if recipe.joint_flow else None,  # docs/recipes.md "What we tried, part 2"
         # The learning-rate curve (engine.loop.lr_factor): cosine, or warm-up-stable-decay (wsd) whose
         # decay_fraction of the steps decays linearly; decay_fraction is read by wsd only, which
         # Stage2Config._check enforces (None here would mean "no recipe reads it").
@@ -185,5 +224,5 @@ def schedule_defaults(recipe: Recipe) -> dict[str, float | None]:
         "decay_fraction": 0.2,
         # Per-step decay of an exponential moving average of the weights (0 = off), evaluated and saved.
         "ema": GROWN_EMA if recipe.preserves_function else 0.0,
-        "growth_noise": GROW_NOISE if recipe.init == "grow" else None,
+        "growth_noise": GROW_NOISE if recipe.grows else None,
     }

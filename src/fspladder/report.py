@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import FspladderError
 from .names import inside, safe_name
+from .recipes import PRESETS
 
 __all__ = ["write_report", "ReportError"]
 
@@ -242,7 +243,8 @@ def write_report(run_dir: str | Path) -> Path:
         rows = [("teacher", t["model"], t["params"], "-", "-", "-", t.get("val_acc", "-"), t.get("test_acc", "-"))]
         for r in summary.get("rungs", []):
             s1, s2 = r.get("stage1"), r["stage2"]
-            recipe = "/".join((r.get("recipe") or {"init": "random", "stage1": "fsp", "guidance": "ce"}).values())
+            # a run recorded before recipes existed trained the patent's
+            recipe = "/".join((r.get("recipe") or PRESETS["patent"].as_dict()).values())
             kd = f"; soft targets off after step {s2['kd_off']['step']}" if s2.get("kd_off") else ""
             rows.append((r["name"], r["model"], r["params"], recipe + kd,
                          f"{s1['fsp_loss_start']:.4g} → {s1['fsp_loss_end']:.4g}" if s1 else "-",

@@ -12,6 +12,8 @@ import json
 import statistics
 from typing import Any
 
+from ..recipes import PRESETS
+
 __all__ = ["summarize", "time_to_target", "time_at_budgets", "format_bench_md", "CLOCKS", "is_scratch_run",
            "schedule_of", "schedule_label", "baseline_line"]
 
@@ -58,7 +60,7 @@ def time_at_budgets(points: list[tuple[float, float, float]], target: float) -> 
 
 
 # The scratch recipe, as run records store it: a scratch variant that names another recipe is not scratch.
-_SCRATCH_RECIPE = {"init": "random", "stage1": "none", "guidance": "ce"}
+_SCRATCH_RECIPE = PRESETS["scratch"].as_dict()
 
 
 def is_scratch_run(run: dict[str, Any]) -> bool:

@@ -108,24 +108,27 @@ def batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Ten
 
 
 def lr_factor(step: int, total: int, warmup: int, floor: float, shape: str = "cosine",
-              decay_fraction: float = 0.2) -> float:
+              decay_fraction: float | None = None) -> float:
     """The learning rate at ``step`` (0-based) as a fraction of the peak; ``floor`` is ``min_lr / lr``.
 
     Linear warm-up for ``warmup`` steps, then ``cosine`` decay to the floor, or ``wsd`` (warm-up-stable-decay:
     the peak held, then a linear decay to the floor over the last ``decay_fraction`` of the steps after warm-up;
-    Hu et al. 2024, "MiniCPM").
+    Hu et al. 2024, "MiniCPM"). ``decay_fraction`` is wsd's and required by it: its default is the stage-2
+    config's (``recipes.schedule_defaults``), not the engine's.
     """
     if step < warmup:
         return (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))  # progress through the post-warm-up steps, [0, 1]
     if shape == "wsd":
+        if decay_fraction is None:
+            raise ValueError("lr_factor: schedule wsd needs decay_fraction (the resolved stage2.decay_fraction)")
         start = 1.0 - decay_fraction
         return 1.0 if t <= start else max(floor, 1.0 - (1.0 - floor) * (t - start) / decay_fraction)
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def lr_schedule(opt: torch.optim.Optimizer, total: int, warmup: int, lr: float, min_lr: float,
-                shape: str = "cosine", decay_fraction: float = 0.2) -> torch.optim.lr_scheduler.LambdaLR:
+                shape: str = "cosine", decay_fraction: float | None = None) -> torch.optim.lr_scheduler.LambdaLR:
     """The stage's learning-rate schedule: :func:`lr_factor` of the peak ``lr`` at every step."""
     floor = min_lr / lr
     return torch.optim.lr_scheduler.LambdaLR(
@@ -177,7 +180,7 @@ class _Loop:
 
     def __init__(self, obj: Objective, cfg: OptimConfig, train: ImageSet, ctx: TrainContext, *, name: str,
                  seed: int, total: int, steps_per_epoch: int, warmup: int, result: StageResult,
-                 on_epoch_end: StateSink | None, shape: str = "cosine", decay_fraction: float = 0.2) -> None:
+                 on_epoch_end: StateSink | None, shape: str = "cosine", decay_fraction: float | None = None) -> None:
         self.obj, self.train, self.ctx, self.name = obj, train, ctx, name
         self.batch_size, self.total, self.steps_per_epoch = cfg.batch_size, total, steps_per_epoch
         self.result, self.on_epoch_end = result, on_epoch_end
@@ -340,7 +343,7 @@ class _Loop:
 
 def fit(obj: Objective, cfg: OptimConfig, train: ImageSet, ctx: TrainContext, *, name: str, seed: int,
         epochs: float, result: StageResult, warmup_epochs: float = 0.0, resume: dict[str, Any] | None = None,
-        on_epoch_end: StateSink | None = None, schedule: str = "cosine", decay_fraction: float = 0.2) -> None:
+        on_epoch_end: StateSink | None = None, schedule: str = "cosine", decay_fraction: float | None = None) -> None:
     """Train ``obj`` for ``epochs`` passes over ``train`` (fractions allowed: the last epoch is cut short).
 
     ``seed`` seeds the batch order and augmentation; ``resume`` is a snapshot

@@ -66,17 +66,20 @@ class FlowTarget:
 class SoftTargets:
     """Soft targets from the frozen previous network ``prev`` (guidance ``kd``, or ``kd-early`` with ``early``).
 
-    ``until`` (``early`` only) is the fraction of the schedule's steps after
-    which the soft targets stop at the latest; ``previous_val_acc`` is the
-    accuracy the student must pass to stop them sooner (measured on the
-    validation set at the start of stage 2 when None).
+    ``until`` (``early`` only, then required) is the fraction of the
+    schedule's steps after which the soft targets stop at the latest;
+    ``previous_val_acc`` is the accuracy the student must pass to stop them
+    sooner (measured on the validation set at the start of stage 2 when None).
+    Temperature, weight and ``until`` have no defaults here: the recipe's are
+    the resolved config's ``kd_temperature``, ``kd_alpha`` and ``kd_until``
+    (``recipes.schedule_defaults``, their one definition).
     """
 
     prev: nn.Module
-    temperature: float = 4.0
-    alpha: float = 0.9
+    temperature: float
+    alpha: float
     early: bool = False
-    until: float = 0.5
+    until: float | None = None
     previous_val_acc: float | None = None
 
 
@@ -155,6 +158,8 @@ class TaskObjective(Objective):
             self.label = "stage 2 (CE + soft targets)"
             self.prev_fast, _ = fold_batchnorm(guidance.prev)  # eval mode, frozen, BatchNorms folded
             if guidance.early:
+                if guidance.until is None:
+                    raise ValueError("SoftTargets(early=True) needs until (the resolved stage2.kd_until)")
                 if result.previous_val_acc is None:
                     result.previous_val_acc = (guidance.previous_val_acc if guidance.previous_val_acc is not None
                                                else evaluate(guidance.prev, ctx.data.val, ctx))
@@ -263,17 +268,20 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
 
     ``guidance`` adds the previous network's soft targets (:class:`SoftTargets`)
     or a weighted FSP term (:class:`FlowTarget`). ``cfg`` must be resolved (its
-    learning rate set, as ``RunConfig.stage_for`` does). ``eval_test="last"``
+    recipe keys set, as ``RunConfig.stage_for`` and ``Stage2Config.resolved`` do). ``eval_test="last"``
     scores the test set only after the final epoch (earlier entries are None),
     which the bench uses to save time. Returns per-epoch validation and test
     accuracy, the final train accuracy (un-augmented, on up to 10k training
     images) and the seconds spent.
     """
-    if cfg.lr is None or cfg.warmup_epochs is None:
-        raise ValueError("train_stage2 needs a resolved Stage2Config (lr and warmup_epochs set); "
-                         "RunConfig.stage_for(rung, 'stage2') resolves them from the rung's recipe")
-    # The warm-start keys a hand-made config leaves null mean what every recipe's default does: one cosine.
-    shape, decay_fraction = cfg.schedule or "cosine", cfg.decay_fraction or 0.2
+    # The recipe-dependent keys have their defaults in one place (recipes.schedule_defaults): the engine
+    # invents none, so a config that was not resolved from a recipe is refused rather than guessed at.
+    shape, decay_fraction = cfg.schedule, cfg.decay_fraction
+    if cfg.lr is None or cfg.warmup_epochs is None or shape is None or decay_fraction is None or cfg.ema is None:
+        unset = [k for k in ("lr", "warmup_epochs", "schedule", "decay_fraction", "ema") if getattr(cfg, k) is None]
+        raise ValueError(f"train_stage2 needs a resolved Stage2Config ({', '.join(unset)} unset): "
+                         "RunConfig.stage_for(rung, 'stage2') or Stage2Config.resolved(recipe) fills them from "
+                         "the recipe")
     train = ctx.data.train
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
     total = cfg.epochs * steps_per_epoch

@@ -26,7 +26,7 @@ __all__ = ["growth_problem", "grow", "grown_copies", "fresh_blocks_problem", "GR
 
 def _without_growth() -> str:
     """The recipes that apply to any two networks: those that start the student fresh (init random)."""
-    return ", ".join(name for name, r in PRESETS.items() if r.init == "random")
+    return ", ".join(name for name, r in PRESETS.items() if not r.grows)
 
 
 def _family_label(model: nn.Module, fam: GrowthFamily | None) -> str:
