@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fspladder.models import CifarResNet
-from fspladder.plan import Candidate, PlanError, candidate_chains, predict_seconds, select
+from fspladder.plan import Candidate, PlanError, candidate_chains, select
 
 
 def _params(d, w):
@@ -27,13 +27,6 @@ def test_depth_candidates_are_evenly_spaced():
     chains = candidate_chains((8, 1), (56, 1), 3)
     assert [c.intermediates for c in chains] == [[], [(32, 1)], [(26, 1), (38, 1)], [(20, 1), (32, 1), (44, 1)]]
     assert [c.intermediates for c in candidate_chains((8, 1), (20, 1), 3)] == [[], [(14, 1)]]
-
-
-def test_predict_seconds_sums_steps_and_evaluation():
-    costs = [{"s1": 0.1, "s2": 0.2, "eval": 0.001}, {"s1": 0.3, "s2": 0.4, "eval": 0.002}]
-    # rung 1: 0.5*10 s1 steps + 2*10 s2 steps + 2 evals of 100 images
-    expected = (5 * 0.1 + 20 * 0.2 + 2 * 100 * 0.001) + (10 * 0.3 + 30 * 0.4 + 3 * 100 * 0.002)
-    assert predict_seconds(costs, [0.5, 1.0], [2, 3], 10, 100) == pytest.approx(expected)
 
 
 def _cands():
@@ -88,44 +81,49 @@ class _Clock:
         return self.now
 
 
-def test_the_planner_measures_each_network_once_and_keeps_its_planning_budget(idx_folder, monkeypatch):
-    """Issue 17.7: every step cost measured once per network (so one ResNet-20 cannot get two different
-    costs), and a probe starts only when its estimate from those costs fits the budget left; with a clock
-    that advances exactly as estimated, planning ends within the budget."""
+def test_the_planner_keeps_its_planning_budget(idx_folder, monkeypatch):
+    """Issue 17.7: a probe starts only when its predicted seconds fit the budget left; with a clock that advances
+    exactly as predicted, planning ends within the budget. Issue 35: the prediction is the whole-run estimate's
+    (chain_phases over the candidate's chain plan) and the probe runs through the chain executor."""
+    import math
     from types import SimpleNamespace
 
     import fspladder.plan.measure as measure
     import fspladder.rung as rung
     from fspladder import create_model, load_config, save_checkpoint
+    from fspladder.estimate import Phase
     from fspladder.plan import run_plan
     from fspladder.session import load_data
 
-    monkeypatch.setattr(measure, "_time", lambda fn, repeats, warmup=2: 0.1)  # every step: 0.1 s, none run
     clock = _Clock()
 
-    def fake_stage1(prev, cur, recipe, s1, ctx, *, seed, name, aligner=None, **kw):
-        clock.now += -(-s1.epochs * len(ctx.data.train) // s1.batch_size) * 0.1
-        return None
+    def cost(task, n_train: int) -> float:  # 0.1 s per step of the task's stages on n_train images
+        s1 = math.ceil(task.s1.epochs * (n_train // task.s1.batch_size)) if task.recipe.has_stage1 else 0
+        return 0.1 * (s1 + sum(r.cfg.epochs * (n_train // r.cfg.batch_size) for r in task.stage2))
 
-    def fake_stage2(prev, cur, recipe, s1, s2, ctx, *, seed, name, **kw):
-        clock.now += (s2.epochs * (len(ctx.data.train) // s2.batch_size) * 0.1
-                      + s2.epochs * len(ctx.data.val) * 0.1 / 100)
-        return SimpleNamespace(val_acc=[0.5 + 0.01 * len(name)])
+    def fake_phases(prof, chain, tasks, shapes, n_train, n_val, n_test, **kw):
+        return [Phase(t.name, 2, 1, 1, cost(t, n_train), 0.1) for t in tasks]
 
-    monkeypatch.setattr(rung, "stage1_of_rung", fake_stage1)
-    monkeypatch.setattr(rung, "stage2_of_rung", fake_stage2)
+    trained = []
+
+    def fake_train(prev, cur, task, ctx, shapes, **kw):
+        trained.append(task.stage2[0].name)
+        clock.now += cost(task, len(ctx.data.train))
+        return SimpleNamespace(stage2=[SimpleNamespace(val_acc=[0.5 + 0.01 * len(task.stage2[0].name)])])
+
+    monkeypatch.setattr(measure, "chain_phases", fake_phases)
+    monkeypatch.setattr(measure, "train_task", fake_train)
     torch_teacher = create_model("resnet8", in_chans=1, num_classes=4)
     save_checkpoint(idx_folder / "t.pt", torch_teacher,
                     {"name": "resnet8", "kwargs": {"in_chans": 1, "num_classes": 4}})
     cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "stage2.batch_size=50",
-                             "stage1.batch_size=50", "plan.probe_train_images=500", "plan.planning_budget=10",
+                             "stage1.batch_size=50", "plan.probe_train_images=500", "plan.planning_budget=5",
                              "plan.recipes=[patent, grow]", f"teacher.checkpoint={idx_folder / 't.pt'}"])
     data = load_data(cfg)
     teacher, ck = rung.load_teacher(cfg)
     plan = run_plan(cfg, data, torch.device("cpu"), teacher, teacher_meta=ck, clock=clock)
-    nets = plan["step_costs"]["networks"]
-    assert len(nets) == 3  # resnet8, the intermediate resnet14, resnet20: each measured once for all chains
     assert clock.now <= cfg.plan.planning_budget and plan["planning_seconds"] == clock.now
+    assert trained and all(name.startswith("probe/") for name in trained)  # the probes' tasks, named as logged
     probed = [c for c in plan["candidates"] if c["probe_val_acc"] is not None]
     skipped = [c for c in plan["candidates"] if "would overrun the planning budget" in c["note"]]
     assert probed and skipped and len(probed) + len(skipped) == len(plan["candidates"])

@@ -151,7 +151,8 @@ def test_growth_starts_from_exactly_the_users_logits_on_its_preprocessing(world,
     assert data.mean == (MEAN,) and data.std == (STD,)  # the teacher's normalisation, not the data's
     assert run.other_classes is None and run.tck["source"]["format"] == fmt
     assert run.tck["source"]["prefix"] == ("model." if fmt == "lightning" else None)
-    init_rung(teacher, student, run.recipes[0], cfg.seed + 1, run.s2s[0].growth_noise)  # as train_rung does
+    task = run.tasks[0]
+    init_rung(teacher, student, task.recipe, task.seed, task.growth_noise)  # as the chain executor does
     xte, _ = world["test"]
     student.model.eval()
     with torch.no_grad():

@@ -28,6 +28,7 @@ from .growth import GrowthFamily, grow, growth_problem, register_growth
 from .ladder import LadderError, Rung, validate_ladder
 from .losses import fsp_loss, soft_target_loss
 from .models import FeatureInfo, create_model, list_models, register_model
+from .plan.auto import plan_and_run
 from .predict import classify_files, load_for_inference
 from .recipes import PRESETS as RECIPES
 from .recipes import Recipe, parse_recipe
@@ -45,5 +46,5 @@ __all__ = [
     "RunConfig", "load_config", "parse_config", "ConfigError", "FspladderError",
     "create_model", "register_model", "list_models", "FeatureInfo",
     "save_checkpoint", "load_checkpoint", "load_model", "CheckpointError", "load_for_inference", "classify_files",
-    "run_ladder", "train_network", "__version__",
+    "run_ladder", "plan_and_run", "train_network", "__version__",
 ]

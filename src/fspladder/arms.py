@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .chain import RungTask, arm_tasks, full_epochs
 from .config import RunConfig, variant_config
 from .ladder import LadderError, Rung
 from .recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
@@ -67,7 +68,7 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
     shape_in = (data.in_chans, *data.image_size)
     for arm in arms:
         chain = [teacher] + [student_rung(rc, data, 0) for rc in arm.rungs]
-        s1s = [arm.cfg.stage_for(rc, "stage1") for rc in arm.rungs]
+        s1s = [t.s1 for t in arm_plan(arm)]
         if arm.recipe.has_stage1 and any(s.epochs == 0 for s in s1s):  # it would run, labelled, without stage 1
             problems.append(f"bench arm {arm.label}: stage1.epochs is 0 with recipe {arm.recipe}, which trains an FSP "
                             "stage 1: set stage1.epochs > 0, or drop the arm (scratch and soft have no stage 1)")
@@ -89,9 +90,14 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
     return out
 
 
+def arm_plan(arm: Arm, seed: int = 0) -> list[RungTask]:
+    """The arm's chain plan at its full budget (:func:`fspladder.chain.arm_tasks`): what its checks read."""
+    return arm_tasks(arm.cfg, arm.rungs, arm.recipe, arm.label, seed, [1.0], full_epochs(arm.cfg))
+
+
 def _levers(arm: Arm) -> dict[str, Any]:
     """The target's resolved schedule levers; decay_fraction only where wsd reads it."""
-    s2 = arm.cfg.stage_for(arm.cfg.rungs[-1], "stage2", arm.recipe)
+    s2 = arm_plan(arm)[-1].s2
     out = {k: getattr(s2, k) for k in SCHEDULE_LEVERS}
     if out["schedule"] != "wsd":
         out["decay_fraction"] = None

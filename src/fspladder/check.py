@@ -27,8 +27,9 @@ from typing import Any
 import torch
 
 from .arms import BenchArms, bench_arms
+from .chain import RungTask, run_tasks
 from .checkpoint import CheckpointError
-from .config import ConfigError, ModelConfig, RunConfig, RungConfig, parse_config_lenient
+from .config import ConfigError, ModelConfig, RunConfig, parse_config_lenient
 from .data import DataSplits
 from .errors import FspladderError
 from .flow import TapError, check_taps
@@ -168,16 +169,15 @@ def _memory(pf: Preflight, found: tuple[str, str | None, str | None]) -> None:
     pf.problems += [problem] if problem else []
 
 
-def _stages(cfg: RunConfig, rungs: list[RungConfig], recipes: list[Any] | None,
-            n: int) -> list[tuple[str, int, int, str]]:
+def _stages(tasks: list[RungTask], n: int) -> list[tuple[str, int, int, str]]:
     """(batch-size key, batch size, images) of every stage that trains: stage 2 of each rung, stage 1 where its
     recipe has one (on ``stage1.images`` of them when set)."""
     out = []
-    for i, rc in enumerate(rungs):
-        for stage in ("stage1", "stage2"):
-            if stage == "stage1" and (recipes is None or not recipes[i].has_stage1):
+    for i, task in enumerate(tasks):
+        rc = task.rung
+        for stage, sc in (("stage1", task.s1), ("stage2", task.s2)):
+            if stage == "stage1" and not task.recipe.has_stage1:
                 continue
-            sc = cfg.stage_for(rc, stage)
             key = f"rungs.{i}.{stage}.batch_size" if "batch_size" in getattr(rc, stage) else f"{stage}.batch_size"
             few = stage == "stage1" and sc.images is not None and sc.images < n
             out.append((key, sc.batch_size, sc.images if few else n,
@@ -276,14 +276,14 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
         return pf
     rungs: list[Rung] = chain  # type: ignore[assignment]
     try:
-        recipes = [cfg.recipe_for(rc) for rc in cfg.rungs]
-        s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
-        stages = _stages(cfg, cfg.rungs, recipes, len(splits.train))
+        tasks = run_tasks(cfg)  # the run's chain plan: what `run` will train
     except ConfigError as e:
         problems += e.problems
         return pf
+    recipes, s1s = [t.recipe for t in tasks], [t.s1 for t in tasks]
+    stages = _stages(tasks, len(splits.train))
     # after the stages resolved: the estimate reads each rung's stage 2 (its optimizer and EMA)
-    _memory(pf, chain_memory(cfg, cfg.rungs, rungs, device or resolve_device(cfg.device)))
+    _memory(pf, chain_memory(tasks, rungs, device or resolve_device(cfg.device)))
     try:
         _, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
         problems += found + cfg.recipe_key_problems(recipes)

@@ -36,6 +36,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .distributed import init_from_env
     from .outputs import PYTHON_DATA, PYTHON_TEACHER
+    from .plan.auto import plan_and_run
     from .runner import format_table, run_config_path, run_ladder
 
     if args.resume:
@@ -67,7 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(["under torchrun give --out DIR, so that every process writes to the same place"])
         where = f"fspladder run -> {out}" + (f" ({dist.world} processes)" if dist.enabled else "")
         # said once every check has passed: a refused run names no folder it never made
-        summary = run_ladder(cfg, out, dist=dist, on_ready=lambda: print(where, file=sys.stderr))
+        summary = plan_and_run(cfg, out, dist=dist, on_ready=lambda: print(where, file=sys.stderr))
     if dist.enabled:  # leave together: a rank exiting mid-teardown makes gloo abort the others
         import torch.distributed as tdist
 
@@ -263,7 +264,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.micro:
             from .micro import run_micro
 
-            run_micro(out, cfg)
+            run_micro(out, cfg)  # loads the data and teacher again after the bench: seconds
     print(format_bench_md(bench))
     print(f"outputs in {out}/ (bench.json, bench.md, curves.png, runs/)")
     return _report_unless(args, out)

@@ -20,7 +20,8 @@ teacher's evaluation, every rung (or every bench arm, seed and budget),
 checkpoint and state writes (their serialisation timed per network).
 
 **Clock.** While the job trains, :class:`RunClock` hears every step (through
-``TrainContext.on_step``) and every epoch record, and puts the time left for
+the engine's one callback protocol: a listener of the run's metrics log hears every step and record) and every
+epoch record, and puts the time left for
 the whole job in the progress bar and in one line per epoch: the predicted
 seconds of the work still to come, scaled by how the work done so far compared
 with its prediction (shrunk towards 1 early on).
@@ -46,8 +47,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["Phase", "Estimate", "RunClock", "EpochLines", "StageProfiler", "format_seconds", "estimate_ladder",
-           "estimate_bench", "estimate_wanted", "stage1_phase", "stage2_phase", "WARMUP_STEPS", "TIMED_STEPS"]
+from .chain import RungTask, Stage2Run, build_student, run_stage1, run_stage2
+from .distributed import DistInfo
+from .engine import evaluate
+from .models import logits_of
+
+__all__ = ["ArmPlan", "Phase", "Estimate", "RunClock", "EpochLines", "StageProfiler", "format_seconds",
+           "estimate_ladder", "estimate_bench", "chain_phases", "estimate_wanted", "stage1_phase", "stage2_phase",
+           "WARMUP_STEPS", "TIMED_STEPS"]
 
 WARMUP_STEPS = 2  # dropped: first-call allocations and kernel choices
 TIMED_STEPS = 5  # their median is the step cost
@@ -126,12 +133,15 @@ def _sync(device: torch.device) -> None:
 
 
 class _StepTimer:
-    """The loop's ``on_step`` during a probe: the time of every call."""
+    """A probe's metrics sink: it drops the records and times every step (the loop's ``on_step``)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device, self.times = device, []
 
-    def __call__(self, name: str, stage: int, step: int, total: int) -> None:
+    def __call__(self, rec: dict[str, Any]) -> None:
+        pass
+
+    def on_step(self, name: str, stage: int, step: int, total: int) -> None:
         _sync(self.device)
         self.times.append(time.perf_counter())
 
@@ -162,14 +172,12 @@ class StageProfiler:
 
     def __init__(self, ctx: Any, steps: int = WARMUP_STEPS + TIMED_STEPS,
                  cache: dict[tuple, dict[str, float]] | None = None) -> None:
-        from .distributed import DistInfo
-
         self.ctx, self.steps, self.device = ctx, steps, ctx.device
         self.cache = cache if cache is not None else {}  # shared by the profilers of one job (bench arms)
         self.settings = (ctx.amp, ctx.teacher_amp, ctx.channels_last, ctx.compile)
         self.t_start = time.perf_counter()
         self.world = ctx.dist.world if ctx.dist.enabled else 1
-        self.local = dataclasses.replace(ctx, dist=DistInfo(), progress=False, log=lambda rec: None, on_step=None)
+        self.local = dataclasses.replace(ctx, dist=DistInfo(), progress=False, log=lambda rec: None)
         self.warmed = False
 
     def probe_steps(self, stage_steps: int) -> int:
@@ -187,13 +195,11 @@ class StageProfiler:
         n_eval = min(len(data.val), EVAL_PROBE_IMAGES)
         probe.val = probe.test = data.val.subset(torch.arange(n_eval))
         pctx = self.local.with_data(probe)
-        pctx.on_step = timer
+        pctx.log = timer
         return pctx, max(1, n_train // batch), n_eval
 
     def eval_per_image(self, model: torch.nn.Module) -> float:
         """Seconds per image of an evaluation pass of ``model`` (after one pass to warm up)."""
-        from .engine import evaluate
-
         key = ("eval", id(model), self.settings)
         if key not in self.cache:
             n = min(len(self.ctx.data.val), EVAL_PROBE_IMAGES)
@@ -206,11 +212,10 @@ class StageProfiler:
             self.cache[key] = {"eval": (time.perf_counter() - t) / max(1, n)}
         return self.cache[key]["eval"]
 
-    def stage1(self, prev: Any, cur: Any, recipe: Any, s1: Any, shapes: tuple, seed: int,
-               stage_steps: int = 10**9) -> dict[str, float]:
-        """``step`` (seconds per stage-1 step) and ``fsp_eval`` (seconds per image of a held-out FSP loss)."""
-        from .rung import aligner_for, init_rung, stage1_of_rung
-
+    def stage1(self, prev: Any, cur: Any, task: RungTask, shapes: tuple, stage_steps: int = 10**9) -> dict[str, float]:
+        """``step`` (seconds per stage-1 step) and ``fsp_eval`` (seconds per image of a held-out FSP loss) of
+        ``task``'s stage 1, run through the executor (:func:`fspladder.chain.run_stage1`) on copies."""
+        s1, recipe = task.s1, task.recipe
         key = ("s1", _net(prev), _net(cur), repr(recipe), s1.batch_size, s1.cache_teacher, s1.augment,
                s1.project_channels, s1.grad_clip, s1.optimizer, self.settings)
         if key in self.cache:
@@ -222,22 +227,19 @@ class StageProfiler:
         p1 = copy.copy(s1)
         p1.batch_size, p1.images, p1.plateau = batch, None, None
         p1.epochs = steps / spe if spe >= steps else float(math.ceil(steps / spe))
-        init_rung(prev, c, recipe, seed)
-        al = aligner_for(recipe, p1, shapes[0], shapes[1], seed, self.device, c.name)
         self._warm(c.model)
-        stage1_of_rung(prev, c, recipe, p1, pctx, seed=seed, name=c.name, aligner=al)
+        run_stage1(prev, c, dataclasses.replace(task, s1=p1, stage1_name=c.name, stage2=()), pctx, shapes)
         _sync(self.device)
         end = time.perf_counter()
         self.cache[key] = {"step": timer.step_cost(), "fsp_eval": (end - timer.times[-1]) / max(1, n_eval),
                            "save": _save_seconds(c.model)}
         return self.cache[key]
 
-    def stage2(self, prev: Any, cur: Any, recipe: Any, s1: Any, s2: Any, seed: int,
-               stage_steps: int = 10**9) -> dict[str, float]:
-        """``step`` (seconds per stage-2 step with the recipe's guidance) and ``eval`` (seconds per image)."""
-        from .rung import stage2_of_rung
-
-        key = ("s2", _net(prev) if recipe.guidance != "ce" else None, _net(cur), repr(recipe),
+    def stage2(self, prev: Any, cur: Any, task: RungTask, s2: Any, stage_steps: int = 10**9) -> dict[str, float]:
+        """``step`` (seconds per stage-2 step with the recipe's guidance) and ``eval`` (seconds per image) of
+        ``task``'s stage 2 by ``s2``, run through the executor (:func:`fspladder.chain.run_stage2`) on copies."""
+        recipe = task.recipe
+        key = ("s2", _net(prev) if recipe.uses_previous_in_stage2 else None, _net(cur), repr(recipe),
                s2.batch_size, s2.optimizer, getattr(s2, "ema", None), self.settings)
         if key in self.cache:
             return self.cache[key]
@@ -249,7 +251,7 @@ class StageProfiler:
         p2.batch_size, p2.epochs = batch, max(1, math.ceil(steps / spe))
         p2.warmup_epochs = min(p2.warmup_epochs or 0.0, p2.epochs)
         self._warm(c.model)
-        r2 = stage2_of_rung(prev, c, recipe, s1, p2, pctx, seed=seed, name=c.name, eval_test=True)
+        r2 = run_stage2(prev, c, task, Stage2Run(c.name, p2, task.seed, True), pctx)
         _sync(self.device)
         end = time.perf_counter()
         # After the last step: the last epoch's validation and test passes (and the raw weights' under ema),
@@ -266,8 +268,6 @@ class StageProfiler:
         self.warmed = True
         m = copy.deepcopy(model).train()
         x = self.ctx.prepare(self.ctx.data.train.read(torch.arange(min(8, len(self.ctx.data.train)))), False, None)
-        from .models import logits_of
-
         logits_of(m(x)).float().sum().backward()
 
     @property
@@ -307,9 +307,9 @@ def stage2_phase(name: str, prof: dict[str, float], s2: Any, train_images: int, 
 class RunClock:
     """The whole job's time left, from the estimate and how the work so far compared with it.
 
-    ``on_step`` is the loop's hook (it returns the progress bar's note at most once a second); called with a
-    metrics record (as a :class:`~fspladder.outputs.MetricsLog` listener) it prints one line per finished
-    epoch with the time left.
+    A :class:`~fspladder.outputs.MetricsLog` listener: ``on_step`` hears every step (it returns the progress
+    bar's note at most once a second); called with a metrics record it prints one line per finished epoch with
+    the time left.
 
     The stage in progress is timed by its own pace once it has run (its measured seconds over the predicted
     seconds of its steps so far): one ratio for the whole job let a stage the profile overpredicted (a stage 1
@@ -430,92 +430,106 @@ def _steps2(s2: Any, train_images: int) -> int:
     return s2.epochs * max(1, train_images // s2.batch_size)
 
 
-def _forked(device: torch.device) -> contextlib.AbstractContextManager[None]:
+def forked_rng(device: torch.device) -> contextlib.AbstractContextManager[None]:
     """The global random state as it was after profiling (the job's seeded work must not see the probes); CPU and
     CUDA generators (torch.random.fork_rng's; an MPS device's generator is not forked)."""
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
-def estimate_ladder(ctx: Any, chain: list[Any], recipes: list[Any], s1s: list[Any], s2s: list[Any],
-                    shapes: list[Any], seed: int, before: float, *, done: set[str] | frozenset = frozenset(),
-                    stage2_only: set[str] | frozenset = frozenset(), teacher_eval: bool = True) -> Estimate:
-    """The predicted seconds of ``fspladder run``'s training: ``chain[0]`` the teacher, then every rung not in
-    ``done`` (finished before a resume); ``stage2_only``: rungs resumed in stage 2. ``before``: seconds spent."""
+def chain_phases(prof: StageProfiler, chain: list[Any], tasks: list[RungTask], shapes: list[Any], n_train: int,
+                 n_val: int, n_test: int, *, done: set[str] | frozenset = frozenset(),
+                 stage2_only: set[str] | frozenset = frozenset(),
+                 step_costs: dict[str, dict[str, float]] | None = None) -> list[Phase]:
+    """The phases of training ``tasks`` (``chain[0]`` the network the first learns from) on ``n_train`` training
+    images, each distinct stage profiled once by ``prof``: every rung not in ``done``; ``stage2_only``: rungs
+    resumed in stage 2. ``step_costs`` collects the profiled costs by rung and stage."""
+    phases: list[Phase] = []
+    evals = {chain[0].name: prof.eval_per_image(chain[0].model)}
+    for k, task in enumerate(tasks, start=1):
+        prev, cur = chain[k - 1], chain[k]
+        s1, s2 = task.s1, task.s2
+        p2 = prof.stage2(prev, cur, task, s2, _steps2(s2, n_train))
+        evals[cur.name] = p2["eval"]
+        if cur.name in done:
+            continue
+        if task.recipe.has_stage1 and cur.name not in stage2_only:
+            p1 = prof.stage1(prev, cur, task, (shapes[k - 1], shapes[k]), _steps1(s1, n_train))
+            phases.append(stage1_phase(task.stage1_name, p1, s1, n_train, n_val, evals[cur.name], evals[prev.name]))
+            if step_costs is not None:
+                step_costs[f"{cur.name} stage 1"] = p1
+        for i, run in enumerate(task.stage2):
+            phases.append(stage2_phase(run.name, p2, run.cfg, n_train, n_val, n_test, run.eval_test,
+                                       evals[prev.name], task.recipe.soft_targets_early and i == 0))
+        if step_costs is not None:
+            step_costs[f"{cur.name} stage 2"] = p2
+    return phases
+
+
+def estimate_ladder(ctx: Any, chain: list[Any], tasks: list[RungTask], shapes: list[Any], before: float, *,
+                    done: set[str] | frozenset = frozenset(), stage2_only: set[str] | frozenset = frozenset(),
+                    teacher_eval: bool = True) -> Estimate:
+    """The predicted seconds of ``fspladder run``'s training: ``chain[0]`` the teacher, then every task's rung not
+    in ``done`` (finished before a resume); ``stage2_only``: rungs resumed in stage 2. ``before``: seconds spent."""
     data, est = ctx.data, Estimate(before=before)
-    with _forked(ctx.device):
+    with forked_rng(ctx.device):
         prof = StageProfiler(ctx)
-        evals = {chain[0].name: prof.eval_per_image(chain[0].model)}
         if teacher_eval:
-            est.fixed = evals[chain[0].name] * (len(data.val) + len(data.test))
-        for k in range(1, len(chain)):
-            prev, cur, recipe, s1, s2 = chain[k - 1], chain[k], recipes[k - 1], s1s[k - 1], s2s[k - 1]
-            p2 = prof.stage2(prev, cur, recipe, s1, s2, seed + k, _steps2(s2, len(data.train)))
-            evals[cur.name] = p2["eval"]
-            if cur.name in done:
-                continue
-            if recipe.stage1 == "fsp" and cur.name not in stage2_only:
-                p1 = prof.stage1(prev, cur, recipe, s1, (shapes[k - 1], shapes[k]), seed + k,
-                                 _steps1(s1, len(data.train)))
-                est.phases.append(stage1_phase(cur.name, p1, s1, len(data.train), len(data.val), evals[cur.name],
-                                               evals[prev.name]))
-                est.step_costs[f"{cur.name} stage 1"] = p1
-            est.phases.append(stage2_phase(cur.name, p2, s2, len(data.train), len(data.val), len(data.test), True,
-                                           evals[prev.name], recipe.guidance == "kd-early"))
-            est.step_costs[f"{cur.name} stage 2"] = p2
+            est.fixed = prof.eval_per_image(chain[0].model) * (len(data.val) + len(data.test))
+        est.phases = chain_phases(prof, chain, tasks, shapes, len(data.train), len(data.val), len(data.test),
+                                  done=done, stage2_only=stage2_only, step_costs=est.step_costs)
         est.profile_seconds = prof.seconds
     est.before += est.profile_seconds
     return est
 
 
-def estimate_bench(bench: Any, before: float) -> Estimate:
-    """The predicted seconds of ``fspladder bench`` (a :class:`~fspladder.bench.run._Bench` after ``prepare``): the
-    teacher's evaluation, then per seed and arm the intermediates' stages, the target's stage 1 and its stage 2 at
-    every budget not yet done, named as the bench's loops name them."""
-    from .rung import student_rung
+@dataclass
+class ArmPlan:
+    """One bench arm's work still to do for one seed, as the bench runs it: its engine context, its chain's FSP
+    shapes (teacher first) and its tasks (:func:`fspladder.chain.arm_tasks`; the target's stage 2 at every budget
+    not yet done)."""
 
-    cfg, data, est = bench.cfg, bench.data, Estimate(before=before)
+    ctx: Any
+    shapes: list[Any]
+    tasks: list[RungTask]
+
+
+def estimate_bench(teacher: Any, plans: list[ArmPlan], before: float, *, teacher_eval: bool = True,
+                   memory_format: torch.memory_format = torch.preserve_format) -> Estimate:
+    """The predicted seconds of ``fspladder bench``: the teacher's evaluation, then every arm's tasks for every
+    seed, in the order the bench runs them (each distinct stage profiled once), named as the bench's loops name
+    them."""
+    est = Estimate(before=before)
     cache: dict[tuple, dict[str, float]] = {}
+    if not plans:
+        return est
+    ctx0 = plans[0].ctx
+    data = ctx0.data
     n_train, n_val, n_test = len(data.train), len(data.val), len(data.test)
-    with _forked(bench.device):
-        profs = {a.label: StageProfiler(bench.ctxs[a.label], cache=cache) for a in bench.arms}
+    with forked_rng(ctx0.device):
+        profs: dict[int, StageProfiler] = {}
         t0 = time.perf_counter()
-        t_eval = profs[bench.arms[0].label].eval_per_image(bench.teacher.model) if bench.arms else 0.0
-        if bench.other_classes is None:
+        t_eval = StageProfiler(ctx0, cache=cache).eval_per_image(teacher.model)
+        if teacher_eval:
             est.fixed = t_eval * (n_val + n_test)
-        nets = {}
-        for si in range(cfg.bench.seeds):
-            seed = cfg.seed + 100 * si
-            for arm in bench.arms:
-                budgets = bench.budgets_to_run(arm, seed)
-                if not budgets:
-                    continue
-                prof, shapes = profs[arm.label], bench.shapes[arm.label]
-                for rc in arm.rungs:
-                    if _key_of(rc) not in nets:
-                        nets[_key_of(rc)] = student_rung(rc, data, 0, bench.device, bench.mf)
-                chain = [bench.teacher] + [nets[_key_of(rc)] for rc in arm.rungs]
-                evals = {0: t_eval}
-                for k, rc in enumerate(arm.rungs, start=1):
-                    prev, cur = chain[k - 1], chain[k]
-                    s1 = arm.cfg.stage_for(rc, "stage1")
-                    s2 = arm.cfg.stage_for(rc, "stage2", arm.recipe)
-                    last = k == len(arm.rungs)
-                    p2 = prof.stage2(prev, cur, arm.recipe, s1, s2, seed + k, _steps2(s2, n_train))
-                    evals[k] = p2["eval"]
-                    name = f"{arm.label}/{'target' if last else rc.name}"
-                    if arm.recipe.stage1 == "fsp":
-                        p1 = prof.stage1(prev, cur, arm.recipe, s1, (shapes[k - 1], shapes[k]), seed + k,
-                                         _steps1(s1, n_train))
-                        est.phases.append(stage1_phase(name, p1, s1, n_train, n_val, evals[k], evals[k - 1]))
-                    if not last:
-                        est.phases.append(stage2_phase(name, p2, s2, n_train, n_val, n_test, False))
-                        continue
-                    for i, budget in enumerate(budgets):
-                        sb = copy.copy(s2)
-                        sb.epochs = bench.epochs_at(budget)
-                        est.phases.append(stage2_phase(f"{arm.label}/{budget}", p2, sb, n_train, n_val, n_test,
-                                                       "last", evals[k - 1],
-                                                       arm.recipe.guidance == "kd-early" and i == 0))
+        nets: dict[str, Any] = {}
+        for plan in plans:
+            prof = profs.setdefault(id(plan.ctx), StageProfiler(plan.ctx, cache=cache))
+            chain = [teacher]
+            for task in plan.tasks:  # one network per architecture, built once: the profile copies it
+                nets.setdefault(_key_of(task.rung), build_student(task, data, ctx0.device, memory_format))
+                chain.append(nets[_key_of(task.rung)])
+            evals = {0: t_eval}
+            for k, task in enumerate(plan.tasks, start=1):
+                prev, cur = chain[k - 1], chain[k]
+                p2 = prof.stage2(prev, cur, task, task.s2, _steps2(task.s2, n_train))
+                evals[k] = p2["eval"]
+                if task.recipe.has_stage1:
+                    p1 = prof.stage1(prev, cur, task, (plan.shapes[k - 1], plan.shapes[k]), _steps1(task.s1, n_train))
+                    est.phases.append(stage1_phase(task.stage1_name, p1, task.s1, n_train, n_val, evals[k],
+                                                   evals[k - 1]))
+                for i, run in enumerate(task.stage2):
+                    est.phases.append(stage2_phase(run.name, p2, run.cfg, n_train, n_val, n_test, run.eval_test,
+                                                   evals[k - 1], task.recipe.soft_targets_early and i == 0))
         est.step_costs = {" | ".join(map(str, k[:3])): v for k, v in cache.items() if k[0] != "eval"}
         est.profile_seconds = time.perf_counter() - t0
     est.before += est.profile_seconds

@@ -72,16 +72,16 @@ def model_memory(device: torch.device, resident_params: int, trained: list[tuple
     return note, None, None
 
 
-def chain_memory(cfg: Any, rungs: list[Any], chain: list[Any], device: torch.device) -> tuple[str, str | None,
-                                                                                                   str | None]:
+def chain_memory(tasks: list[Any], chain: list[Any], device: torch.device) -> tuple[str, str | None, str | None]:
     """:func:`model_memory` of a ladder: every network of ``chain`` (teacher first) is held at once; each rung
-    of ``rungs`` trains by its stages' optimizers (stage 1's only where its recipe has one) and EMA."""
+    trains by its task's stages' optimizers (stage 1's only where its recipe has one) and EMA
+    (:class:`fspladder.chain.RungTask`)."""
     trained = []
-    for rc, r in zip(rungs, chain[1:]):
-        s2 = cfg.stage_for(rc, "stage2")
+    for task, r in zip(tasks, chain[1:]):
+        s2 = task.s2
         copies = optimizer_copies(s2.optimizer)
-        if cfg.recipe_for(rc).has_stage1:
-            copies = max(copies, optimizer_copies(cfg.stage_for(rc, "stage1").optimizer))
+        if task.recipe.has_stage1:
+            copies = max(copies, optimizer_copies(task.s1.optimizer))
         trained.append((r.name, r.num_params, training_bytes(r.num_params, copies, bool(s2.ema),
                                                              device.type == "cpu")))
     return model_memory(device, sum(r.num_params for r in chain), trained)

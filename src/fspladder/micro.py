@@ -1,8 +1,9 @@
 """Micro-benchmarks: the cost of a stage-1 step and of the FSP matrix itself.
 
-* one stage-1 step (frozen previous network to its last tap + student to its
-  last tap + FSP loss + backward + update) against one cross-entropy step of
-  the same student, same batch;
+* one stage-1 step of the target against the network before it against one
+  cross-entropy step of the target, on the config's data, both timed by the
+  whole-run estimate's profiler (the engine's own steps, not a hand-built
+  copy), compared per training image;
 * :func:`fspladder.fsp_matrix` (batched matmul) against the broadcast form
   ``(a.unsqueeze(2) * b.unsqueeze(1)).mean(-1)`` used by some public code:
   median time, and peak memory measured as the growth of the process's
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import resource
@@ -21,16 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from .chain import build_chain, run_tasks
+from .check import preflight
 from .checkpoint import atomic_write_json
-from .config import RunConfig, parse_config
-from .flow import FlowRecorder, FsPair, flow_of, fsp_matrix, taps_of
-from .fold import fold_batchnorm
-from .losses import fsp_loss
-from .models import create_model
+from .config import ConfigError, RunConfig, parse_config
+from .engine import TrainContext
+from .estimate import StageProfiler, forked_rng
+from .flow import fsp_matrix
+from .ladder import Rung
 from .names import inside
-from .precision import autocast_for, resolve_amp, resolve_teacher_amp
+from .recipes import PRESETS
+from .rung import chain_problems
+from .session import context_for, machine_info, memory_format, resolve_device
 
 __all__ = ["run_micro", "step_ratio", "fsp_costs", "FSP_SIZES"]
 
@@ -50,48 +55,27 @@ def _median_time(fn, repeats: int, sync) -> float:
     return statistics.median(times)
 
 
-def step_ratio(cfg: RunConfig, device: torch.device, batch: int = 128, repeats: int = 10) -> dict[str, Any]:
-    """Median seconds of one stage-1 step and one CE step of the target, and their ratio."""
-    c, (h, w), k = 1, (28, 28), 10
-    torch.manual_seed(0)
-    target = cfg.rungs[-1]
-    student = create_model(target.model, in_chans=c, num_classes=k, **target.kwargs).to(device)
-    prev = create_model(cfg.rungs[-2].model if len(cfg.rungs) > 1 else "resnet8", in_chans=c, num_classes=k).to(device)
-    mf = torch.channels_last if cfg.channels_last else torch.preserve_format
-    student.to(memory_format=mf)
-    prev.to(memory_format=mf).eval()
-    x = torch.randn(batch, c, h, w, device=device).contiguous(memory_format=mf)
-    y = torch.randint(0, k, (batch,), device=device)
-    pairs = [FsPair.parse(p) for p in student.default_fsp_pairs]
-    taps = taps_of(pairs)
-    opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def ce_step():
-        loss = F.cross_entropy(student(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    # As train_stage1 runs it: the frozen network folded, under the resolved teacher_amp (precision.py).
-    amp = resolve_amp(cfg.amp, device)
-    teacher_amp = resolve_teacher_amp(cfg.teacher_amp, amp, device)
-    prev, _ = fold_batchnorm(prev, taps)
-    rs, rp = FlowRecorder(student, taps, stop_early=True), FlowRecorder(prev, taps, stop_early=True)
-
-    def fsp_step():
-        with torch.no_grad(), autocast_for(device, teacher_amp):
-            gp = flow_of(rp.run(x), pairs)
-        loss = fsp_loss(flow_of(rs.run(x), pairs), gp)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    with rs, rp:
-        t_fsp = _median_time(fsp_step, repeats, sync)
-    t_ce = _median_time(ce_step, repeats, sync)
-    return {"student": target.model, "previous": prev.__class__.__name__, "batch": batch, "input": [c, h, w],
-            "teacher_amp": teacher_amp, "ce_step_s": t_ce, "stage1_step_s": t_fsp, "ratio": t_fsp / t_ce}
+def step_ratio(cfg: RunConfig, ctx: TrainContext, teacher: Rung) -> dict[str, Any]:
+    """Seconds of one stage-1 step of the config's target against the network before it, and of one
+    cross-entropy step of the target, each the median of the whole-run estimate's engine steps
+    (:class:`fspladder.estimate.StageProfiler`: the real stage code, on ``ctx``'s data), and their ratio per
+    training image (the two stages' batch sizes may differ)."""
+    tasks = run_tasks(cfg, recipe=PRESETS["patent"])
+    chain = build_chain(teacher, tasks, ctx.data, ctx.device, memory_format(cfg))
+    shapes, problems = chain_problems(chain, [t.recipe for t in tasks], [t.s1 for t in tasks],
+                                      (ctx.data.in_chans, *ctx.data.image_size), None)
+    if problems:
+        raise ConfigError(problems)
+    prev, cur, task = chain[-2], chain[-1], tasks[-1]
+    with forked_rng(ctx.device):
+        prof = StageProfiler(ctx)
+        s1 = prof.stage1(prev, cur, task, (shapes[-2], shapes[-1]))
+        s2 = prof.stage2(prev, cur, dataclasses.replace(task, recipe=PRESETS["scratch"]), task.s2)
+    b1, b2 = task.s1.batch_size, task.s2.batch_size
+    return {"student": cur.spec["name"], "previous": prev.spec["name"], "stage1_batch": b1, "stage2_batch": b2,
+            "input": [ctx.data.in_chans, *ctx.data.image_size], "teacher_amp": ctx.teacher_amp,
+            "ce_step_s": s2["step"], "stage1_step_s": s1["step"], "ratio": (s1["step"] / b1) / (s2["step"] / b2),
+            "method": "median engine steps of the whole-run estimate's profiler (fspladder.estimate.StageProfiler)"}
 
 
 def _broadcast(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -154,9 +138,9 @@ def fsp_costs(device: torch.device, sizes=FSP_SIZES, repeats: int = 10) -> list[
 
 def format_micro(res: dict[str, Any]) -> str:
     s = res["step"]
-    lines = [f"stage-1 step (frozen network folded, teacher_amp {s['teacher_amp']}) vs CE step "
-             f"({s['student']}, batch {s['batch']}, input {s['input']}): "
-             f"{s['stage1_step_s'] * 1e3:.1f} ms vs {s['ce_step_s'] * 1e3:.1f} ms = {s['ratio']:.2f}x",
+    lines = [f"stage-1 step (batch {s['stage1_batch']}, teacher_amp {s['teacher_amp']}) vs CE step (batch "
+             f"{s['stage2_batch']}) of {s['student']} after {s['previous']}, input {s['input']}: "
+             f"{s['stage1_step_s'] * 1e3:.1f} ms vs {s['ce_step_s'] * 1e3:.1f} ms = {s['ratio']:.2f}x per image",
              "fsp_matrix (bmm) vs broadcast-and-mean:",
              f"{'B,m,n,h,w':>22}  {'bmm ms':>8}  {'bcast ms':>9}  {'speedup':>7}  "
              f"{'bmm peak MiB':>12}  {'bcast peak MiB':>14}"]
@@ -167,13 +151,22 @@ def format_micro(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_micro(out: str | Path, cfg: RunConfig | None = None, device: str = "auto") -> dict[str, Any]:
-    """Run both micro-benchmarks, print them and write ``micro.json`` with the machine they ran on."""
-    from .session import machine_info, resolve_device
-
+def run_micro(out: str | Path, cfg: RunConfig | None = None, device: str = "auto", *,
+              ctx: TrainContext | None = None, teacher: Rung | None = None) -> dict[str, Any]:
+    """Run both micro-benchmarks, print them and write ``micro.json`` with the machine they ran on. ``ctx`` and
+    ``teacher``: the data's engine context and the teacher already loaded (a bench's); else both are loaded
+    from ``cfg`` after `check`'s checks."""
     cfg = cfg or parse_config({})
     dev = resolve_device(device if device != "auto" else cfg.device)
-    res = {"machine": machine_info(dev), "step": step_ratio(cfg, dev), "fsp": fsp_costs(dev)}
+    if ctx is None or teacher is None:
+        pf = preflight(cfg, device=dev)
+        pf.raise_problems()
+        assert pf.data is not None and pf.teacher is not None  # no problem: preflight built them
+        ctx = context_for(cfg, dev, pf.data.to(dev))
+        ctx.progress = False
+        teacher = pf.teacher
+        teacher.model.to(dev, memory_format=memory_format(cfg))
+    res = {"machine": machine_info(dev), "step": step_ratio(cfg, ctx, teacher), "fsp": fsp_costs(dev)}
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_json(inside(out, "micro.json"), res)
     print(format_micro(res))

@@ -87,7 +87,8 @@ class MetricsLog:
     validating, or planning) are kept in memory and written by :meth:`open`,
     so a refused command leaves no file behind. ``listen`` adds consumers
     (the experiment trackers of :mod:`fspladder.tracking`, the run clock of
-    :mod:`fspladder.estimate`) that get every record written after they were added.
+    :mod:`fspladder.estimate`) that get every record written after they were added, and every training step
+    (``on_step``, where the listener has one: the engine's one callback protocol, engine/context.py).
     """
 
     def __init__(self, path: Path, hold: bool = False) -> None:
@@ -97,8 +98,26 @@ class MetricsLog:
         self.listeners: list[Any] = []
 
     def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``listener(rec)`` with every later record; ``listener.close(failed)`` (if it has one) at close."""
+        """Call ``listener(rec)`` with every later record, ``listener.on_step(name, stage, step, total)`` (if it has
+        one) at every step, and ``listener.close(failed)`` (if it has one) at close."""
         self.listeners.append(listener)
+
+    def on_step(self, name: str, stage: int, step: int, total: int) -> str | None:
+        """Tell the listeners that hear steps where the loop is; the first note one returns (the progress bar's)."""
+        note = None
+        for listener in list(self.listeners):
+            hear = getattr(listener, "on_step", None)
+            if hear is None:
+                continue
+            try:
+                said = hear(name, stage, step, total)
+            except Exception as e:  # as for records: a failing listener must not end the training
+                self.listeners.remove(listener)
+                print(f"warning: {type(listener).__name__} stopped hearing steps after an error: {e}",
+                      file=sys.stderr)
+                continue
+            note = note or said
+        return note
 
     def open(self) -> None:
         """Start writing (and write what was held)."""

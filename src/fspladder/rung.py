@@ -251,7 +251,7 @@ def chain_problems(chain: Sequence[Rung], recipes: Sequence[Recipe], s1s: Sequen
     (claim 3, eq. 2; only where a recipe compares FSP matrices).
     """
     shapes = validate_ladder(chain, input_shape, [s.project_channels for s in s1s],
-                             compare=[r.stage1 == "fsp" and r.init != "grow" for r in recipes])
+                             compare=[r.compares_whole_flows for r in recipes])
     problems = [p for k in range(1, len(chain)) for p in rung_problems(
         chain[k - 1], chain[k], recipes[k - 1], s1s[k - 1], shapes[k - 1], shapes[k],
         other_classes if k == 1 else None, input_shape)]
@@ -268,24 +268,24 @@ def rung_problems(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, prev_
     """
     where = f"{cur.name} (recipe {recipe})"
     out: list[str] = []
-    if recipe.init == "grow":
+    if recipe.grows:
         why = growth_problem(prev.model, cur.model, input_shape)
         if why:
             out.append(f"{where}: cannot grow from {prev.name}: {why}")
-        elif recipe.stage1 == "fsp" and (fresh := fresh_blocks_problem(prev.model, cur.model)):
+        elif recipe.has_stage1 and (fresh := fresh_blocks_problem(prev.model, cur.model)):
             out.append(f"{where}: grow with stage1 fsp aligns only the new blocks grown from {prev.name}, and {fresh}; "
                        "use recipe grow (function-preserving, wider too), or patent with "
                        "stage1.project_channels: true")
     weights = s1.pair_weights
-    if ((recipe.stage1 == "fsp" or recipe.guidance == "joint")
+    if (recipe.compares_flows
             and weights is not None and len(weights) != len(cur.pairs)):
         out.append(f"{where}: stage1.pair_weights lists {len(weights)} weight(s) but {cur.name} has {len(cur.pairs)} "
                    f"FSP pairs; give one weight per pair, e.g. {[1.0] * len(cur.pairs)}, or remove the key (all 1.0)")
-    if recipe.guidance == "joint" and list(prev_shapes) != list(cur_shapes):
+    if recipe.joint_flow and list(prev_shapes) != list(cur_shapes):
         out.append(f"{where}: the joint FSP term compares {cur.name}'s FSP matrices {list(cur_shapes)} with "
                    f"{prev.name}'s {list(prev_shapes)}, which differ (projections serve stage 1 only); tap layers "
                    "of equal channel counts or use another guidance")
-    if recipe.guidance in ("kd", "kd-early") and other_classes:
+    if recipe.soft_targets and other_classes:
         out.append(f"{where}: soft targets need the previous network to predict the data's classes, but "
                    f"{other_classes}; use guidance ce (e.g. recipe patent or grow)")
     return out
@@ -306,11 +306,11 @@ def make_aligner(cur_shapes, prev_shapes, allowed: bool, seed: int, device: torc
 def guidance_for(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config,
                  s2: Stage2Config) -> FlowTarget | SoftTargets | None:
     """Stage 2's guidance from ``prev`` for ``recipe`` (None: cross-entropy alone, the patent)."""
-    if recipe.guidance == "joint":
+    if recipe.joint_flow:
         return FlowTarget(cur.pairs, prev.model, prev.pairs, s2.fsp_weight, s1.loss_norm, s1.pair_weights)
-    if recipe.guidance in ("kd", "kd-early"):
-        return SoftTargets(prev.model, s2.kd_temperature, s2.kd_alpha, early=recipe.guidance == "kd-early",
-                           until=s2.kd_until if s2.kd_until is not None else 1.0)
+    if recipe.soft_targets:
+        return SoftTargets(prev.model, s2.kd_temperature, s2.kd_alpha, early=recipe.soft_targets_early,
+                           until=s2.kd_until)
     return None
 
 
@@ -318,17 +318,17 @@ def init_rung(prev: Rung, cur: Rung, recipe: Recipe, seed: int, noise: float | N
     """Apply the recipe's init to ``cur`` (fresh weights are already there); returns the record of it.
 
     ``noise``: growth's split noise (the rung's ``stage2.growth_noise``; None: the recipes' default)."""
-    if recipe.init != "grow":
+    if not recipe.grows:
         return {"init": "random"}
     # grow + fsp: new blocks stay fresh, stage 1 aligns them; grow alone: new blocks are identities.
-    return {"init": "grow", **grow(prev.model, cur.model, identity=recipe.stage1 != "fsp",
+    return {"init": "grow", **grow(prev.model, cur.model, identity=recipe.identity_growth,
                                    noise=GROW_NOISE if noise is None else noise, seed=seed)}
 
 
 def aligner_for(recipe: Recipe, s1: Stage1Config, prev_shapes, cur_shapes, seed: int, device: torch.device,
                 name: str) -> ChannelAligner | None:
     """Stage 1's projections for a wider student (None without stage 1 or where the shapes match)."""
-    if recipe.stage1 != "fsp":
+    if not recipe.has_stage1:
         return None
     return make_aligner(cur_shapes, prev_shapes, s1.project_channels, seed, device, name)
 
@@ -338,10 +338,10 @@ def stage1_of_rung(prev: Rung, cur: Rung, recipe: Recipe, s1: Stage1Config, ctx:
                    on_epoch_end: StateSink | None = None) -> Stage1Result | None:
     """The recipe's stage 1 (None for ``stage1: none``); ``aligner`` from :func:`aligner_for`, the caller's to
     discard after it."""
-    if recipe.stage1 == "none":
+    if not recipe.has_stage1:
         return None
     frozen: list[torch.Tensor] = []
-    if recipe.init == "grow":  # only the new blocks learn the previous network's flow
+    if recipe.grows:  # only the new blocks learn the previous network's flow
         frozen = [p for m in grown_copies(prev.model, cur.model) for p in m.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)

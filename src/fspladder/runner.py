@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import yaml
 
+from .chain import FLOW_BATCH, RungTask, build_chain, run_tasks, train_task
 from .check import preflight
 from .checkpoint import (
     atomic_write_bytes,
@@ -27,11 +28,11 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .config import ConfigError, ModelConfig, RunConfig, RungConfig, config_to_dict
+from .config import ConfigError, ModelConfig, RunConfig, config_to_dict
 from .data import DataSplits
 from .distributed import DistInfo
-from .engine import Stage1Result, evaluate, mean_flows, train_stage2
-from .estimate import EpochLines
+from .engine import Stage1Result, evaluate, train_stage2
+from .estimate import EpochLines, RunClock, estimate_ladder, estimate_wanted
 from .faults import kill_point
 from .names import check_name, inside
 from .outputs import (
@@ -51,22 +52,10 @@ from .outputs import (
     save_flows,
     save_state,
 )
-from .recipes import Recipe
-from .rung import (
-    RungOutcome,
-    aligner_for,
-    chain_problems,
-    init_rung,
-    stage1_of_rung,
-    stage2_of_rung,
-    student_rung,
-    teacher_digest,
-)
+from .rung import RungOutcome, chain_problems, teacher_digest
 from .session import context_for, machine_info, memory_format, resolve_device
 
-__all__ = ["run_ladder", "train_network", "planned_config", "format_table", "ResumeError", "run_config_path"]
-
-FLOW_BATCH = 256  # held-out images averaged for the saved FSP matrices
+__all__ = ["run_ladder", "train_network", "format_table", "ResumeError", "run_config_path"]
 
 
 def _summary_to_resume(out: Path) -> dict[str, Any] | None:
@@ -128,27 +117,13 @@ def train_network(cfg: RunConfig, mc: ModelConfig, save: str | Path, command: st
     return meta
 
 
-def planned_config(cfg: RunConfig, choice: dict[str, Any]) -> RunConfig:
-    """``cfg`` with the planned intermediate ResNets before its target, the planned recipe, planning off."""
-    import copy
-
-    new = copy.deepcopy(cfg)
-    stage2 = {"epochs": cfg.plan.intermediate_stage2_epochs} if cfg.plan.intermediate_stage2_epochs else {}
-    new.rungs = [RungConfig(model="resnet", name=f"student{i}", kwargs={"depth": d, "width": w}, stage2=dict(stage2))
-                 for i, (d, w) in enumerate(choice["intermediates"], start=1)] + [cfg.rungs[-1]]
-    new.recipe = choice.get("recipe", cfg.recipe)
-    for rc in new.rungs:
-        rc.recipe = None  # the planned recipe for every rung
-    new.plan.intermediates = "fixed"
-    return new
-
-
 class _Run:
     """One session of a ladder run: validated chain, outputs, the rungs' training."""
 
     def __init__(self, cfg: RunConfig, out: Path, resume: bool, dist: DistInfo, data: DataSplits | None,
-                 teacher: nn.Module | None = None) -> None:
+                 teacher: nn.Module | None = None, plan: dict[str, Any] | None = None) -> None:
         self.t0 = time.perf_counter()
+        self.plan = plan  # the planner's record when the apps planned this chain (plan.auto)
         self.own_data, self.own_teacher = data, teacher
         self.cfg, self.out, self.resume, self.dist, self.main = cfg, out, resume, dist, dist.is_main
         self.done: dict[str, dict[str, Any]] = {}
@@ -159,6 +134,10 @@ class _Run:
         if resume and cfg.plan.intermediates == "auto":
             raise ResumeError(f"a resume continues the chain that was planned: load {out / CONFIG_FILE} (its "
                               "intermediates spelled out) instead of a config with plan.intermediates: auto")
+        if cfg.plan.intermediates == "auto":  # the planner sits above the runner: it plans, then calls it
+            raise ConfigError(["plan.intermediates: auto is planned before the run: call fspladder.plan_and_run(cfg, "
+                               "out) (what `fspladder run` does), or list the rungs and set plan.intermediates: "
+                               "fixed"])
         if resume:
             self.check_teacher_resumes()
             prev = _summary_to_resume(out)
@@ -223,23 +202,12 @@ class _Run:
         mf = memory_format(cfg)
         self.teacher, self.tck, self.other_classes = pf.teacher, pf.teacher_ck, pf.other_classes
         self.teacher.model.to(self.device, memory_format=mf)  # preflight loaded it on the CPU
-        self.plan = None
-        if cfg.plan.intermediates == "auto" and not self.resume:
-            from .plan import PlanError, format_plan, run_plan
-
-            self.plan = run_plan(cfg, self.data, self.device, self.teacher, self.log, teacher_meta=self.tck)
-            print(format_plan(self.plan), file=sys.stderr)
-            if self.plan["choice"] is None:
-                raise PlanError(self.plan["error"])
-            cfg = self.cfg = planned_config(cfg, self.plan["choice"])
-        self.chain = [self.teacher] + [student_rung(rc, self.data, cfg.seed + k, self.device, mf)
-                                       for k, rc in enumerate(cfg.rungs, start=1)]
-        self.recipes: list[Recipe] = [cfg.recipe_for(rc) for rc in cfg.rungs]
-        self.s1s = [cfg.stage_for(rc, "stage1") for rc in cfg.rungs]
-        self.s2s = [cfg.stage_for(rc, "stage2") for rc in cfg.rungs]
-        self.shapes, problems = chain_problems(self.chain, self.recipes, self.s1s,
+        self.tasks: list[RungTask] = run_tasks(cfg)
+        self.chain = build_chain(self.teacher, self.tasks, self.data, self.device, mf)
+        recipes = [t.recipe for t in self.tasks]
+        self.shapes, problems = chain_problems(self.chain, recipes, [t.s1 for t in self.tasks],
                                                (self.data.in_chans, *self.data.image_size), self.other_classes)
-        problems += cfg.recipe_key_problems(self.recipes)
+        problems += cfg.recipe_key_problems(recipes)
         if problems:
             raise ConfigError(problems)
         for k, rc in enumerate(cfg.rungs, start=1):  # a RunConfig built in Python skipped the parser's name check
@@ -314,64 +282,42 @@ class _Run:
             atomic_write_json(inside(self.out, "summary.json"), json_safe(summary))
 
     def train_rung(self, k: int, state: dict[str, Any] | None) -> dict[str, Any]:
-        """Init, stage 1 and stage 2 of rung ``k`` by its recipe, saving a resumable state after every epoch."""
-        cfg, ctx, out, main = self.cfg, self.ctx, self.out, self.main
-        prev, cur = self.chain[k - 1], self.chain[k]
-        recipe, s1, s2, seed = self.recipes[k - 1], self.s1s[k - 1], self.s2s[k - 1], cfg.seed + k
+        """Rung ``k``'s task (:func:`fspladder.chain.train_task`), saving a resumable state after every epoch, its
+        FSP matrices after stage 1 and its checkpoint at the end."""
+        ctx, out, main = self.ctx, self.out, self.main
+        prev, cur, task = self.chain[k - 1], self.chain[k], self.tasks[k - 1]
+        recipe = task.recipe
         ctx.log({"event": "rung_start", "rung": cur.name, "index": k, "params": cur.num_params,
                  "recipe": recipe.as_dict(), "resumed_stage": state["stage"] if state else None})
-        # deterministic; a resumed state then overwrites the weights
-        init = init_rung(prev, cur, recipe, seed, s2.growth_noise)
 
         def saver(flows: dict[str, Any], r1: Stage1Result | None):
             return lambda snap: main and save_state(out, k, flows, snap, r1.to_dict() if r1 else None)
 
-        r1: Stage1Result | None = None
-        flows: dict[str, Any] = {}
-        if state is not None and state["stage"] == 2:  # stage 1 had finished (or there was none)
-            r1 = Stage1Result.from_dict(state["stage1_result"]) if state["stage1_result"] else None
-            flows = state["flows"]
-        elif recipe.stage1 == "fsp":
-            aligner = aligner_for(recipe, s1, self.shapes[k - 1], self.shapes[k], seed, ctx.device, cur.name)
-            x_fixed = ctx.prepare(self.data.val.read(torch.arange(min(FLOW_BATCH, len(self.data.val)))), False, None)
-            # Mean FSP matrices on a fixed held-out batch, for the report's heatmaps.
-            flows = state["flows"] if state is not None else {
-                "previous": mean_flows(prev.model, prev.pairs, x_fixed, batch_stats=False),
-                "before": mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)}
-            r1 = stage1_of_rung(prev, cur, recipe, s1, ctx, seed=seed, name=cur.name, aligner=aligner, resume=state,
-                                on_epoch_end=saver(flows, None))
-            flows["after"] = mean_flows(cur.model, cur.pairs, x_fixed, batch_stats=True, aligner=aligner)
-            del aligner  # projections serve stage 1 only
+        def on_flows(flows: dict[str, Any]) -> None:
             if main:
                 save_flows(self.rung_file("flow", k, cur.name, ".npz"), flows, cur.pairs, prev.pairs)
-            state = None
-        else:
-            state = None
-        r2 = stage2_of_rung(prev, cur, recipe, s1, s2, ctx, seed=seed, name=cur.name,
-                            resume=state if state is not None and state["stage"] == 2 else None,
-                            on_epoch_end=saver(flows, r1))
-        cur.model.eval()
+
+        done = train_task(prev, cur, task, ctx, (self.shapes[k - 1], self.shapes[k]), resume=state, saver=saver,
+                          flow_batch=FLOW_BATCH, on_flows=on_flows)
+        r1, r2 = done.stage1, done.stage2[0]
         entry = RungOutcome(cur.name, cur.spec["name"], cur.spec["kwargs"], cur.num_params, prev.name,
-                            recipe.as_dict(), init, self.shapes[k], self.shapes[k] != self.shapes[k - 1], r1, r2,
+                            recipe.as_dict(), done.init, self.shapes[k], self.shapes[k] != self.shapes[k - 1], r1, r2,
                             self.rung_file("rung", k, cur.name, ".pt").name).to_dict()
         if main:
             save_checkpoint(inside(out, entry["checkpoint"]), cur.model, cur.spec, {
                 "rung": cur.name, "learns_from": prev.name, "recipe": recipe.as_dict(), "val_acc": r2.val_acc[-1],
-                "test_acc": r2.test_acc[-1], "seed": seed, "preprocessing": self.data.describe()})
+                "test_acc": r2.test_acc[-1], "seed": task.seed, "preprocessing": self.data.describe()})
         return entry
 
     def estimate(self) -> None:
         """Profile the job's stages and print its predicted wall time; the clock then follows the training."""
-        from .estimate import RunClock, estimate_ladder, estimate_wanted
-
         st = self.state
         self.est, self.clock = None, None
         if not estimate_wanted():
             return
         try:
             self.est = estimate_ladder(
-                self.ctx, self.chain, self.recipes, self.s1s, self.s2s, self.shapes, self.cfg.seed,
-                time.perf_counter() - self.t0, done=set(self.done),
+                self.ctx, self.chain, self.tasks, self.shapes, time.perf_counter() - self.t0, done=set(self.done),
                 stage2_only={self.chain[st["rung"]].name} if st is not None and st["stage"] == 2 else set(),
                 teacher_eval=self.other_classes is None)
         except Exception as e:  # the estimate is a courtesy: its failure (e.g. memory) must not stop the run
@@ -380,9 +326,8 @@ class _Run:
                       "training goes on", file=sys.stderr)
             return
         self.clock = RunClock(self.est) if self.main else None
-        if self.clock is not None:
+        if self.clock is not None:  # it hears steps and records once it listens to the log (run)
             print(self.est.line(), file=sys.stderr)
-            self.ctx.on_step = self.clock.on_step
 
     on_ready: Callable[[], None] | None = None  # run_ladder's: told once every check has passed
 
@@ -437,7 +382,7 @@ class _Run:
 
 def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: DistInfo | None = None,
                data: DataSplits | None = None, teacher: nn.Module | None = None, *,
-               on_ready: Callable[[], None] | None = None) -> dict[str, Any]:
+               on_ready: Callable[[], None] | None = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate the chain, then train every rung (its recipe's init, stage 1 and stage 2) in order.
 
     ``data``: your own splits (``DataSplits.from_tensors`` / ``from_datasets``) instead of ``cfg.data``.
@@ -447,7 +392,9 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
     finished rungs are loaded from their checkpoints, never retrained, and the
     rung in progress continues from the last completed epoch of its stage.
     ``on_ready``: called once every check has passed, before anything is written or trained (the CLI's
-    ``fspladder run -> DIR`` line).
+    ``fspladder run -> DIR`` line). ``plan``: the planner's record when the chain was planned
+    (:func:`fspladder.plan_and_run`, which plans a config with ``plan.intermediates: auto`` and then calls this;
+    this function itself refuses such a config).
     """
     if not isinstance(cfg, RunConfig):
         raise ConfigError([f"run_ladder takes a RunConfig (fspladder.load_config(path, overrides)), got "
@@ -457,7 +404,7 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
 
         raise DataFileError(f"run_ladder(data=...) takes DataSplits, got {type(data).__name__}; see "
                             "DataSplits.from_tensors and DataSplits.from_datasets")
-    run = _Run(cfg, out_folder(out, "out"), resume, dist or DistInfo(), data, teacher)
+    run = _Run(cfg, out_folder(out, "out"), resume, dist or DistInfo(), data, teacher, plan)
     run.on_ready = on_ready
     return run.run()
 

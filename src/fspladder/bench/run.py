@@ -15,7 +15,6 @@ Evaluation time is on neither clock.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
@@ -26,15 +25,26 @@ from typing import Any
 import yaml
 
 from ..arms import Arm
+from ..chain import (
+    RungTask,
+    Stage2Run,
+    TaskOutcome,
+    arm_tasks,
+    bench_seeds,
+    budget_epochs,
+    build_student,
+    full_epochs,
+    train_task,
+)
 from ..check import preflight
 from ..checkpoint import atomic_write_bytes, atomic_write_json, json_safe
 from ..config import ConfigError, RunConfig, config_to_dict, load_config
-from ..engine import evaluate
+from ..engine import Stage2Result, evaluate
+from ..estimate import ArmPlan, RunClock, estimate_bench, estimate_wanted
 from ..faults import kill_point
 from ..names import check_name, inside
 from ..outputs import MetricsLog, check_out_dir, out_folder
 from ..recipes import ARMS
-from ..rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung
 from ..session import context_for, machine_info, memory_format, resolve_device
 from .plot import plot_bench
 from .summary import format_bench_md, summarize
@@ -131,10 +141,6 @@ def _as_read(obj: Any) -> Any:
     return json.loads(json.dumps(json_safe(obj), default=str, allow_nan=False))
 
 
-def _epochs(budget: float, full: int) -> int:
-    return max(1, round(budget * full))
-
-
 def _run_file(out: Path, label: str, seed: int, budget: float) -> Path:
     return inside(out, RUNS_DIR, f"{check_name(label, 'bench arm or variant name')}__seed{seed}__budget{budget:g}.json")
 
@@ -177,7 +183,7 @@ class _Bench:
         self.mf = memory_format(cfg)
         self.teacher, self.tck, self.other_classes = pf.teacher, pf.teacher_ck, pf.other_classes
         self.teacher.model.to(self.device, memory_format=self.mf)  # preflight loaded it on the CPU
-        self.full = cfg.stage_for(cfg.rungs[-1], "stage2").epochs
+        self.full = full_epochs(cfg)
         found = pf.arms
         self.arms, self.shapes, self.skipped = found.arms, found.shapes, found.skipped
         for k, why in self.skipped.items():  # recorded in bench.json and bench.md too
@@ -213,64 +219,58 @@ class _Bench:
 
     def epochs_at(self, budget: float) -> int:
         """The target's stage-2 epochs at ``budget`` (a fraction of the full budget)."""
-        return _epochs(budget, self.full)
+        return budget_epochs(budget, self.full)
+
+    def arm_plan(self, arm: Arm, seed: int) -> list[RungTask]:
+        """The arm's tasks for ``seed`` (:func:`fspladder.chain.arm_tasks`), its target's stage 2 at every budget
+        not yet done (empty when all are)."""
+        budgets = self.budgets_to_run(arm, seed)
+        return arm_tasks(arm.cfg, arm.rungs, arm.recipe, arm.label, seed, budgets, self.full) if budgets else []
 
     def run_arm(self, arm: Arm, seed: int) -> None:
-        budgets = self.budgets_to_run(arm, seed)
-        if not budgets:
+        tasks = self.arm_plan(arm, seed)
+        if not tasks:
             return
         ctx, shapes, data = self.ctxs[arm.label], self.shapes[arm.label], self.data
         prev, pre_seconds, stages = self.teacher, 0.0, []
-        for k, rc in enumerate(arm.rungs[:-1], start=1):  # intermediates (ladder arms)
-            cur = student_rung(rc, data, seed + k, self.device, self.mf)
-            s1, s2 = arm.cfg.stage_for(rc, "stage1"), arm.cfg.stage_for(rc, "stage2", arm.recipe)
-            name = f"{arm.label}/{rc.name}"
-            init_rung(prev, cur, arm.recipe, seed + k, s2.growth_noise)
-            al = aligner_for(arm.recipe, s1, shapes[k - 1], shapes[k], seed + k, self.device, cur.name)
-            r1 = stage1_of_rung(prev, cur, arm.recipe, s1, ctx, seed=seed + k, name=name, aligner=al)
-            r2 = stage2_of_rung(prev, cur, arm.recipe, s1, s2, ctx, seed=seed + k, name=name, eval_test=False)
+        for task in tasks[:-1]:  # intermediates (ladder arms)
+            cur = build_student(task, data, self.device, self.mf)
+            done = train_task(prev, cur, task, ctx, (shapes[task.index - 1], shapes[task.index]))
+            r1, r2 = done.stage1, done.stage2[0]
             pre_seconds += (r1.train_seconds if r1 else 0.0) + r2.train_seconds
-            stages.append({"rung": rc.name, "stage1_seconds": r1.train_seconds if r1 else 0.0,
+            stages.append({"rung": task.rung.name, "stage1_seconds": r1.train_seconds if r1 else 0.0,  # type: ignore[attr-defined]
                            "stage1_steps": r1.steps_run if r1 else 0, "stage2_seconds": r2.train_seconds,
                            "val_acc": r2.val_acc[-1]})
-            cur.model.eval()
             prev = cur
-        trc = arm.rungs[-1]
-        target = student_rung(trc, data, seed + 7, self.device, self.mf)
-        s1 = arm.cfg.stage_for(trc, "stage1")
-        init = init_rung(prev, target, arm.recipe, seed + 7, arm.cfg.stage_for(trc, "stage2", arm.recipe).growth_noise)
-        al = aligner_for(arm.recipe, s1, shapes[-2], shapes[-1], seed + 7, self.device, target.name)
-        r1 = stage1_of_rung(prev, target, arm.recipe, s1, ctx, seed=seed + 7, name=f"{arm.label}/target", aligner=al)
-        pre_seconds += r1.train_seconds if r1 else 0.0
-        prev_val = evaluate(prev.model, data.val, ctx) if arm.recipe.guidance == "kd-early" else None
-        start = copy.deepcopy(target.model.state_dict())
-        for budget in budgets:
-            target.model.load_state_dict(start)
-            s2 = copy.copy(arm.cfg.stage_for(trc, "stage2", arm.recipe))
-            s2.epochs = self.epochs_at(budget)
-            s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
-            # Only the final test accuracy enters the summary: score the test set once, not every epoch.
-            r2 = stage2_of_rung(prev, target, arm.recipe, s1, s2, ctx, seed=seed, name=f"{arm.label}/{budget}",
-                                eval_test="last", previous_val_acc=prev_val)
+        task = tasks[-1]
+        target = build_student(task, data, self.device, self.mf)
+
+        def record(run: Stage2Run, r2: Stage2Result, done: TaskOutcome) -> None:
+            """Each budget's record as it finishes: a kill keeps the budgets done."""
+            r1, s2 = done.stage1, run.cfg
+            pre = pre_seconds + (r1.train_seconds if r1 else 0.0)
             rec = {"arm": arm.label, "base_arm": arm.base, "recipe": arm.recipe.as_dict(), "seed": seed,
-                   "budget": budget, "epochs": r2.epochs, "val_acc": r2.val_acc, "test_acc": r2.test_acc,
+                   "budget": run.budget, "epochs": r2.epochs, "val_acc": r2.val_acc, "test_acc": r2.test_acc,
                    "train_acc": r2.train_acc, "target_seconds": r2.train_seconds,
-                   "pipeline_seconds": pre_seconds + r2.train_seconds, "pre_seconds": pre_seconds, "init": init,
+                   "pipeline_seconds": pre + r2.train_seconds, "pre_seconds": pre, "init": done.init,
                    "stage1_seconds": r1.train_seconds if r1 else 0.0, "stage1_steps": r1.steps_run if r1 else 0,
                    "fsp_loss_start": r1.fsp_loss_start if r1 else None, "fsp_loss_end": r1.fsp_loss_end if r1 else None,
                    "chain": stages, "kd_off": r2.kd_off, "lr": s2.lr,
                    "schedule": r2.schedule, "ema": r2.ema, "growth_noise": s2.growth_noise,
                    "val_acc_raw": r2.val_acc_raw or None}
+            budget = float(run.budget)  # type: ignore[arg-type]  # a bench's runs always have one
             atomic_write_json(_run_file(self.out, arm.label, seed, budget), rec)
             kill_point(f"bench-run:{arm.label}:{seed}:{budget:g}")
+
+        train_task(prev, target, task, ctx, (shapes[-2], shapes[-1]), on_stage2=record)
 
     def all_runs(self) -> list[dict[str, Any]]:
         """Every finished run's record, in the bench's own order (seed, arm, budget), whatever order they ran in."""
         out = []
-        for si in range(self.cfg.bench.seeds):
+        for seed in bench_seeds(self.cfg):
             for arm in self.arms:
                 for budget in self.cfg.bench.budgets:
-                    rec = self.done(arm.label, self.cfg.seed + 100 * si, budget)
+                    rec = self.done(arm.label, seed, budget)
                     if rec is not None:
                         out.append(rec)
         return out
@@ -291,19 +291,19 @@ class _Bench:
 
     def estimate(self) -> None:
         """Profile the bench's stages and print its predicted wall time; the clock then follows the training."""
-        from ..estimate import RunClock, estimate_bench, estimate_wanted
-
         try:
-            self.est = estimate_bench(self, time.perf_counter() - self.t0) if estimate_wanted() else None
+            plans = [ArmPlan(self.ctxs[arm.label], self.shapes[arm.label], tasks)
+                     for seed in bench_seeds(self.cfg) for arm in self.arms if (tasks := self.arm_plan(arm, seed))]
+            self.est = estimate_bench(self.teacher, plans, time.perf_counter() - self.t0,
+                                      teacher_eval=self.other_classes is None,
+                                      memory_format=self.mf) if estimate_wanted() else None
         except Exception as e:  # the estimate is a courtesy: its failure (e.g. memory) must not stop the bench
             print(f"estimate unavailable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                   "the bench goes on", file=sys.stderr)
             self.est = None
         self.clock = RunClock(self.est) if self.est is not None else None
-        if self.clock is not None:
+        if self.clock is not None:  # it hears every arm's steps and records once it listens to the log (run)
             print(self.est.line(), file=sys.stderr)
-            for ctx in self.ctxs.values():
-                ctx.on_step = self.clock.on_step
 
     def continuation(self) -> list[str]:
         """Why the runs in ``out`` cannot be continued here: another machine (their seconds would not compare),
@@ -361,8 +361,7 @@ class _Bench:
         try:
             self.log({"event": "bench_start", "resume": self.resume, "skipped": self.skipped})
             self.teacher_rec = self.teacher_record()
-            for si in range(self.cfg.bench.seeds):
-                seed = self.cfg.seed + 100 * si
+            for seed in bench_seeds(self.cfg):
                 for arm in self.arms:
                     self.log({"event": "arm_start", "arm": arm.label, "seed": seed})
                     self.run_arm(arm, seed)

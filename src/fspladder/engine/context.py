@@ -33,6 +33,10 @@ class TrainContext:
     progress: bool = True
     crop_pad: int = 2
     flip: bool = True
+    # Every record of the stages (epochs, events) goes to ``log``. The one callback protocol (issue 35): a sink
+    # that also has ``on_step(rung name, stage, steps done, stage's steps) -> str | None`` hears every step too,
+    # and what it returns joins the progress bar's text; a MetricsLog passes both to its listeners (trackers,
+    # the run's clock), so one registration (``MetricsLog.listen``) serves records and steps alike.
     log: MetricsSink = field(default=lambda rec: None)
     dist: DistInfo = field(default_factory=DistInfo)
     amp: str = "off"  # off | bf16 | fp16: autocast of the trained network's forward (FSP matrices stay float32)
@@ -42,9 +46,6 @@ class TrainContext:
     compile: bool = False  # torch.compile the student in stage 2
     max_bad_steps: int = 20  # consecutive non-finite steps before an epoch counts as diverged
     max_rollbacks: int = 2  # diverged epochs retried from the last good one at half the learning rate
-    # Called by the loop as each stage starts and after every step with (rung name, stage, steps done, stage's
-    # steps); what it returns (if anything) joins the progress bar's text: the whole run's clock (estimate.py).
-    on_step: Callable[[str, int, int, int], str | None] | None = None
     _norm: tuple | None = field(default=None, init=False, repr=False, compare=False)  # cached mean/std tensors
 
     def __post_init__(self) -> None:

@@ -263,9 +263,10 @@ class _Loop:
 
     def tick(self, bar: tqdm) -> None:
         """Tell the run's clock where this stage is; show its whole-run time left beside the stage's own bar."""
-        if self.ctx.on_step is None:
+        hear = getattr(self.ctx.log, "on_step", None)  # the context's one callback protocol (context.py)
+        if hear is None:
             return
-        note = self.ctx.on_step(self.name, self.obj.stage, self.step, self.total)
+        note = hear(self.name, self.obj.stage, self.step, self.total)
         if note and not bar.disable:
             bar.set_description_str(f"{self.name} {self.obj.label} | {note}", refresh=False)
 

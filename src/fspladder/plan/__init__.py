@@ -10,12 +10,13 @@ device and data:
    spaced, each strictly larger than the one before it: claim 3), times the
    recipes of ``plan.recipes`` that apply (growth needs the ResNet family,
    soft targets a teacher of the data's classes).
-2. **Cost.** A few real steps of every network are timed once per network
-   (after two warm-up steps, and after one throwaway step of the whole
-   process, so that no measurement pays for first-call set-up): a stage-1
-   step against the network before it, a cross-entropy step, the frozen
-   network's forward (for soft targets) and an evaluation pass. A
-   candidate's pipeline seconds for the configured schedule follow from them.
+2. **Cost.** Each candidate is a chain plan (:func:`fspladder.chain.run_tasks`)
+   and its cost is the whole-job estimate's (:mod:`fspladder.estimate`): every
+   distinct stage (a rung's stage 1 against the network before it, its stage 2
+   with the recipe's guidance) runs a few real steps through the engine once
+   for all candidates, and the candidate's seconds for the configured schedule
+   (steps, every epoch's evaluation, checkpoint writes) follow from them: the
+   same profile ``fspladder run`` prints its estimate from.
 3. **Benefit.** Each candidate runs a short probe (a training subset, a short
    stage 1 and stage 2, by its recipe), cheapest first, as long as the probe's
    cost, estimated from the measured steps, fits what is left of
@@ -30,8 +31,7 @@ Probe accuracy is measured after a short schedule, so it is a *ranking*
 signal, not a forecast of final accuracy; the table says so.
 """
 
-from .candidates import Candidate, PlanError, candidate_chains, predict_seconds, select
-from .measure import format_plan, probe_cost, run_plan
+from .candidates import Candidate, PlanError, candidate_chains, select
+from .measure import format_plan, run_plan
 
-__all__ = ["PlanError", "Candidate", "candidate_chains", "predict_seconds", "select", "run_plan", "format_plan",
-           "probe_cost"]
+__all__ = ["PlanError", "Candidate", "candidate_chains", "select", "run_plan", "format_plan"]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FspladderError
 from ..models import create_model
 
-__all__ = ["PlanError", "Candidate", "candidate_chains", "predict_seconds", "select"]
+__all__ = ["PlanError", "Candidate", "candidate_chains", "select"]
 
 
 class PlanError(FspladderError, ValueError):
@@ -87,23 +86,6 @@ def candidate_chains(teacher: tuple[int, int], target: tuple[int, int], max_inte
         if all(a < b for a, b in zip(sizes, sizes[1:])):
             chains.append(Candidate(inter, sizes))
     return chains
-
-
-def predict_seconds(rung_costs: list[dict[str, float]], stage1_epochs: list[float], stage2_epochs: list[int],
-                    steps_per_epoch: int, eval_images: int, stage1_steps: list[int] | None = None) -> float:
-    """Pipeline seconds of a chain: every rung's stage-1 and stage-2 steps plus its per-epoch evaluation.
-
-    ``rung_costs[i]`` holds ``s1`` and ``s2`` (seconds per step; a recipe's soft targets are part of its
-    ``s2``) and ``eval`` (seconds per image). A rung without stage 1 has ``stage1_epochs`` 0.
-    ``stage1_steps``: each rung's stage-1 steps per epoch when they differ from stage 2's (another batch
-    size, or ``stage1.images``).
-    """
-    total = 0.0
-    s1_steps = stage1_steps or [steps_per_epoch] * len(rung_costs)
-    for c, e1, e2, n1 in zip(rung_costs, stage1_epochs, stage2_epochs, s1_steps):
-        total += math.ceil(e1 * n1) * c["s1"] + e2 * steps_per_epoch * c["s2"]
-        total += e2 * eval_images * c["eval"]
-    return total
 
 
 def _most_accurate(cands: list[Candidate], tolerance: float) -> tuple[Candidate, str]:
