@@ -38,6 +38,7 @@ from fspladder.engine import TrainContext, train_stage1, train_stage2
 from fspladder.flow import FlowRecorder, flow_of, taps_of
 from fspladder.fold import fold_batchnorm
 from fspladder.precision import resolve_teacher_amp
+from fspladder.recipes import PRESETS
 from fspladder.session import machine_info
 
 
@@ -123,7 +124,7 @@ def main() -> None:
 
     prev = fresh(a.prev).eval()
     pairs = [FsPair.parse(p) for p in prev.default_fsp_pairs]
-    s2 = Stage2Config(epochs=1, batch_size=a.batch, lr=0.05, warmup_epochs=0.0)  # the patent recipe's schedule
+    s2 = Stage2Config(epochs=1, batch_size=a.batch).resolved(PRESETS["patent"])  # the patent recipe's schedule
     s1 = Stage1Config(epochs=1.0, batch_size=a.batch)
     s1c = Stage1Config(epochs=1.0, batch_size=a.batch, augment=False, cache_teacher=True)
     hand_loop(fresh(a.model), data, a.batch, min(3, a.steps), device)  # warm-up (allocator, kernels)
