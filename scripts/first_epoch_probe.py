@@ -2,7 +2,8 @@
 
 Made to check docs/results.md's ImageNet-layout pair, where grow-kd and grow-w2s stood at 0.8598 after their
 first epoch for all three seeds: the arm is built, grown and trained exactly as `fspladder bench` does
-(bench.run's rung functions, the full budget's schedule), and stopped after its first epoch.
+(the bench's own chain plan, fspladder.chain.arm_tasks, the full budget's schedule), and stopped after its
+first epoch.
 
     python scripts/first_epoch_probe.py configs/resnet-imagenet.yaml grow-kd 0 100 200
     python scripts/first_epoch_probe.py configs/resnet-imagenet.yaml grow-kd 0 100 --set stage2.growth_noise=0
@@ -17,19 +18,18 @@ count of right answers need not mean the same answers.
 from __future__ import annotations
 
 import argparse
-import copy
-import tempfile
-from pathlib import Path
+import dataclasses
 
 import torch
 import torch.nn as nn
 
-from fspladder.bench.run import _Bench
+from fspladder.chain import arm_tasks, build_student, full_epochs, run_stage1, run_stage2
+from fspladder.check import preflight
 from fspladder.config import load_config
 from fspladder.data import ImageSet
 from fspladder.engine import TrainContext
 from fspladder.models import logits_of
-from fspladder.rung import init_rung, stage2_of_rung, student_rung
+from fspladder.session import context_for, memory_format, resolve_device
 
 
 class _FirstEpochDone(Exception):
@@ -65,26 +65,27 @@ def main() -> None:
     ap.add_argument("--against", metavar="PATH", help="compare each seed's predictions with a --save of another "
                     "run of the same seeds (e.g. at another thread count: what float rounding alone changes)")
     args = ap.parse_args()
-    bench = _Bench(load_config(args.config, args.set), Path(tempfile.mkdtemp()), resume=False)
-    bench.prepare()
-    arm = next((a for a in bench.arms if a.label == args.arm), None)
+    cfg = load_config(args.config, args.set)
+    device = resolve_device(cfg.device)
+    pf = preflight(cfg, bench=True, device=device)  # the bench's own checks and arms
+    pf.raise_problems()
+    assert pf.data is not None and pf.teacher is not None and pf.arms is not None
+    data, teacher = pf.data.to(device), pf.teacher
+    teacher.model.to(device, memory_format=memory_format(cfg))
+    arm = next((a for a in pf.arms.arms if a.label == args.arm), None)
     if arm is None or len(arm.rungs) != 1:
-        raise SystemExit(f"{args.arm}: not a target-only arm of {args.config} ({[a.label for a in bench.arms]})")
-    ctx, trc = bench.ctxs[arm.label], arm.rungs[-1]
-    s1 = arm.cfg.stage_for(trc, "stage1")
-    s2 = copy.copy(arm.cfg.stage_for(trc, "stage2", arm.recipe))
-    val = bench.data.val
+        raise SystemExit(f"{args.arm}: not a target-only arm of {args.config} ({[a.label for a in pf.arms.arms]})")
+    shapes = pf.arms.shapes[arm.label]
+    val = data.val
     y = val.y.cpu()
-    teacher_pred = predictions(bench.teacher.model, val, ctx)
+    teacher_pred = predictions(teacher.model, val, context_for(arm.cfg, device, data))
     print(f"teacher: val_acc {(teacher_pred == y).float().mean().item():.4f} on {len(val)} images")
     preds: dict[int, torch.Tensor] = {}
     weights: dict[int, dict[str, torch.Tensor]] = {}
     for seed in args.seeds:
-        target = student_rung(trc, bench.data, seed + 7, bench.device, bench.mf)  # the bench's seeding
-        init_rung(bench.teacher, target, arm.recipe, seed + 7, s2.growth_noise)
-        grown = predictions(target.model, val, ctx)
-        print(f"{args.arm} seed {seed}: as grown val_acc {(grown == y).float().mean().item():.4f}, "
-              f"agrees with the teacher {_agree(grown, teacher_pred)}")
+        # the bench's own task for this seed at the full budget (fspladder.chain.arm_tasks): its seeds, its schedule
+        task = arm_tasks(arm.cfg, arm.rungs, arm.recipe, arm.label, seed, [1.0], full_epochs(arm.cfg))[-1]
+        target = build_student(task, data, device, memory_format(cfg))
 
         def log(rec: dict, seed: int = seed, model: nn.Module = target.model) -> None:
             if rec.get("stage") == 2 and rec.get("epoch") == 1:
@@ -95,9 +96,14 @@ def main() -> None:
                       f"train_loss {rec['train_loss']:.4f}; agrees with the teacher {_agree(p, teacher_pred)}")
                 raise _FirstEpochDone
 
-        ctx.log = log
+        ctx = context_for(arm.cfg, device, data, log)
+        ctx.progress = False
+        run_stage1(teacher, target, task, ctx, (shapes[0], shapes[1]))  # the recipe's init (and stage 1, if any)
+        grown = predictions(target.model, val, ctx)
+        print(f"{args.arm} seed {seed}: as started val_acc {(grown == y).float().mean().item():.4f}, "
+              f"agrees with the teacher {_agree(grown, teacher_pred)}")
         try:
-            stage2_of_rung(bench.teacher, target, arm.recipe, s1, s2, ctx, seed=seed, name="probe", eval_test=False)
+            run_stage2(teacher, target, task, dataclasses.replace(task.stage2[0], name="probe", eval_test=False), ctx)
         except _FirstEpochDone:
             pass
     seeds = list(preds)

@@ -79,3 +79,34 @@ def test_the_clock_scales_what_is_left_by_how_the_work_so_far_compared():
 
 def test_format_seconds():
     assert [format_seconds(s) for s in (3.21, 42.4, 930.2, 4000)] == ["3.2 s", "42 s", "15 min 30 s", "1 h 06 min"]
+
+
+def test_one_profile_per_stage_cost_whatever_the_recipe(idx_folder):
+    """Issues 17.7 and 35: the planner and the bench cost candidates of several recipes with one profiler, and a
+    stage costs what its networks and guidance make it cost: the target's cross-entropy stage 2 is profiled once
+    whether patent, grow or scratch leads to it, and stage 1 once (patent's; grow and scratch have none)."""
+    from fspladder import load_config
+    from fspladder.chain import build_chain, run_tasks
+    from fspladder.config import ModelConfig
+    from fspladder.estimate import StageProfiler, chain_phases
+    from fspladder.ladder import flow_shapes
+    from fspladder.recipes import PRESETS
+    from fspladder.rung import student_rung
+    from fspladder.session import context_for, load_data
+
+    cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "progress=false",
+                             "stage1.batch_size=50", "stage2.batch_size=50", "eval_batch_size=100"])
+    data = load_data(cfg)
+    ctx = context_for(cfg, torch.device("cpu"), data)
+    teacher = student_rung(ModelConfig(model="resnet8"), data, 0, name="teacher")
+    prof = StageProfiler(ctx, steps=3)
+    predicted = {}
+    for name in ("patent", "grow", "scratch"):
+        tasks = run_tasks(cfg, cfg.rungs[-1:], recipe=PRESETS[name])
+        chain = build_chain(teacher, tasks, data)
+        shapes = [flow_shapes(r, (data.in_chans, *data.image_size)) for r in chain]
+        phases = chain_phases(prof, chain, tasks, shapes, len(data.train), len(data.val), len(data.test))
+        predicted[name] = {p.stage: p.step_seconds for p in phases}
+    assert sorted(k[0] for k in prof.cache if k[0] != "eval") == ["s1", "s2"]
+    assert predicted["patent"][2] == predicted["grow"][2] == predicted["scratch"][2]  # the one profile, shared
+    assert 1 in predicted["patent"] and 1 not in predicted["grow"] and 1 not in predicted["scratch"]

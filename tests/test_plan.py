@@ -106,13 +106,16 @@ def test_the_planner_keeps_its_planning_budget(idx_folder, monkeypatch):
 
     trained = []
 
-    def fake_train(prev, cur, task, ctx, shapes, **kw):
-        trained.append(task.stage2[0].name)
-        clock.now += cost(task, len(ctx.data.train))
-        return SimpleNamespace(stage2=[SimpleNamespace(val_acc=[0.5 + 0.01 * len(task.stage2[0].name)])])
+    def fake_train(teacher, tasks, ctx, shapes, *args, **kw):
+        out = []
+        for task in tasks:
+            trained.append(task.stage2[0].name)
+            clock.now += cost(task, len(ctx.data.train))
+            out.append(SimpleNamespace(stage2=[SimpleNamespace(val_acc=[0.5 + 0.01 * len(task.stage2[0].name)])]))
+        return out
 
     monkeypatch.setattr(measure, "chain_phases", fake_phases)
-    monkeypatch.setattr(measure, "train_task", fake_train)
+    monkeypatch.setattr(measure, "train_chain", fake_train)
     torch_teacher = create_model("resnet8", in_chans=1, num_classes=4)
     save_checkpoint(idx_folder / "t.pt", torch_teacher,
                     {"name": "resnet8", "kwargs": {"in_chans": 1, "num_classes": 4}})
@@ -133,3 +136,29 @@ def test_the_planner_keeps_its_planning_budget(idx_folder, monkeypatch):
     plan = run_plan(cfg, data, torch.device("cpu"), teacher, teacher_meta=ck, clock=clock)
     assert {c["recipe"] for c in plan["candidates"] if c["probe_val_acc"] is not None} == {"patent", "grow"}
     assert plan["choice"]["recipe"] in ("patent", "grow") and "recipe" in plan["choice"]["reason"]
+
+
+def test_auto_refuses_a_folder_that_holds_a_run_before_it_plans(idx_folder, tmp_path, monkeypatch):
+    """Issue 35: planning moved above the runner (plan/auto.py); a folder that already holds a run is still refused
+    at once, in one line, before minutes of planning, and nothing in it changes."""
+    import fspladder.plan.auto as auto
+    from fspladder import load_config, plan_and_run, run_ladder
+    from fspladder.config import ConfigError
+    from fspladder.outputs import ResumeError
+
+    def no_planning(*args, **kwargs):
+        raise AssertionError("planned before refusing the folder")
+
+    monkeypatch.setattr(auto, "run_plan", no_planning)
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    cfg = load_config(None, ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100",
+                             "plan.intermediates=auto"])
+    with pytest.raises(ResumeError, match="already holds a run"):
+        plan_and_run(cfg, out)
+    assert (out / "summary.json").read_text() == "{}" and sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    # the runner itself never plans: it names the function that does
+    with pytest.raises(ConfigError, match="plan_and_run"):
+        run_ladder(cfg, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chain import RungTask, arm_tasks, full_epochs
+from .chain import RungTask, arm_tasks, build_student, full_epochs
 from .config import RunConfig, variant_config
 from .ladder import LadderError, Rung
 from .recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
-from .rung import chain_problems, student_rung
+from .rung import chain_problems
 
 __all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings"]
 
@@ -67,8 +67,9 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
     problems += cfg.recipe_key_problems([a.recipe for a in arms], rungs_train=False)
     shape_in = (data.in_chans, *data.image_size)
     for arm in arms:
-        chain = [teacher] + [student_rung(rc, data, 0) for rc in arm.rungs]
-        s1s = [t.s1 for t in arm_plan(arm)]
+        tasks = arm_plan(arm)
+        chain = [teacher] + [build_student(t, data) for t in tasks]
+        s1s = [t.s1 for t in tasks]
         if arm.recipe.has_stage1 and any(s.epochs == 0 for s in s1s):  # it would run, labelled, without stage 1
             problems.append(f"bench arm {arm.label}: stage1.epochs is 0 with recipe {arm.recipe}, which trains an FSP "
                             "stage 1: set stage1.epochs > 0, or drop the arm (scratch and soft have no stage 1)")

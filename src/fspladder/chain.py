@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .config import ModelConfig, RunConfig, RungConfig, Stage1Config, Stage2Config
+from .config import RunConfig, RungConfig, Stage1Config, Stage2Config
 from .data import DataSplits
 from .engine import Stage1Result, Stage2Result, TrainContext, evaluate, mean_flows
 from .engine.loop import StateSink
@@ -35,8 +35,8 @@ from .recipes import Recipe
 from .rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, student_rung
 
 __all__ = ["RungTask", "Stage2Run", "TaskOutcome", "task_seed", "bench_seeds", "full_epochs", "budget_epochs",
-           "run_tasks", "arm_tasks", "probe_tasks", "build_student", "build_chain", "train_task", "run_stage1",
-           "run_stage2", "BENCH_TARGET_OFFSET", "FLOW_BATCH"]
+           "run_tasks", "arm_tasks", "probe_tasks", "build_student", "build_chain", "train_task", "train_chain",
+           "run_stage1", "run_stage2", "BENCH_TARGET_OFFSET", "FLOW_BATCH"]
 
 # The bench's target is built and started with its seed + 7 (its stage 2 with the seed itself): kept from the
 # first benches so that their recorded runs and new ones start alike. Every other rung k uses seed + k.
@@ -85,7 +85,7 @@ class RungTask:
     each from the same start (the state after init and stage 1)."""
 
     index: int
-    rung: ModelConfig
+    rung: RungConfig
     name: str  # the network's name (error messages, a run's files)
     recipe: Recipe
     s1: Stage1Config
@@ -105,7 +105,7 @@ class RungTask:
         return self.stage2[0].cfg
 
 
-def _name(rc: ModelConfig) -> str:
+def _name(rc: RungConfig) -> str:
     return getattr(rc, "name", "") or rc.model
 
 
@@ -123,23 +123,23 @@ def run_tasks(cfg: RunConfig, rungs: Sequence[RungConfig] | None = None, *,
 
 
 def arm_tasks(cfg: RunConfig, rungs: Sequence[RungConfig], recipe: Recipe, label: str, seed: int,
-              budgets: Sequence[float], full_epochs: int) -> list[RungTask]:
+              budgets: Sequence[float], full: int) -> list[RungTask]:
     """A bench arm's chain for one base ``seed``: its intermediates (``rungs[:-1]``, a ladder arm's) each trained
     once, scored on validation only; then its target, whose stage 2 runs once per budget (``budget_epochs`` of
     ``full_epochs``, each a whole schedule of its own length, the test set scored after the last epoch) from one
     start. Every rung trains by the arm's ``recipe``; the loops log under ``LABEL/RUNG``, ``LABEL/target`` and
-    ``LABEL/BUDGET``."""
+    ``LABEL/BUDGET``. ``full``: the full budget's epochs (:func:`full_epochs`)."""
     out = []
     for k, rc in enumerate(rungs[:-1], start=1):
         s, name = task_seed(seed, k), f"{label}/{rc.name}"
         out.append(RungTask(k, rc, _name(rc), recipe, cfg.stage_for(rc, "stage1"), s, name,
                             (Stage2Run(name, cfg.stage_for(rc, "stage2", recipe), s, False),)))
     trc = rungs[-1]
-    full = cfg.stage_for(trc, "stage2", recipe)
+    whole = cfg.stage_for(trc, "stage2", recipe)
     runs = []
     for budget in budgets:
-        s2 = copy.copy(full)
-        s2.epochs = budget_epochs(budget, full_epochs)
+        s2 = copy.copy(whole)
+        s2.epochs = budget_epochs(budget, full)
         s2.warmup_epochs = min(s2.warmup_epochs, s2.epochs)
         runs.append(Stage2Run(f"{label}/{budget}", s2, seed, "last", budget))
     out.append(RungTask(len(rungs), trc, _name(trc), recipe, cfg.stage_for(trc, "stage1"),
@@ -272,4 +272,25 @@ def train_task(prev: Rung, cur: Rung, task: RungTask, ctx: TrainContext, shapes:
             on_stage2(run, r2, outcome)
     cur.model.eval()
     return outcome
+
+
+def train_chain(teacher: Rung, tasks: Sequence[RungTask], ctx: TrainContext, shapes: Sequence[Any],
+                device: torch.device | None = None, memory_format: torch.memory_format = torch.preserve_format, *,
+                on_stage2: Callable[[RungTask, Stage2Run, Stage2Result, list[TaskOutcome]], None] | None = None
+                ) -> list[TaskOutcome]:
+    """Train ``tasks`` in order from ``teacher``, each student built just before it trains (one network in
+    training at a time) and learning from the one before it; ``shapes``: the chain's FSP shapes, teacher first.
+    ``on_stage2(task, run, result, outcomes)`` hears each stage-2 run as it finishes, with every task's outcome
+    so far (the current one last): a bench writes a budget's record from them. A run's ladder, with its resume
+    and checkpoints, walks its tasks itself (runner.py) through :func:`train_task`."""
+    prev, done = teacher, []
+    for task in tasks:
+        cur = build_student(task, ctx.data, device, memory_format)
+        hook = None
+        if on_stage2 is not None:
+            def hook(run: Stage2Run, r2: Stage2Result, outcome: TaskOutcome, task: RungTask = task) -> None:
+                on_stage2(task, run, r2, [*done, outcome])
+        done.append(train_task(prev, cur, task, ctx, (shapes[task.index - 1], shapes[task.index]), on_stage2=hook))
+        prev = cur
+    return done
 

@@ -47,14 +47,17 @@ from typing import Any
 
 import torch
 
-from .chain import RungTask, Stage2Run, build_student, run_stage1, run_stage2
+from .chain import FLOW_BATCH, RungTask, Stage2Run, build_student, run_stage1, run_stage2
+from .config import Stage2Config
 from .distributed import DistInfo
-from .engine import evaluate
+from .engine import TrainContext, evaluate
+from .engine.stage2 import TRAIN_ACC_IMAGES
+from .ladder import Rung
 from .models import logits_of
 
 __all__ = ["ArmPlan", "Phase", "Estimate", "RunClock", "EpochLines", "StageProfiler", "format_seconds",
            "estimate_ladder", "estimate_bench", "chain_phases", "estimate_wanted", "stage1_phase", "stage2_phase",
-           "WARMUP_STEPS", "TIMED_STEPS"]
+           "forked_rng", "WARMUP_STEPS", "TIMED_STEPS"]
 
 WARMUP_STEPS = 2  # dropped: first-call allocations and kernel choices
 TIMED_STEPS = 5  # their median is the step cost
@@ -170,7 +173,7 @@ def _save_seconds(model: torch.nn.Module) -> float:
 class StageProfiler:
     """Times stages of the job through the engine on copies of the networks, each distinct one once."""
 
-    def __init__(self, ctx: Any, steps: int = WARMUP_STEPS + TIMED_STEPS,
+    def __init__(self, ctx: TrainContext, steps: int = WARMUP_STEPS + TIMED_STEPS,
                  cache: dict[tuple, dict[str, float]] | None = None) -> None:
         self.ctx, self.steps, self.device = ctx, steps, ctx.device
         self.cache = cache if cache is not None else {}  # shared by the profilers of one job (bench arms)
@@ -212,11 +215,13 @@ class StageProfiler:
             self.cache[key] = {"eval": (time.perf_counter() - t) / max(1, n)}
         return self.cache[key]["eval"]
 
-    def stage1(self, prev: Any, cur: Any, task: RungTask, shapes: tuple, stage_steps: int = 10**9) -> dict[str, float]:
+    def stage1(self, prev: Rung, cur: Rung, task: RungTask, shapes: tuple,
+               stage_steps: int = 10**9) -> dict[str, float]:
         """``step`` (seconds per stage-1 step) and ``fsp_eval`` (seconds per image of a held-out FSP loss) of
         ``task``'s stage 1, run through the executor (:func:`fspladder.chain.run_stage1`) on copies."""
         s1, recipe = task.s1, task.recipe
-        key = ("s1", _net(prev), _net(cur), repr(recipe), s1.batch_size, s1.cache_teacher, s1.augment,
+        # what a stage-1 step costs: the two networks, whether growth freezes the copied parts, the settings
+        key = ("s1", _net(prev), _net(cur), recipe.grows, s1.batch_size, s1.cache_teacher, s1.augment,
                s1.project_channels, s1.grad_clip, s1.optimizer, self.settings)
         if key in self.cache:
             return self.cache[key]
@@ -235,11 +240,13 @@ class StageProfiler:
                            "save": _save_seconds(c.model)}
         return self.cache[key]
 
-    def stage2(self, prev: Any, cur: Any, task: RungTask, s2: Any, stage_steps: int = 10**9) -> dict[str, float]:
+    def stage2(self, prev: Rung, cur: Rung, task: RungTask, s2: Stage2Config,
+               stage_steps: int = 10**9) -> dict[str, float]:
         """``step`` (seconds per stage-2 step with the recipe's guidance) and ``eval`` (seconds per image) of
         ``task``'s stage 2 by ``s2``, run through the executor (:func:`fspladder.chain.run_stage2`) on copies."""
         recipe = task.recipe
-        key = ("s2", _net(prev) if recipe.uses_previous_in_stage2 else None, _net(cur), repr(recipe),
+        # what a stage-2 step costs: the network, the guidance (and the previous network when it runs), settings
+        key = ("s2", _net(prev) if recipe.uses_previous_in_stage2 else None, _net(cur), recipe.guidance,
                s2.batch_size, s2.optimizer, getattr(s2, "ema", None), self.settings)
         if key in self.cache:
             return self.cache[key]
@@ -256,7 +263,7 @@ class StageProfiler:
         end = time.perf_counter()
         # After the last step: the last epoch's validation and test passes (and the raw weights' under ema),
         # then the training accuracy on the probe's training images.
-        images = n_eval * (3 if r2.ema else 2) + min(10000, len(pctx.data.train))
+        images = n_eval * (3 if r2.ema else 2) + min(TRAIN_ACC_IMAGES, len(pctx.data.train))
         self.cache[key] = {"step": timer.step_cost(), "eval": (end - timer.times[-1]) / images,
                            "save": _save_seconds(c.model)}
         return self.cache[key]
@@ -276,29 +283,31 @@ class StageProfiler:
 
 
 def stage1_phase(name: str, prof: dict[str, float], s1: Any, train_images: int, val_images: int,
-                 cur_eval: float, prev_eval: float) -> Phase:
-    """Stage 1 of a rung: its steps, its two held-out FSP losses (start, end), the FSP matrices saved for the
-    report (three networks on 256 images), a state file per epoch, the teacher cache when on."""
+                 cur_eval: float, prev_eval: float, writes: bool = True) -> Phase:
+    """Stage 1 of a rung: its steps, its two held-out FSP losses (start, end), the teacher cache when on; with
+    ``writes`` (a run's rungs) the FSP matrices saved for the report (three networks on FLOW_BATCH images) and
+    a state file per epoch."""
     images = min(s1.images or train_images, train_images)
     spe = max(1, images // s1.batch_size)
     steps = math.ceil(s1.epochs * spe)
     epochs = math.ceil(steps / spe)
-    secs = steps * prof["step"] + 2 * val_images * prof["fsp_eval"] + 256 * (cur_eval * 2 + prev_eval)
-    secs += epochs * 3 * prof["save"]
+    secs = steps * prof["step"] + 2 * val_images * prof["fsp_eval"]
+    if writes:
+        secs += FLOW_BATCH * (cur_eval * 2 + prev_eval) + epochs * 3 * prof["save"]
     if s1.cache_teacher:
         secs += images * prev_eval
     return Phase(name, 1, steps, epochs, secs, prof["step"])
 
 
 def stage2_phase(name: str, prof: dict[str, float], s2: Any, train_images: int, val_images: int, test_images: int,
-                 eval_test: bool | str, prev_eval: float = 0.0, kd_early: bool = False) -> Phase:
-    """Stage 2 of a rung: its steps, every epoch's evaluation, the final training accuracy, a state file per
-    epoch and the checkpoint."""
+                 eval_test: bool | str, prev_eval: float = 0.0, kd_early: bool = False, writes: bool = True) -> Phase:
+    """Stage 2 of a rung: its steps, every epoch's evaluation, the final training accuracy; with ``writes`` (a
+    run's rungs) a state file per epoch and the checkpoint."""
     spe = max(1, train_images // s2.batch_size)
     steps = s2.epochs * spe
     per_epoch = val_images * (2 if getattr(s2, "ema", None) else 1) + (test_images if eval_test is True else 0)
-    images = s2.epochs * per_epoch + (test_images if eval_test == "last" else 0) + min(10000, train_images)
-    secs = steps * prof["step"] + images * prof["eval"] + (s2.epochs * 3 + 1) * prof["save"]
+    images = s2.epochs * per_epoch + (test_images if eval_test == "last" else 0) + min(TRAIN_ACC_IMAGES, train_images)
+    secs = steps * prof["step"] + images * prof["eval"] + ((s2.epochs * 3 + 1) * prof["save"] if writes else 0.0)
     if kd_early:
         secs += val_images * prev_eval  # the previous network's accuracy, the switch's bar
     return Phase(name, 2, steps, s2.epochs, secs, prof["step"])
@@ -436,36 +445,39 @@ def forked_rng(device: torch.device) -> contextlib.AbstractContextManager[None]:
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
-def chain_phases(prof: StageProfiler, chain: list[Any], tasks: list[RungTask], shapes: list[Any], n_train: int,
+def chain_phases(prof: StageProfiler, chain: list[Rung], tasks: list[RungTask], shapes: list[Any], n_train: int,
                  n_val: int, n_test: int, *, done: set[str] | frozenset = frozenset(),
                  stage2_only: set[str] | frozenset = frozenset(),
-                 step_costs: dict[str, dict[str, float]] | None = None) -> list[Phase]:
+                 step_costs: dict[str, dict[str, float]] | None = None, writes: bool = True) -> list[Phase]:
     """The phases of training ``tasks`` (``chain[0]`` the network the first learns from) on ``n_train`` training
     images, each distinct stage profiled once by ``prof``: every rung not in ``done``; ``stage2_only``: rungs
-    resumed in stage 2. ``step_costs`` collects the profiled costs by rung and stage."""
+    resumed in stage 2. ``step_costs`` collects the profiled costs by rung and stage. ``writes``: a run's state
+    files, checkpoints and saved FSP matrices count (a bench writes one record per run, a probe nothing)."""
     phases: list[Phase] = []
     evals = {chain[0].name: prof.eval_per_image(chain[0].model)}
     for k, task in enumerate(tasks, start=1):
         prev, cur = chain[k - 1], chain[k]
         s1, s2 = task.s1, task.s2
-        p2 = prof.stage2(prev, cur, task, s2, _steps2(s2, n_train))
+        # profiled at the longest of its stage-2 runs (a bench's full budget), as many steps as that allows
+        p2 = prof.stage2(prev, cur, task, s2, max(_steps2(r.cfg, n_train) for r in task.stage2))
         evals[cur.name] = p2["eval"]
         if cur.name in done:
             continue
         if task.recipe.has_stage1 and cur.name not in stage2_only:
             p1 = prof.stage1(prev, cur, task, (shapes[k - 1], shapes[k]), _steps1(s1, n_train))
-            phases.append(stage1_phase(task.stage1_name, p1, s1, n_train, n_val, evals[cur.name], evals[prev.name]))
+            phases.append(stage1_phase(task.stage1_name, p1, s1, n_train, n_val, evals[cur.name], evals[prev.name],
+                                       writes))
             if step_costs is not None:
                 step_costs[f"{cur.name} stage 1"] = p1
         for i, run in enumerate(task.stage2):
             phases.append(stage2_phase(run.name, p2, run.cfg, n_train, n_val, n_test, run.eval_test,
-                                       evals[prev.name], task.recipe.soft_targets_early and i == 0))
+                                       evals[prev.name], task.recipe.soft_targets_early and i == 0, writes))
         if step_costs is not None:
             step_costs[f"{cur.name} stage 2"] = p2
     return phases
 
 
-def estimate_ladder(ctx: Any, chain: list[Any], tasks: list[RungTask], shapes: list[Any], before: float, *,
+def estimate_ladder(ctx: TrainContext, chain: list[Rung], tasks: list[RungTask], shapes: list[Any], before: float, *,
                     done: set[str] | frozenset = frozenset(), stage2_only: set[str] | frozenset = frozenset(),
                     teacher_eval: bool = True) -> Estimate:
     """The predicted seconds of ``fspladder run``'s training: ``chain[0]`` the teacher, then every task's rung not
@@ -488,12 +500,12 @@ class ArmPlan:
     shapes (teacher first) and its tasks (:func:`fspladder.chain.arm_tasks`; the target's stage 2 at every budget
     not yet done)."""
 
-    ctx: Any
+    ctx: TrainContext
     shapes: list[Any]
     tasks: list[RungTask]
 
 
-def estimate_bench(teacher: Any, plans: list[ArmPlan], before: float, *, teacher_eval: bool = True,
+def estimate_bench(teacher: Rung, plans: list[ArmPlan], before: float, *, teacher_eval: bool = True,
                    memory_format: torch.memory_format = torch.preserve_format) -> Estimate:
     """The predicted seconds of ``fspladder bench``: the teacher's evaluation, then every arm's tasks for every
     seed, in the order the bench runs them (each distinct stage profiled once), named as the bench's loops name
@@ -518,18 +530,7 @@ def estimate_bench(teacher: Any, plans: list[ArmPlan], before: float, *, teacher
             for task in plan.tasks:  # one network per architecture, built once: the profile copies it
                 nets.setdefault(_key_of(task.rung), build_student(task, data, ctx0.device, memory_format))
                 chain.append(nets[_key_of(task.rung)])
-            evals = {0: t_eval}
-            for k, task in enumerate(plan.tasks, start=1):
-                prev, cur = chain[k - 1], chain[k]
-                p2 = prof.stage2(prev, cur, task, task.s2, _steps2(task.s2, n_train))
-                evals[k] = p2["eval"]
-                if task.recipe.has_stage1:
-                    p1 = prof.stage1(prev, cur, task, (plan.shapes[k - 1], plan.shapes[k]), _steps1(task.s1, n_train))
-                    est.phases.append(stage1_phase(task.stage1_name, p1, task.s1, n_train, n_val, evals[k],
-                                                   evals[k - 1]))
-                for i, run in enumerate(task.stage2):
-                    est.phases.append(stage2_phase(run.name, p2, run.cfg, n_train, n_val, n_test, run.eval_test,
-                                                   evals[k - 1], task.recipe.soft_targets_early and i == 0))
+            est.phases += chain_phases(prof, chain, plan.tasks, plan.shapes, n_train, n_val, n_test, writes=False)
         est.step_costs = {" | ".join(map(str, k[:3])): v for k, v in cache.items() if k[0] != "eval"}
         est.profile_seconds = time.perf_counter() - t0
     est.before += est.profile_seconds

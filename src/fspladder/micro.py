@@ -29,6 +29,7 @@ from .check import preflight
 from .checkpoint import atomic_write_json
 from .config import ConfigError, RunConfig, parse_config
 from .engine import TrainContext
+from .errors import FspladderError
 from .estimate import StageProfiler, forked_rng
 from .flow import fsp_matrix
 from .ladder import Rung
@@ -138,17 +139,22 @@ def fsp_costs(device: torch.device, sizes=FSP_SIZES, repeats: int = 10) -> list[
 
 def format_micro(res: dict[str, Any]) -> str:
     s = res["step"]
-    lines = [f"stage-1 step (batch {s['stage1_batch']}, teacher_amp {s['teacher_amp']}) vs CE step (batch "
-             f"{s['stage2_batch']}) of {s['student']} after {s['previous']}, input {s['input']}: "
-             f"{s['stage1_step_s'] * 1e3:.1f} ms vs {s['ce_step_s'] * 1e3:.1f} ms = {s['ratio']:.2f}x per image",
-             "fsp_matrix (bmm) vs broadcast-and-mean:",
-             f"{'B,m,n,h,w':>22}  {'bmm ms':>8}  {'bcast ms':>9}  {'speedup':>7}  "
-             f"{'bmm peak MiB':>12}  {'bcast peak MiB':>14}"]
+    head = s["error"] if "error" in s else (
+        f"stage-1 step (batch {s['stage1_batch']}, teacher_amp {s['teacher_amp']}) vs CE step (batch "
+        f"{s['stage2_batch']}) of {s['student']} after {s['previous']}, input {s['input']}: "
+        f"{s['stage1_step_s'] * 1e3:.1f} ms vs {s['ce_step_s'] * 1e3:.1f} ms = {s['ratio']:.2f}x per image")
+    return "\n".join([head, "fsp_matrix (bmm) vs broadcast-and-mean:",
+                      f"{'B,m,n,h,w':>22}  {'bmm ms':>8}  {'bcast ms':>9}  {'speedup':>7}  "
+                      f"{'bmm peak MiB':>12}  {'bcast peak MiB':>14}", *_fsp_rows(res)])
+
+
+def _fsp_rows(res: dict[str, Any]) -> list[str]:
+    rows = []
     for r in res["fsp"]:
         shape = f"{r['B']},{r['m']},{r['n']},{r['h']},{r['w']}"
-        lines.append(f"{shape:>22}  {r['bmm_s'] * 1e3:8.2f}  {r['broadcast_s'] * 1e3:9.2f}  {r['speedup']:6.1f}x  "
-                     f"{r['bmm_peak_bytes'] / 2**20:12.1f}  {r['broadcast_peak_bytes'] / 2**20:14.1f}")
-    return "\n".join(lines)
+        rows.append(f"{shape:>22}  {r['bmm_s'] * 1e3:8.2f}  {r['broadcast_s'] * 1e3:9.2f}  {r['speedup']:6.1f}x  "
+                    f"{r['bmm_peak_bytes'] / 2**20:12.1f}  {r['broadcast_peak_bytes'] / 2**20:14.1f}")
+    return rows
 
 
 def run_micro(out: str | Path, cfg: RunConfig | None = None, device: str = "auto", *,
@@ -158,15 +164,19 @@ def run_micro(out: str | Path, cfg: RunConfig | None = None, device: str = "auto
     from ``cfg`` after `check`'s checks."""
     cfg = cfg or parse_config({})
     dev = resolve_device(device if device != "auto" else cfg.device)
-    if ctx is None or teacher is None:
-        pf = preflight(cfg, device=dev)
-        pf.raise_problems()
-        assert pf.data is not None and pf.teacher is not None  # no problem: preflight built them
-        ctx = context_for(cfg, dev, pf.data.to(dev))
-        ctx.progress = False
-        teacher = pf.teacher
-        teacher.model.to(dev, memory_format=memory_format(cfg))
-    res = {"machine": machine_info(dev), "step": step_ratio(cfg, ctx, teacher), "fsp": fsp_costs(dev)}
+    try:  # a step ratio this config cannot give (its data, its chain) is said in micro.json, not a failure
+        if ctx is None or teacher is None:
+            pf = preflight(cfg, device=dev)
+            pf.raise_problems()
+            assert pf.data is not None and pf.teacher is not None  # no problem: preflight built them
+            ctx = context_for(cfg, dev, pf.data.to(dev))
+            ctx.progress = False
+            teacher = pf.teacher
+            teacher.model.to(dev, memory_format=memory_format(cfg))
+        step: dict[str, Any] = step_ratio(cfg, ctx, teacher)
+    except FspladderError as e:
+        step = {"error": f"no stage-1 step ratio for this config: {e}"}
+    res = {"machine": machine_info(dev), "step": step, "fsp": fsp_costs(dev)}
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_json(inside(out, "micro.json"), res)
     print(format_micro(res))

@@ -55,7 +55,7 @@ from .outputs import (
 from .rung import RungOutcome, chain_problems, teacher_digest
 from .session import context_for, machine_info, memory_format, resolve_device
 
-__all__ = ["run_ladder", "train_network", "format_table", "ResumeError", "run_config_path"]
+__all__ = ["run_ladder", "train_network", "format_table", "ResumeError", "run_config_path", "refuse_taken"]
 
 
 def _summary_to_resume(out: Path) -> dict[str, Any] | None:
@@ -74,6 +74,15 @@ def _summary_to_resume(out: Path) -> dict[str, Any] | None:
         raise ResumeError(f"{f} is not a summary fspladder wrote (unreadable, or its rungs lack their names); restore "
                           "it from a backup, or start the run again in another --out (nothing was changed)")
     return prev
+
+
+def refuse_taken(out: Path) -> None:
+    """:class:`ResumeError` when ``out`` already holds a run (a new run would mix its files with it); before any
+    work, planning included (:func:`fspladder.plan_and_run` asks first)."""
+    check_out_dir(out)
+    if any((out / f).exists() for f in ("summary.json", STATE_FILE, "metrics.jsonl", CONFIG_FILE)):
+        raise ResumeError(f"{out} already holds a run; continue it with `fspladder run --resume {out}` or "
+                          "choose another --out (nothing there was changed)")
 
 
 def run_config_path(out: Path) -> Path:
@@ -152,9 +161,8 @@ class _Run:
                 inside(out, str(r.get("checkpoint") or ""))
             self.state = load_state(out, len(cfg.rungs))
             self.prior = prior_seconds(out / "metrics.jsonl")
-        elif self.main and any((out / f).exists() for f in ("summary.json", STATE_FILE, "metrics.jsonl", CONFIG_FILE)):
-            raise ResumeError(f"{out} already holds a run; continue it with `fspladder run --resume {out}` or "
-                              "choose another --out (nothing there was changed)")
+        elif self.main:
+            refuse_taken(out)
 
     def check_teacher_resumes(self) -> None:
         """A resume learns from the teacher the run started with: a network passed from Python again (its weights'
@@ -228,6 +236,8 @@ class _Run:
         if not self.resume:  # the config that runs: with auto, the planned chain, so a resume does not re-plan
             atomic_write_bytes(inside(out, CONFIG_FILE), yaml.safe_dump(self.config_record(), sort_keys=False).encode())
         self.log.open()
+        for rec in self.plan_records:  # the planning that chose this chain, as it was logged then
+            self.log(rec)
         if self.cfg.track:  # rank 0 only: the other ranks have no log to listen to
             from .tracking import open_trackers
 
@@ -330,6 +340,7 @@ class _Run:
             print(self.est.line(), file=sys.stderr)
 
     on_ready: Callable[[], None] | None = None  # run_ladder's: told once every check has passed
+    plan_records: list[dict[str, Any]] = []  # run_ladder's: the planner's records (never mutated: reassigned)
 
     def run(self) -> dict[str, Any]:
         self.prepare()
@@ -341,6 +352,7 @@ class _Run:
             self.log.listen(self.clock)
         state = self.state
         failed = True
+        rungs_seconds = 0.0
         try:
             summary = self.summary_head()
             for k in range(1, len(self.chain)):
@@ -352,7 +364,9 @@ class _Run:
                     summary["rungs"].append(entry)
                     self.log({"event": "rung_loaded", "rung": cur.name, "checkpoint": entry["checkpoint"]})
                     continue
+                t_rung = time.perf_counter()
                 summary["rungs"].append(self.train_rung(k, state if state and state["rung"] == k else None))
+                rungs_seconds += time.perf_counter() - t_rung  # the rungs' whole wall time: what a plan predicts
                 summary["total_seconds"] = self.seconds()
                 self.write_summary(summary)
                 kill_point(f"rung-done:{cur.name}")
@@ -366,10 +380,9 @@ class _Run:
         if self.resume:
             summary["resumed"] = True
             summary["seconds_before_resume"] = self.prior
-        if self.plan is not None:
-            measured = sum((r["stage1"] or {}).get("seconds", 0.0) + r["stage2"]["seconds"] for r in summary["rungs"])
-            summary["plan"] = {**self.plan, "measured_seconds": measured,
-                               "predicted_over_measured": self.plan["choice"]["predicted_seconds"] / measured}
+        if self.plan is not None:  # the plan predicted the rungs' training: steps, evaluation, writes
+            summary["plan"] = {**self.plan, "measured_seconds": rungs_seconds,
+                               "predicted_over_measured": self.plan["choice"]["predicted_seconds"] / rungs_seconds}
         if self.est is not None:
             measured = time.perf_counter() - self.t0  # this session, as the estimate was made for it
             summary["estimate"] = {**self.est.to_dict(), "measured_seconds": measured,
@@ -382,7 +395,8 @@ class _Run:
 
 def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: DistInfo | None = None,
                data: DataSplits | None = None, teacher: nn.Module | None = None, *,
-               on_ready: Callable[[], None] | None = None, plan: dict[str, Any] | None = None) -> dict[str, Any]:
+               on_ready: Callable[[], None] | None = None, plan: dict[str, Any] | None = None,
+               plan_records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Validate the chain, then train every rung (its recipe's init, stage 1 and stage 2) in order.
 
     ``data``: your own splits (``DataSplits.from_tensors`` / ``from_datasets``) instead of ``cfg.data``.
@@ -394,7 +408,8 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
     ``on_ready``: called once every check has passed, before anything is written or trained (the CLI's
     ``fspladder run -> DIR`` line). ``plan``: the planner's record when the chain was planned
     (:func:`fspladder.plan_and_run`, which plans a config with ``plan.intermediates: auto`` and then calls this;
-    this function itself refuses such a config).
+    this function itself refuses such a config); ``plan_records``: the planner's metrics records (its probes'
+    epochs), written at the head of ``metrics.jsonl``.
     """
     if not isinstance(cfg, RunConfig):
         raise ConfigError([f"run_ladder takes a RunConfig (fspladder.load_config(path, overrides)), got "
@@ -405,6 +420,7 @@ def run_ladder(cfg: RunConfig, out: str | Path, resume: bool = False, dist: Dist
         raise DataFileError(f"run_ladder(data=...) takes DataSplits, got {type(data).__name__}; see "
                             "DataSplits.from_tensors and DataSplits.from_datasets")
     run = _Run(cfg, out_folder(out, "out"), resume, dist or DistInfo(), data, teacher, plan)
+    run.plan_records = plan_records or []
     run.on_ready = on_ready
     return run.run()
 

@@ -25,17 +25,7 @@ from typing import Any
 import yaml
 
 from ..arms import Arm
-from ..chain import (
-    RungTask,
-    Stage2Run,
-    TaskOutcome,
-    arm_tasks,
-    bench_seeds,
-    budget_epochs,
-    build_student,
-    full_epochs,
-    train_task,
-)
+from ..chain import RungTask, Stage2Run, TaskOutcome, arm_tasks, bench_seeds, full_epochs, train_chain
 from ..check import preflight
 from ..checkpoint import atomic_write_bytes, atomic_write_json, json_safe
 from ..config import ConfigError, RunConfig, config_to_dict, load_config
@@ -217,10 +207,6 @@ class _Bench:
         own = self.cfg.bench.arm_budgets.get(arm.label, self.cfg.bench.budgets)
         return [bu for bu in self.cfg.bench.budgets if bu in own and self.done(arm.label, seed, bu) is None]
 
-    def epochs_at(self, budget: float) -> int:
-        """The target's stage-2 epochs at ``budget`` (a fraction of the full budget)."""
-        return budget_epochs(budget, self.full)
-
     def arm_plan(self, arm: Arm, seed: int) -> list[RungTask]:
         """The arm's tasks for ``seed`` (:func:`fspladder.chain.arm_tasks`), its target's stage 2 at every budget
         not yet done (empty when all are)."""
@@ -231,38 +217,32 @@ class _Bench:
         tasks = self.arm_plan(arm, seed)
         if not tasks:
             return
-        ctx, shapes, data = self.ctxs[arm.label], self.shapes[arm.label], self.data
-        prev, pre_seconds, stages = self.teacher, 0.0, []
-        for task in tasks[:-1]:  # intermediates (ladder arms)
-            cur = build_student(task, data, self.device, self.mf)
-            done = train_task(prev, cur, task, ctx, (shapes[task.index - 1], shapes[task.index]))
-            r1, r2 = done.stage1, done.stage2[0]
-            pre_seconds += (r1.train_seconds if r1 else 0.0) + r2.train_seconds
-            stages.append({"rung": task.rung.name, "stage1_seconds": r1.train_seconds if r1 else 0.0,  # type: ignore[attr-defined]
-                           "stage1_steps": r1.steps_run if r1 else 0, "stage2_seconds": r2.train_seconds,
-                           "val_acc": r2.val_acc[-1]})
-            prev = cur
-        task = tasks[-1]
-        target = build_student(task, data, self.device, self.mf)
 
-        def record(run: Stage2Run, r2: Stage2Result, done: TaskOutcome) -> None:
-            """Each budget's record as it finishes: a kill keeps the budgets done."""
-            r1, s2 = done.stage1, run.cfg
-            pre = pre_seconds + (r1.train_seconds if r1 else 0.0)
+        def record(task: RungTask, run: Stage2Run, r2: Stage2Result, done: list[TaskOutcome]) -> None:
+            """Each budget's record as it finishes (a kill keeps the budgets done): the target's, with what the
+            intermediates before it (a ladder arm's) cost on the pipeline clock."""
+            chain = [{"rung": t.rung.name, "stage1_seconds": o.stage1.train_seconds if o.stage1 else 0.0,
+                      "stage1_steps": o.stage1.steps_run if o.stage1 else 0,
+                      "stage2_seconds": o.stage2[0].train_seconds, "val_acc": o.stage2[0].val_acc[-1]}
+                     for t, o in zip(tasks, done[:-1])]
+            r1, s2 = done[-1].stage1, run.cfg
+            pre = sum(c["stage1_seconds"] + c["stage2_seconds"] for c in chain) + (r1.train_seconds if r1 else 0.0)
             rec = {"arm": arm.label, "base_arm": arm.base, "recipe": arm.recipe.as_dict(), "seed": seed,
                    "budget": run.budget, "epochs": r2.epochs, "val_acc": r2.val_acc, "test_acc": r2.test_acc,
                    "train_acc": r2.train_acc, "target_seconds": r2.train_seconds,
-                   "pipeline_seconds": pre + r2.train_seconds, "pre_seconds": pre, "init": done.init,
+                   "pipeline_seconds": pre + r2.train_seconds, "pre_seconds": pre, "init": done[-1].init,
                    "stage1_seconds": r1.train_seconds if r1 else 0.0, "stage1_steps": r1.steps_run if r1 else 0,
                    "fsp_loss_start": r1.fsp_loss_start if r1 else None, "fsp_loss_end": r1.fsp_loss_end if r1 else None,
-                   "chain": stages, "kd_off": r2.kd_off, "lr": s2.lr,
+                   "chain": chain, "kd_off": r2.kd_off, "lr": s2.lr,
                    "schedule": r2.schedule, "ema": r2.ema, "growth_noise": s2.growth_noise,
                    "val_acc_raw": r2.val_acc_raw or None}
             budget = float(run.budget)  # type: ignore[arg-type]  # a bench's runs always have one
             atomic_write_json(_run_file(self.out, arm.label, seed, budget), rec)
             kill_point(f"bench-run:{arm.label}:{seed}:{budget:g}")
 
-        train_task(prev, target, task, ctx, (shapes[-2], shapes[-1]), on_stage2=record)
+        train_chain(self.teacher, tasks, self.ctxs[arm.label], self.shapes[arm.label], self.device, self.mf,
+                    on_stage2=lambda task, run, r2, done: record(task, run, r2, done) if run.budget is not None
+                    else None)
 
     def all_runs(self) -> list[dict[str, Any]]:
         """Every finished run's record, in the bench's own order (seed, arm, budget), whatever order they ran in."""

@@ -43,6 +43,8 @@ from .results import Stage2Result
 
 __all__ = ["FlowTarget", "SoftTargets", "EarlySwitch", "TaskObjective", "train_stage2", "Guidance"]
 
+TRAIN_ACC_IMAGES = 10000  # training images the final (un-augmented) training accuracy is measured on
+
 
 @dataclass(frozen=True)
 class FlowTarget:
@@ -297,5 +299,5 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     if obj.ema is not None:  # the stage ends with the average: the network it scored
         model.load_state_dict(obj.scored.state_dict())
         result.ema = cfg.ema
-    result.train_acc = evaluate(model, train.subset(torch.arange(min(10000, len(train)))), ctx)
+    result.train_acc = evaluate(model, train.subset(torch.arange(min(TRAIN_ACC_IMAGES, len(train)))), ctx)
     return result

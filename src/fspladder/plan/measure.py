@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..chain import build_chain, build_student, probe_tasks, run_tasks, train_task
+from ..chain import build_chain, probe_tasks, run_tasks, train_chain
 from ..config import PlanConfig, RunConfig, RungConfig
 from ..data import DataSplits
 from ..estimate import StageProfiler, chain_phases, forked_rng
@@ -45,7 +45,8 @@ def _applies(recipe: Recipe, teacher: Rung, target: torch.nn.Module, other_class
     return None
 
 
-def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Rung, log=lambda r: None,
+def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Rung,
+             log: Callable[[dict[str, Any]], None] = lambda r: None,
              teacher_meta: dict[str, Any] | None = None,
              clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Profile, probe and choose a chain and a recipe for ``cfg`` (its last rung is the target).
@@ -132,7 +133,7 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
             c.predicted_seconds = sum(p.seconds for p in phases)
             ptasks = probe_tasks(cfg, rcs, recipe, cfg.seed, pc.probe_stage1_epochs, pc.probe_stage2_epochs, c.name)
             probe_seconds[i] = sum(p.seconds for p in chain_phases(
-                prof, chain, ptasks, shapes, n_probe, len(data.val), 0))
+                prof, chain, ptasks, shapes, n_probe, len(data.val), 0, writes=False))
     # Benefit: short probes on a training subset, cheapest first, each only if its estimate fits the budget left.
     noise: list[float] = []
     order = sorted(probe_seconds, key=lambda i: cands[i].predicted_seconds)  # type: ignore[arg-type,return-value]
@@ -150,14 +151,9 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
         accs = []
         t0 = clock()
         for seed in seeds:
-            prev = teacher
             tasks = probe_tasks(cfg, rcs, recipe, seed, pc.probe_stage1_epochs, pc.probe_stage2_epochs, c.name)
-            shapes = shapes_of[i]
-            for task in tasks:
-                cur = build_student(task, data, device, mf)
-                done = train_task(prev, cur, task, pctx, (shapes[task.index - 1], shapes[task.index]))
-                prev = cur
-            accs.append(done.stage2[-1].val_acc[-1])
+            done = train_chain(teacher, tasks, pctx, shapes_of[i], device, mf)
+            accs.append(done[-1].stage2[-1].val_acc[-1])
         c.probe_seconds = clock() - t0
         c.probe_acc = statistics.fmean(accs)
         if len(accs) > 1:
