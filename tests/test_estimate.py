@@ -64,16 +64,21 @@ def test_the_clock_scales_what_is_left_by_how_the_work_so_far_compared():
     lines: list[str] = []
     clock = RunClock(est, write=lines.append, clock=lambda: now[0])
     assert clock.remaining() == pytest.approx(100.0)
+    clock.on_step("a", 1, 0, 10)  # a step before any stage was announced moves nothing
+    assert clock.remaining() == pytest.approx(100.0)
+    clock.on_stage(("a", 1))  # a phase's key (by default its name and stage; a run's: chain.stage_key)
     clock.on_step("a", 1, 0, 10)
     for step in range(1, 11):  # stage 1 of a took twice its prediction
         now[0] += 2.0
         clock.on_step("a", 1, step, 10)
     k = 0.05 * 100
     assert clock.remaining() == pytest.approx(90.0 * (20 + k) / (10 + k))
+    clock.on_stage(("a", 2))
     clock.on_step("a", 2, 0, 20)
     clock({"rung": "a", "stage": 1, "epoch": 1, "fsp_loss_train": 2.0})
     assert lines and lines[0].startswith("a stage 1 epoch 1/1: fsp_loss_train 2") and "left" in lines[0]
-    clock.on_step("b", 2, 0, 10)  # a's stage 2 ended (or was finished before a resume): counted as done
+    clock.on_stage(("b", 2))  # a's stage 2 ended (or was finished before a resume): counted as done
+    clock.on_step("b", 2, 0, 10)
     assert clock.remaining() == pytest.approx(50.0 * (20 + k) / (50 + k))
 
 
@@ -110,3 +115,47 @@ def test_one_profile_per_stage_cost_whatever_the_recipe(idx_folder):
     assert sorted(k[0] for k in prof.cache if k[0] != "eval") == ["s1", "s2"]
     assert predicted["patent"][2] == predicted["grow"][2] == predicted["scratch"][2]  # the one profile, shared
     assert 1 in predicted["patent"] and 1 not in predicted["grow"] and 1 not in predicted["scratch"]
+
+
+def test_the_clock_follows_the_tasks_it_predicted_by_identity_not_name(tiny_teacher, tmp_path):
+    """Issue 35: every phase of a run's estimate carries the key the chain executor announces as that stage
+    starts (chain.stage_key: the task itself), and the run's clock heard exactly those, in order; two bench
+    budgets or seeds that share a loop name are still two phases."""
+    from fspladder import load_config
+    from fspladder.chain import build_chain, run_tasks, stage_key, train_task
+    from fspladder.estimate import Estimate, RunClock, StageProfiler, chain_phases
+    from fspladder.ladder import flow_shapes
+    from fspladder.outputs import MetricsLog
+    from fspladder.rung import load_teacher
+    from fspladder.session import context_for, load_data
+
+    root, idx, teacher_path = tiny_teacher
+    cfg = load_config(None, ["data.name=idx", f"data.root={idx}", "data.val_size=100", "progress=false",
+                             "stage1.batch_size=50", "stage2.batch_size=50", "eval_batch_size=200",
+                             "stage1.epochs=0.2", "stage2.epochs=1", f"teacher.checkpoint={teacher_path}"])
+    data = load_data(cfg)
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    ctx = context_for(cfg, torch.device("cpu"), data, log)
+    teacher, _ = load_teacher(cfg)
+    tasks = run_tasks(cfg)
+    chain = build_chain(teacher, tasks, data)
+    shapes = [flow_shapes(r, (data.in_chans, *data.image_size)) for r in chain]
+    est = Estimate(phases=chain_phases(StageProfiler(ctx, steps=2), chain, tasks, shapes, len(data.train),
+                                       len(data.val), len(data.test)))
+    assert [p.key for p in est.phases] == [stage_key(t, s) for t in tasks for s in (1, 2)]
+    heard: list = []
+    clock = RunClock(est, write=lambda line: None)
+
+    class Ear:
+        def __call__(self, rec):
+            pass
+
+        def on_stage(self, key):
+            heard.append(key)
+
+    log.listen(clock)
+    log.listen(Ear())
+    for k, task in enumerate(tasks, start=1):
+        train_task(chain[k - 1], chain[k], task, ctx, (shapes[k - 1], shapes[k]))
+    log.close()
+    assert heard == [p.key for p in est.phases] and clock.i == len(est.phases) - 1 and clock.heard

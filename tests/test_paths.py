@@ -377,11 +377,13 @@ def test_the_clock_times_the_stage_in_progress_by_its_own_pace():
     est = Estimate(phases=[Phase("target", 1, 10, 1, 60.0, 6.0), Phase("target", 2, 80, 8, 16.0, 0.2)], before=4.0)
     lines: list[str] = []
     clock = RunClock(est, write=lines.append, clock=lambda: now[0])
+    clock.on_stage(("target", 1))
     clock.on_step("target", 1, 0, 10)
     for step in range(1, 11):
         now[0] += 0.6  # 6 s in all against 60 predicted
         clock.on_step("target", 1, step, 10)
     clock({"rung": "target", "stage": 1, "epoch": 1, "fsp_loss_train": 3.0})
+    clock.on_stage(("target", 2))
     clock.on_step("target", 2, 0, 80)
     for step in range(1, 11):
         now[0] += 0.2
@@ -397,6 +399,7 @@ def test_the_clock_times_the_stage_in_progress_by_its_own_pace():
     est2 = Estimate(phases=[Phase("a", 2, 10, 1, 10.0, 1.0), Phase("b", 2, 10, 1, 10.0, 1.0)])
     now[0] = 0.0
     clock2 = RunClock(est2, write=lines.append, clock=lambda: now[0])
+    clock2.on_stage(("a", 2))
     clock2.on_step("a", 2, 0, 10)
     for step in range(1, 11):
         now[0] += 2.0  # twice its prediction

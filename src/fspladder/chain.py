@@ -36,7 +36,7 @@ from .rung import aligner_for, init_rung, stage1_of_rung, stage2_of_rung, studen
 
 __all__ = ["RungTask", "Stage2Run", "TaskOutcome", "task_seed", "bench_seeds", "full_epochs", "budget_epochs",
            "run_tasks", "arm_tasks", "probe_tasks", "build_student", "build_chain", "train_task", "train_chain",
-           "run_stage1", "run_stage2", "BENCH_TARGET_OFFSET", "FLOW_BATCH"]
+           "run_stage1", "run_stage2", "stage_key", "BENCH_TARGET_OFFSET", "FLOW_BATCH"]
 
 # The bench's target is built and started with its seed + 7 (its stage 2 with the seed itself): kept from the
 # first benches so that their recorded runs and new ones start alike. Every other rung k uses seed + k.
@@ -177,6 +177,19 @@ def build_chain(teacher: Rung, tasks: Sequence[RungTask], data: DataSplits, devi
     return [teacher] + [build_student(t, data, device, memory_format) for t in tasks]
 
 
+def stage_key(task: RungTask, stage: int, run: int = 0) -> tuple[int, int, int]:
+    """Which stage of which task: ``task``'s identity, the stage (1, 2) and the stage-2 run's index. The executor
+    announces it to the context's log as the stage starts (``log.on_stage(key)``), and the estimate's phases
+    carry it, so the run's clock follows the very tasks it predicted, not names."""
+    return (id(task), stage, run)
+
+
+def _announce(ctx: TrainContext, key: tuple[int, int, int]) -> None:
+    hear = getattr(ctx.log, "on_stage", None)  # the one listener protocol (engine/context.py)
+    if hear is not None:
+        hear(key)
+
+
 @dataclass
 class TaskOutcome:
     """What training one task produced: its init's record, stage 1's result (None without one), each stage 2's
@@ -251,6 +264,8 @@ def train_task(prev: Rung, cur: Rung, task: RungTask, ctx: TrainContext, shapes:
     else:
         if state is not None:
             flows = state["flows"]
+        if task.recipe.has_stage1:
+            _announce(ctx, stage_key(task, 1))
         init, r1 = run_stage1(prev, cur, task, ctx, shapes, resume=state,
                               on_epoch_end=saver(flows, None) if saver is not None else None,
                               flows=flows if flow_batch is not None else None, flow_batch=flow_batch)
@@ -262,9 +277,10 @@ def train_task(prev: Rung, cur: Rung, task: RungTask, ctx: TrainContext, shapes:
     prev_val = evaluate(prev.model, ctx.data.val, ctx) if several and task.recipe.soft_targets_early else None
     start = copy.deepcopy(cur.model.state_dict()) if several else None
     outcome = TaskOutcome(init, r1, [], flows)
-    for run in task.stage2:
+    for i, run in enumerate(task.stage2):
         if start is not None:
             cur.model.load_state_dict(start)
+        _announce(ctx, stage_key(task, 2, i))
         r2 = run_stage2(prev, cur, task, run, ctx, resume=state,
                         on_epoch_end=saver(flows, r1) if saver is not None else None, previous_val_acc=prev_val)
         outcome.stage2.append(r2)

@@ -47,7 +47,7 @@ from typing import Any
 
 import torch
 
-from .chain import FLOW_BATCH, RungTask, Stage2Run, build_student, run_stage1, run_stage2
+from .chain import FLOW_BATCH, RungTask, Stage2Run, build_student, run_stage1, run_stage2, stage_key
 from .config import Stage2Config
 from .distributed import DistInfo
 from .engine import TrainContext, evaluate
@@ -93,9 +93,16 @@ class Phase:
     epochs: int
     seconds: float  # steps, evaluation and writes of this stage together
     step_seconds: float  # one step (the profiled median)
+    # Which stage of which task this is: the executor announces the same key as the stage starts
+    # (fspladder.chain.stage_key), so the clock follows tasks by identity, never by their names.
+    key: Any = None
+
+    def __post_init__(self) -> None:
+        if self.key is None:
+            self.key = (self.name, self.stage)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "key"}
 
 
 @dataclass
@@ -316,9 +323,10 @@ def stage2_phase(name: str, prof: dict[str, float], s2: Any, train_images: int, 
 class RunClock:
     """The whole job's time left, from the estimate and how the work so far compared with it.
 
-    A :class:`~fspladder.outputs.MetricsLog` listener: ``on_step`` hears every step (it returns the progress
-    bar's note at most once a second); called with a metrics record it prints one line per finished epoch with
-    the time left.
+    A :class:`~fspladder.outputs.MetricsLog` listener: ``on_stage`` hears which phase starts (the key the chain
+    executor announces, :func:`fspladder.chain.stage_key`, the phase's own ``key``: tasks are followed by
+    identity, not by name), ``on_step`` every step of it (it returns the progress bar's note at most once a
+    second); called with a metrics record it prints one line per finished epoch with the time left.
 
     The stage in progress is timed by its own pace once it has run (its measured seconds over the predicted
     seconds of its steps so far): one ratio for the whole job let a stage the profile overpredicted (a stage 1
@@ -338,23 +346,25 @@ class RunClock:
         self.last_note = -1e9
         self.phase_t0: float | None = None  # when the phase in progress was first heard at a step
         self.phase_pos0 = 0  # its step then
+        self.heard = False  # whether the stage running now is the phase in progress (on_stage)
 
-    def _find(self, name: str, stage: int) -> bool:
-        if 0 <= self.i < len(self.phases) and (self.phases[self.i].name, self.phases[self.i].stage) == (name, stage):
-            return True
-        for j in range(self.i + 1, len(self.phases)):
-            if (self.phases[j].name, self.phases[j].stage) == (name, stage):
-                if self.i >= 0:  # the rest of the phase before (its last evaluation) and any skipped
-                    ph = self.phases[self.i]
-                    self.done += ph.seconds * (1 - (self.pos or 0) / max(1, ph.steps))
-                self.done += sum(p.seconds for p in self.phases[self.i + 1 : j]) + self.pending_fixed
-                self.pending_fixed = 0.0
-                self.i, self.pos, self.phase_t0 = j, None, None
-                return True
-        return False
+    def on_stage(self, key: Any) -> None:
+        """The phase with ``key`` starts: what came before it (the rest of the phase in progress, its last
+        evaluation, and any phase skipped) counts as done. A key the estimate has no phase for (work it did not
+        predict) is heard as nothing: its steps move no phase."""
+        j = next((j for j in range(self.i + 1, len(self.phases)) if self.phases[j].key == key), None)
+        if j is None:
+            self.heard = 0 <= self.i < len(self.phases) and self.phases[self.i].key == key
+            return
+        if self.i >= 0:  # the rest of the phase before (its last evaluation) and any skipped
+            ph = self.phases[self.i]
+            self.done += ph.seconds * (1 - (self.pos or 0) / max(1, ph.steps))
+        self.done += sum(p.seconds for p in self.phases[self.i + 1 : j]) + self.pending_fixed
+        self.pending_fixed = 0.0
+        self.i, self.pos, self.phase_t0, self.heard = j, None, None, True
 
     def on_step(self, name: str, stage: int, step: int, total: int) -> str | None:
-        if not self._find(name, stage):
+        if not self.heard:
             return None
         ph = self.phases[self.i]
         if self.pos is not None:
@@ -389,9 +399,8 @@ class RunClock:
     def __call__(self, rec: dict[str, Any]) -> None:
         if rec.get("event") is not None or "epoch" not in rec or "stage" not in rec or "rung" not in rec:
             return
-        key = (str(rec["rung"]), int(rec["stage"]))
-        self._find(*key)
-        here = [p for p in self.phases[: self.i + 1] if (p.name, p.stage) == key]  # the latest such phase
+        shown = (str(rec["rung"]), int(rec["stage"]))  # for the line's "epoch k/N" only
+        here = [p for p in self.phases[: self.i + 1] if (p.name, p.stage) == shown]  # the latest such phase
         epochs = here[-1].epochs if here else "?"
         elapsed = self.clock() - self.t0 + self.est.before
         self.write(f"{rec['rung']} stage {rec['stage']} epoch {rec['epoch']}/{epochs}: {_shown(rec)} | "
@@ -467,11 +476,13 @@ def chain_phases(prof: StageProfiler, chain: list[Rung], tasks: list[RungTask], 
             p1 = prof.stage1(prev, cur, task, (shapes[k - 1], shapes[k]), _steps1(s1, n_train))
             phases.append(stage1_phase(task.stage1_name, p1, s1, n_train, n_val, evals[cur.name], evals[prev.name],
                                        writes))
+            phases[-1].key = stage_key(task, 1)
             if step_costs is not None:
                 step_costs[f"{cur.name} stage 1"] = p1
         for i, run in enumerate(task.stage2):
             phases.append(stage2_phase(run.name, p2, run.cfg, n_train, n_val, n_test, run.eval_test,
                                        evals[prev.name], task.recipe.soft_targets_early and i == 0, writes))
+            phases[-1].key = stage_key(task, 2, i)
         if step_costs is not None:
             step_costs[f"{cur.name} stage 2"] = p2
     return phases

@@ -88,7 +88,8 @@ class MetricsLog:
     so a refused command leaves no file behind. ``listen`` adds consumers
     (the experiment trackers of :mod:`fspladder.tracking`, the run clock of
     :mod:`fspladder.estimate`) that get every record written after they were added, and every training step
-    (``on_step``, where the listener has one: the engine's one callback protocol, engine/context.py).
+    (``on_step``) and the start of every stage (``on_stage``), where the listener has them: the engine's one
+    callback protocol, engine/context.py).
     """
 
     def __init__(self, path: Path, hold: bool = False) -> None:
@@ -101,6 +102,13 @@ class MetricsLog:
         """Call ``listener(rec)`` with every later record, ``listener.on_step(name, stage, step, total)`` (if it has
         one) at every step, and ``listener.close(failed)`` (if it has one) at close."""
         self.listeners.append(listener)
+
+    def on_stage(self, key: Any) -> None:
+        """Tell the listeners that follow stages which one starts (:func:`fspladder.chain.stage_key`)."""
+        for listener in list(self.listeners):
+            hear = getattr(listener, "on_stage", None)
+            if hear is not None:
+                hear(key)
 
     def on_step(self, name: str, stage: int, step: int, total: int) -> str | None:
         """Tell the listeners that hear steps where the loop is; the first note one returns (the progress bar's)."""

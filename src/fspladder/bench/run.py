@@ -159,6 +159,7 @@ class _Bench:
             raise ConfigError([f"{out} holds a finished bench; nothing to resume (nothing was changed); to add arms, "
                                f"seeds or budgets to it: `fspladder bench CONFIG --extend {out}`"])
         self.prior = float(self.saved.get("seconds", 0.0))
+        self.plans: dict[tuple[str, int], list[RungTask]] = {}  # arm_plan's, per (arm, seed)
 
     def prepare(self) -> None:
         cfg = self.cfg
@@ -209,9 +210,14 @@ class _Bench:
 
     def arm_plan(self, arm: Arm, seed: int) -> list[RungTask]:
         """The arm's tasks for ``seed`` (:func:`fspladder.chain.arm_tasks`), its target's stage 2 at every budget
-        not yet done (empty when all are)."""
-        budgets = self.budgets_to_run(arm, seed)
-        return arm_tasks(arm.cfg, arm.rungs, arm.recipe, arm.label, seed, budgets, self.full) if budgets else []
+        not yet done (empty when all are); made once per session, so the estimate's phases and the training are
+        the same tasks (the clock follows them by identity)."""
+        key = (arm.label, seed)
+        if key not in self.plans:
+            budgets = self.budgets_to_run(arm, seed)
+            self.plans[key] = arm_tasks(arm.cfg, arm.rungs, arm.recipe, arm.label, seed, budgets,
+                                        self.full) if budgets else []
+        return self.plans[key]
 
     def run_arm(self, arm: Arm, seed: int) -> None:
         tasks = self.arm_plan(arm, seed)

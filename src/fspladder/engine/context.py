@@ -34,9 +34,10 @@ class TrainContext:
     crop_pad: int = 2
     flip: bool = True
     # Every record of the stages (epochs, events) goes to ``log``. The one callback protocol (issue 35): a sink
-    # that also has ``on_step(rung name, stage, steps done, stage's steps) -> str | None`` hears every step too,
-    # and what it returns joins the progress bar's text; a MetricsLog passes both to its listeners (trackers,
-    # the run's clock), so one registration (``MetricsLog.listen``) serves records and steps alike.
+    # that also has ``on_step(rung name, stage, steps done, stage's steps) -> str | None`` hears every step too
+    # (what it returns joins the progress bar's text), and one with ``on_stage(key)`` the start of every stage
+    # the chain executor runs (fspladder.chain.stage_key); a MetricsLog passes all three to its listeners
+    # (trackers, the run's clock), so one registration (``MetricsLog.listen``) serves them all.
     log: MetricsSink = field(default=lambda rec: None)
     dist: DistInfo = field(default_factory=DistInfo)
     amp: str = "off"  # off | bf16 | fp16: autocast of the trained network's forward (FSP matrices stay float32)
