@@ -226,7 +226,9 @@ class _Bench:
 
         def record(task: RungTask, run: Stage2Run, r2: Stage2Result, done: list[TaskOutcome]) -> None:
             """Each budget's record as it finishes (a kill keeps the budgets done): the target's, with what the
-            intermediates before it (a ladder arm's) cost on the pipeline clock."""
+            intermediates before it (a ladder arm's) cost on the pipeline clock; an intermediate's run has none."""
+            if run.budget is None:
+                return
             chain = [{"rung": t.rung.name, "stage1_seconds": o.stage1.train_seconds if o.stage1 else 0.0,
                       "stage1_steps": o.stage1.steps_run if o.stage1 else 0,
                       "stage2_seconds": o.stage2[0].train_seconds, "val_acc": o.stage2[0].val_acc[-1]}
@@ -247,8 +249,7 @@ class _Bench:
             kill_point(f"bench-run:{arm.label}:{seed}:{budget:g}")
 
         train_chain(self.teacher, tasks, self.ctxs[arm.label], self.shapes[arm.label], self.device, self.mf,
-                    on_stage2=lambda task, run, r2, done: record(task, run, r2, done) if run.budget is not None
-                    else None)
+                    on_stage2=record)
 
     def all_runs(self) -> list[dict[str, Any]]:
         """Every finished run's record, in the bench's own order (seed, arm, budget), whatever order they ran in."""
