@@ -192,20 +192,20 @@ def _arm(cfg, label, base, sets=None, recipe=None):
 
 def test_bench_arms_warn_when_a_transfer_arm_gets_a_schedule_scratch_does_not():
     cfg = load_config(None)
-    wsd = {"stage2.schedule": "wsd", "stage2.decay_fraction": 0.5}
-    arms = [_arm(cfg, "scratch", "scratch"), _arm(cfg, "grow", "grow"), _arm(cfg, "grow-wsd", "grow", wsd),
+    cos = {"stage2.schedule": "cosine"}  # scratch's and growth's default is wsd (issue 32): cosine is the other one
+    arms = [_arm(cfg, "scratch", "scratch"), _arm(cfg, "grow", "grow"), _arm(cfg, "grow-cosine", "grow", cos),
             _arm(cfg, "grow-lr", "grow", {"stage2.lr": 0.02})]
     w = baseline_warnings(arms)
     assert len(w) == 2
-    assert "stage2.schedule: wsd, stage2.decay_fraction: 0.5 (given to grow-wsd)" in w[0]
-    assert "add a scratch variant {arm: scratch, set: {stage2.schedule: wsd, stage2.decay_fraction: 0.5}}" in w[0]
-    assert "{arm: scratch, set: {stage2.lr: 0.02}}" in w[1]
+    assert "stage2.schedule: cosine (given to grow-cosine)" in w[0]
+    assert "add a scratch variant {arm: scratch, set: {stage2.schedule: cosine}}" in w[0]
+    assert "{arm: scratch, set: {stage2.lr: 0.02, stage2.schedule: wsd, stage2.decay_fraction: 0.5}}" in w[1]
     # with the scratch variants added nothing is missing; a bench without scratch has no scratch baseline
-    arms += [_arm(cfg, "scratch-wsd", "scratch", wsd), _arm(cfg, "scratch-lr", "scratch", {"stage2.lr": 0.02})]
+    arms += [_arm(cfg, "scratch-cosine", "scratch", cos), _arm(cfg, "scratch-lr", "scratch", {"stage2.lr": 0.02})]
     assert baseline_warnings(arms) == []
-    assert baseline_warnings([_arm(cfg, "grow-wsd", "grow", wsd)]) == []
+    assert baseline_warnings([_arm(cfg, "grow-cosine", "grow", cos)]) == []
     # a variant of arm scratch with another recipe is not scratch: it is no baseline
-    soft = _arm(cfg, "soft-wsd", "scratch", wsd, recipe="soft")
+    soft = _arm(cfg, "soft-cosine", "scratch", cos, recipe="soft")
     assert len(baseline_warnings([_arm(cfg, "scratch", "scratch"), soft])) == 1
 
 

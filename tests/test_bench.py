@@ -188,6 +188,19 @@ def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_f
         assert main(["bench", *common, *bad, "--extend", str(out)]) == 2
         assert why in capsys.readouterr().err
         assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == frozen  # nothing was changed
+    # A recipe default that changed since the runs trained (issue 32: scratch's wsd) leaves the config the same;
+    # the runs' own records of their schedule tell, and the arm would train under its old name with another one.
+    import shutil
+
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    rec = next((older / "runs").glob("scratch__*.json"))
+    r = json.loads(rec.read_text())
+    assert r["schedule"]["shape"] == "wsd" and r["schedule"]["decay_fraction"] == 0.5  # scratch's default now
+    rec.write_text(json.dumps({**r, "schedule": {**r["schedule"], "shape": "cosine", "decay_fraction": None}}))
+    assert main(["bench", *common, "--arms", "scratch,direct", "--budgets", "1", "--extend", str(older)]) == 2
+    err = capsys.readouterr().err
+    assert "scratch (shape cosine -> wsd, decay_fraction None -> 0.5)" in err and "start a new bench" in err
     assert main(["bench", *common, "--arms", "direct", "--extend", str(tmp_path / "none")]) == 2
     assert "no bench-config.yaml there" in capsys.readouterr().err and not (tmp_path / "none").exists()
     assert main(["bench", "--resume", str(out)]) == 2 and "--extend" in capsys.readouterr().err

@@ -76,11 +76,11 @@ def test_keys_are_recorded_in_summary_and_bench(tiny_teacher):
     root, idx, teacher = tiny_teacher
     out = root / "run-wsd"
     assert main(["run", "--out", str(out), "--set", f"teacher.checkpoint={teacher}", "--set", "recipe=grow",
-                 "--set", "stage2.schedule=wsd", "--set", "stage2.decay_fraction=0.5", "--set", "stage2.ema=0.9",
+                 "--set", "stage2.decay_fraction=0.3", "--set", "stage2.ema=0.9",  # wsd: growth's default
                  "--set", "stage2.growth_noise=0.3", *SMALL, *bench_args(idx), "--no-report"]) == 0
     s = json.loads((out / "summary.json").read_text())
     target = s["rungs"][-1]
-    assert target["stage2"]["schedule"]["shape"] == "wsd" and target["stage2"]["schedule"]["decay_fraction"] == 0.5
+    assert target["stage2"]["schedule"]["shape"] == "wsd" and target["stage2"]["schedule"]["decay_fraction"] == 0.3
     assert target["stage2"]["ema"] == 0.9 and target["init"]["noise"] == 0.3
     out = root / "bench-warm"
     assert main(["bench", "--out", str(out), "--seeds", "1", "--budgets", "0.5,1", "--arms", "scratch,grow",
@@ -93,7 +93,7 @@ def test_keys_are_recorded_in_summary_and_bench(tiny_teacher):
         [("grow", 1), ("grow-ema", 0.5), ("grow-ema", 1), ("scratch", 1)]  # arm_budgets: the full budget only
     assert bench["summary"]["thresholds"]["scratch"] == bench["runs"][0]["val_acc"][-1]
     runs = {r["arm"]: r for r in bench["runs"] if r["budget"] == 1}
-    assert runs["grow"]["ema"] is None and runs["grow"]["schedule"]["shape"] == "cosine"
+    assert runs["grow"]["ema"] is None and runs["grow"]["schedule"]["shape"] == "wsd"
     assert runs["grow-ema"]["ema"] == 0.9 and runs["grow-ema"]["growth_noise"] == 0
     assert runs["grow-ema"]["init"]["noise"] == 0 and len(runs["grow-ema"]["val_acc_raw"]) == 2
 
@@ -134,8 +134,20 @@ def test_growth_reads_its_noise_and_other_recipes_do_not():
 
     for name, r in PRESETS.items():
         assert (schedule_defaults(r)["growth_noise"] is not None) == (r.init == "grow"), name
-    assert schedule_defaults(PRESETS["patent"])["ema"] == 0.0 and schedule_defaults(PRESETS["patent"])["schedule"] == \
-        "cosine"
+    assert schedule_defaults(PRESETS["patent"])["ema"] == 0.0
+
+
+def test_plain_recipes_default_to_wsd_and_the_rest_to_cosine():
+    """Issue 32 item 6: wsd (half the steps decaying) won at the full budget for scratch and growth on three
+    families, so it is their default; the recipes with a stage 1 or a teacher in stage 2 keep the one cosine."""
+    from fspladder.recipes import schedule_defaults
+
+    for name, r in PRESETS.items():
+        d = schedule_defaults(r)
+        plain = r.stage1 == "none" and r.guidance == "ce"
+        assert d["schedule"] == ("wsd" if plain else "cosine"), name
+        assert d["decay_fraction"] == 0.5, name
+    assert {n for n, r in PRESETS.items() if r.plain_training} == {"scratch", "grow"}
 
 
 def test_growth_noise_zero_keeps_copies_equal(tiny_pair):

@@ -16,8 +16,8 @@ from .evaluation import evaluate, fsp_eval_loss, mean_flows
 from .loop import DivergenceError, Objective, fit
 from .results import Stage1Result, Stage2Result, StageResult
 from .stage1 import train_stage1
-from .stage2 import EarlySwitch, FlowTarget, SoftTargets, train_stage2
+from .stage2 import EarlySwitch, FlowTarget, SoftTargets, schedule_record, train_stage2
 
 __all__ = ["TrainContext", "count_params", "evaluate", "fsp_eval_loss", "mean_flows", "DivergenceError", "Objective",
            "fit", "Stage1Result", "Stage2Result", "StageResult", "train_stage1", "train_stage2", "FlowTarget",
-           "SoftTargets", "EarlySwitch"]
+           "SoftTargets", "EarlySwitch", "schedule_record"]

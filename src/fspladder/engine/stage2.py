@@ -41,7 +41,7 @@ from .evaluation import evaluate
 from .loop import Objective, StateSink, fit
 from .results import Stage2Result
 
-__all__ = ["FlowTarget", "SoftTargets", "EarlySwitch", "TaskObjective", "train_stage2", "Guidance"]
+__all__ = ["FlowTarget", "SoftTargets", "EarlySwitch", "TaskObjective", "train_stage2", "Guidance", "schedule_record"]
 
 TRAIN_ACC_IMAGES = 10000  # training images the final (un-augmented) training accuracy is measured on
 
@@ -263,6 +263,13 @@ class TaskObjective(Objective):
             self._log_switch()
 
 
+def schedule_record(cfg: Stage2Config) -> dict[str, Any]:
+    """The learning-rate curve of a resolved stage-2 config as a run records it (``Stage2Result.schedule``):
+    peak, floor, shape, warm-up epochs, and wsd's decay fraction (None for cosine, which does not read it)."""
+    return {"lr": cfg.lr, "min_lr": cfg.min_lr, "shape": cfg.schedule, "warmup_epochs": cfg.warmup_epochs,
+            "decay_fraction": cfg.decay_fraction if cfg.schedule == "wsd" else None}
+
+
 def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: str = "student", *, seed: int = 0,
                  guidance: Guidance | None = None, eval_test: bool | Literal["last"] = True,
                  resume: dict[str, Any] | None = None, on_epoch_end: StateSink | None = None) -> Stage2Result:
@@ -289,9 +296,7 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     total = cfg.epochs * steps_per_epoch
     kind = ("kd-early" if guidance.early else "kd") if isinstance(guidance, SoftTargets) else \
         "joint" if isinstance(guidance, FlowTarget) else "ce"
-    result = Stage2Result(epochs=cfg.epochs, steps=total, guidance=kind, schedule={
-        "lr": cfg.lr, "min_lr": cfg.min_lr, "shape": shape, "warmup_epochs": cfg.warmup_epochs,
-        "decay_fraction": decay_fraction if shape == "wsd" else None})
+    result = Stage2Result(epochs=cfg.epochs, steps=total, guidance=kind, schedule=schedule_record(cfg))
     obj = TaskObjective(model, cfg, ctx, name, result, guidance, eval_test, total, steps_per_epoch)
     fit(obj, cfg, train, ctx, name=name, seed=seed * 1000 + 2, epochs=cfg.epochs, result=result,
         warmup_epochs=cfg.warmup_epochs, resume=resume, on_epoch_end=on_epoch_end,
