@@ -222,14 +222,14 @@ def _config_arms(cfg):
 
 
 @pytest.mark.parametrize("config", ["growth", "vgg", "vit", "resnet-imagenet", "growth-large", "growth-55k",
-                                    "lr-screen", "--preset realistic"])
-def test_family_configs_and_the_realistic_preset_give_scratch_every_schedule(config):
+                                    "lr-screen", "--preset realistic", "--preset quick", "--preset full"])
+def test_family_configs_and_the_presets_give_scratch_every_schedule(config):
     from pathlib import Path
 
     from fspladder.bench.run import PRESETS as BENCH_PRESETS
 
     root = Path(__file__).parents[1]
-    cfg = (load_config(None, BENCH_PRESETS["realistic"]) if config.startswith("--") else
+    cfg = (load_config(None, BENCH_PRESETS[config.split()[-1]]) if config.startswith("--") else
            load_config(root / "configs" / f"{config}.yaml"))
     arms = _config_arms(cfg)
     assert any(a.base == "scratch" and a.label != "scratch" for a in arms)  # a scratch variant beside the arm
