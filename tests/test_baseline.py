@@ -222,7 +222,7 @@ def _config_arms(cfg):
 
 
 @pytest.mark.parametrize("config", ["growth", "vgg", "vit", "resnet-imagenet", "growth-large", "growth-55k",
-                                    "lr-screen", "--preset realistic", "--preset quick", "--preset full"])
+                                    "lr-screen", "transfer", "cross", "width", "tried", "combined", "--preset realistic", "--preset quick", "--preset full"])
 def test_family_configs_and_the_presets_give_scratch_every_schedule(config):
     from pathlib import Path
 
