@@ -78,3 +78,17 @@ def test_the_old_tensorboard_key_says_what_to_write_instead():
         parse_config({"tensorboard": "tb"})
     assert len(e.value.problems) == 1
     assert parse_config({"tensorboard": None}).track == []  # an old resolved config still loads
+
+
+def test_an_unquoted_off_is_the_word_where_a_key_takes_it(tmp_path):
+    """YAML 1.1 reads `off` as false: amp and teacher_amp take the word, so `--set amp=off` and `amp: off` in a
+    file mean it, not a refusal of False; a key without that word still refuses the boolean."""
+    cfg = load_config(None, ["amp=off", "teacher_amp=off"])
+    assert cfg.amp == "off" and cfg.teacher_amp == "off"
+    p = tmp_path / "c.yaml"
+    p.write_text("amp: off\n")
+    assert load_config(p).amp == "off"
+    with pytest.raises(ConfigError, match="amp must be one of"):
+        load_config(None, ["amp=true"])  # "on" is not one of amp's words
+    with pytest.raises(ConfigError, match="schedule"):
+        load_config(None, ["stage2.schedule=off"])

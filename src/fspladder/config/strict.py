@@ -76,7 +76,13 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is type(None):
         return value is None, value
     if origin is Literal:
-        return _literal_ok(value, typing.get_args(tp)), value
+        opts = typing.get_args(tp)
+        if _literal_ok(value, opts):
+            return True, value
+        # YAML 1.1 (PyYAML) reads an unquoted off / on as false / true: where the option is that word, the user
+        # typed the word (`--set amp=off`), so it is taken as written
+        word = {False: "off", True: "on"}.get(value) if isinstance(value, bool) else None
+        return (True, word) if word in opts else (False, value)
     if origin is list:
         if not isinstance(value, list):
             return False, value
