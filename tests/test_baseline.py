@@ -154,6 +154,17 @@ def test_frontier_lists_each_budget_where_scratch_leads_and_says_what_is_unknown
     assert "scratch leads at: unknown: no scratch run)" in format_frontier(fams)
 
 
+def test_frontier_keeps_one_arm_name_with_two_schedules_from_two_benches():
+    # scratch was cosine by default before issue 32 and is wsd after: an older bench given first does not hide
+    # the newer bench's scratch, and the best of the two is the baseline
+    old = _bench([_run("scratch", 1.0, 0.880, 100), _run("grow", 1.0, 0.885, 100, recipe=GROW)],
+                 ["scratch", "grow"], [1.0])
+    new = _bench([_run("scratch", 1.0, 0.890, 100, shape="wsd", decay=0.5)], ["scratch"], [1.0])
+    (row,) = frontier([("old", old), ("new", new)])[0]["rows"]
+    assert row["scratch"] == "scratch" and row["scratch_val_acc"] == pytest.approx(0.890)
+    assert row["scratch_schedule"].startswith("wsd") and row["margin"] == pytest.approx(-0.005)
+
+
 def test_frontier_never_pools_two_budgets_of_one_bench_that_round_to_the_same_epochs():
     # 0.2 and 0.25 of 10 epochs both train 2 epochs: two cells of 2 seeds each, not one of 4; the least budget is kept
     runs = [_run("grow", b, a, 20, seed=s, recipe=GROW) for b, a in ((0.2, 0.86), (0.25, 0.80)) for s in (0, 100)]
@@ -222,15 +233,22 @@ def _config_arms(cfg):
 
 
 @pytest.mark.parametrize("config", ["growth", "vgg", "vit", "resnet-imagenet", "growth-large", "growth-55k",
-                                    "lr-screen", "transfer", "cross", "width", "tried", "combined", "--preset realistic", "--preset quick", "--preset full"])
+                                    "lr-screen", "transfer", "cross", "width", "tried", "combined",
+                                    "--preset realistic", "--preset quick", "--preset full",
+                                    "tried --preset quick", "combined --preset quick"])
 def test_family_configs_and_the_presets_give_scratch_every_schedule(config):
     from pathlib import Path
 
     from fspladder.bench.run import PRESETS as BENCH_PRESETS
 
     root = Path(__file__).parents[1]
-    cfg = (load_config(None, BENCH_PRESETS[config.split()[-1]]) if config.startswith("--") else
-           load_config(root / "configs" / f"{config}.yaml"))
+    name, _, preset = config.partition("--preset ")
+    path = root / "configs" / f"{name.strip()}.yaml" if name.strip() else None
+    cfg = load_config(path, BENCH_PRESETS[preset] if preset else [])
     arms = _config_arms(cfg)
     assert any(a.base == "scratch" and a.label != "scratch" for a in arms)  # a scratch variant beside the arm
     assert baseline_warnings(arms) == []
+    if path is not None:  # a preset adds its variants to the config's own, never replaces them
+        assert set(load_config(path).bench.variants) <= set(cfg.bench.variants)
+    # a user's wsd decay is not refused on the presets' cosine variants (they leave it to the recipe)
+    load_config(path, [*(BENCH_PRESETS[preset] if preset else []), "stage2.decay_fraction=0.3"])

@@ -163,6 +163,25 @@ def test_check_finds_what_the_bench_would_refuse(tmp_path, idx_folder, capsys):
     assert "arm grow-fsp will be skipped" in out and "equal widths" in out and "arm scratch" not in out
 
 
+def test_extension_reads_each_run_schedule_at_its_own_budget(tmp_path, idx_folder, capsys):
+    """A budget shorter than the warm-up records the warm-up it ran (clipped to its epochs): the same arm under
+    the same code is not a changed schedule, and a foreign file in runs/ is no traceback."""
+    teacher = train_tiny_teacher(tmp_path / "t.pt", idx_folder)
+    common = ["--seeds", "1", "--set", "stage2.epochs=2", "--set", "stage2.warmup_epochs=1.5", "--set",
+              f"teacher.checkpoint={teacher}", *bench_args(idx_folder), "--no-report"]
+    out = tmp_path / "bench"
+    assert main(["bench", "--out", str(out), "--arms", "scratch", "--budgets", "0.5,1", *common]) == 0
+    runs = json.loads((out / "bench.json").read_text())["runs"]
+    assert sorted(r["schedule"]["warmup_epochs"] for r in runs) == [1.0, 1.5]  # 0.5 of 2 epochs: 1 of warm-up
+    (out / "runs" / "notes.json").write_text("[not a run")
+    capsys.readouterr()
+    assert main(["bench", "--out", str(out), "--arms", "scratch", "--budgets", "0.5,1", "--seeds", "2",
+                 *common[2:], "--extend", str(out)]) == 2  # --out and --extend together: the usual refusal
+    assert main(["bench", "--arms", "scratch", "--budgets", "0.5,1", "--seeds", "2", *common[2:],
+                 "--extend", str(out)]) == 0, capsys.readouterr().err
+    assert len(json.loads((out / "bench.json").read_text())["runs"]) == 4
+
+
 def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_folder, capsys):
     """`bench --extend DIR` trains only what DIR lacks and summarises all; it refuses a config whose other settings
     differ (the old runs would not compare) without changing anything; a killed extension resumes."""

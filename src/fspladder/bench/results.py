@@ -102,7 +102,8 @@ def frontier(benches: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     scratch ran at all), else None; above it nothing is known of scratch.
 
     ``benches``: ``(name, bench)`` pairs. Budgets are matched by their epochs (0.2 and 0.25 of 10 epochs are
-    both 2). Where two benches of one family hold the same arm at the same epochs, the first given is kept, and
+    both 2). Where two benches of one family hold the same arm with the same schedule at the same epochs, the first
+    given is kept (the same name with another schedule is another candidate), and
     within one bench the least budget of those epochs (its cells are never pooled).
     """
     families: dict[str, dict[str, Any]] = {}
@@ -111,28 +112,30 @@ def frontier(benches: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
                                                      "full_epochs": bench.get("full_epochs")})
         fam["sources"].append(name)
         for (arm, _), c in sorted(_cells(name, bench).items(), key=lambda kc: kc[0][1]):  # least budget first
-            fam["cells"].setdefault((arm, c["epochs"]), c)
+            # keyed by schedule too: one arm name is two schedules across benches of two versions (scratch and
+            # grow took wsd as their default in issue 32), and both stay candidates
+            fam["cells"].setdefault((arm, c["schedule"], c["epochs"]), c)
     out = []
     for fam in families.values():
         rows = []
-        for ep in sorted({e for _, e in fam["cells"]}):
-            here = {a: c for (a, e), c in fam["cells"].items() if e == ep}
-            transfer = {a: c for a, c in here.items() if not c["scratch"]}
-            scratch = {a: c for a, c in here.items() if c["scratch"]}
+        for ep in sorted({e for _, _, e in fam["cells"]}):
+            here = {(a, sch): c for (a, sch, e), c in fam["cells"].items() if e == ep}
+            transfer = {k: c for k, c in here.items() if not c["scratch"]}
+            scratch = {k: c for k, c in here.items() if c["scratch"]}
             if not transfer:
                 continue
-            best = max(transfer, key=lambda a: transfer[a]["val_acc"])
-            sb = max(scratch, key=lambda a: scratch[a]["val_acc"]) if scratch else None
+            best = max(transfer, key=lambda k: transfer[k]["val_acc"])
+            sb = max(scratch, key=lambda k: scratch[k]["val_acc"]) if scratch else None
             row = {"epochs": ep, "budgets": sorted({c["budget"] for c in here.values()}),
-                   "best": best, **{k: transfer[best][k] for k in ("schedule", "val_acc", "n", "source")},
-                   "scratch": sb, "scratch_schedule": scratch[sb]["schedule"] if sb else None,
+                   "best": best[0], **{k: transfer[best][k] for k in ("schedule", "val_acc", "n", "source")},
+                   "scratch": sb[0] if sb else None, "scratch_schedule": scratch[sb]["schedule"] if sb else None,
                    "scratch_val_acc": scratch[sb]["val_acc"] if sb else None,
                    "scratch_n": scratch[sb]["n"] if sb else None,
                    "margin": transfer[best]["val_acc"] - scratch[sb]["val_acc"] if sb else None}
             rows.append(row)
         # where scratch leads, read row by row: a lead at one budget says nothing of the budgets between or above
         leads_at = [r["epochs"] for r in rows if r["margin"] is not None and r["margin"] < 0]
-        known = max((e for (_, e), c in fam["cells"].items() if c["scratch"]), default=0)
+        known = max((e for (_, _, e), c in fam["cells"].items() if c["scratch"]), default=0)
         unknown_above = known if rows and rows[-1]["epochs"] > known else None
         schedules = sorted({c["schedule"] for c in fam["cells"].values() if c["scratch"]})
         out.append({"family": fam["family"], "sources": fam["sources"], "full_epochs": fam["full_epochs"],

@@ -46,16 +46,20 @@ BENCH_CONFIG = "bench-config.yaml"  # the config the bench runs with (a resume r
 RUNS_DIR = "runs"  # one JSON record per finished run, written atomically
 
 # Presets are --set overrides applied before the user's own.
-_SCRATCH_COSINE = "scratch-cosine: {arm: scratch, set: {stage2.schedule: cosine}}"  # scratch's other schedule
+# The one cosine for an arm whose default is wsd (scratch, grow): set one variant each, not the whole mapping, so a
+# config's own variants stay; decay_fraction null so a user's stage2.decay_fraction (wsd's) is not refused there.
+def _cosine_variant(arm: str) -> str:
+    return (f"bench.variants.{arm}-cosine={{arm: {arm}, set: {{stage2.schedule: cosine, "
+            "stage2.decay_fraction: null}}")
+
+
 PRESETS: dict[str, list[str]] = {
     # ~50-70 min on 2 CPU cores: a 10k-image training subset, a 4-epoch full budget. The target ends below its
     # teacher (trained on all 55k images for 15 epochs): the quick protocol. Scratch runs with both schedules:
     # its default wsd, and the one cosine the patent and soft arms train with (issue 32's fair baseline).
-    "quick": ["data.train_subset=10000", "stage2.epochs=4", f"bench.variants={{{_SCRATCH_COSINE}}}",
-              "progress=false"],
+    "quick": ["data.train_subset=10000", "stage2.epochs=4", _cosine_variant("scratch"), "progress=false"],
     # The whole training set and a 15-epoch full budget (hours on CPU; minutes on a GPU).
-    "full": ["stage2.epochs=15", "rungs.0.stage2.epochs=8", f"bench.variants={{{_SCRATCH_COSINE}}}",
-             "progress=false"],
+    "full": ["stage2.epochs=15", "rungs.0.stage2.epochs=8", _cosine_variant("scratch"), "progress=false"],
     # The case users have (issue 16): the target trains on exactly its teacher's training images (the first
     # 8,000 of the seeded split), long enough to end above it. The shipped teacher resnet8_fmnist_8k was
     # trained on those images (its checkpoint records the command and their fingerprint). Every recipe arm;
@@ -68,7 +72,7 @@ PRESETS: dict[str, list[str]] = {
                   "teacher.checkpoint=builtin:resnet8_fmnist_8k", "bench.seeds=3",
                   "bench.budgets=[0.1, 0.25, 0.3, 0.5, 0.75, 1.0]",
                   "bench.arms=[scratch, direct, ladder, soft, grow, w2s, ladder-w2s, grow-w2s]",
-                  f"bench.variants={{{_SCRATCH_COSINE}, grow-cosine: {{arm: grow, set: {{stage2.schedule: cosine}}}}}}",
+                  _cosine_variant("scratch"), _cosine_variant("grow"),
                   "bench.arm_budgets={" + ", ".join(f"{a}: [0.25, 0.5, 1.0]" for a in
                                                     ("direct", "ladder", "soft", "w2s", "ladder-w2s", "grow-w2s"))
                   + "}", "progress=false"],
@@ -328,22 +332,32 @@ class _Bench:
     def schedule_changes(self) -> list[str]:
         """Each arm or variant whose finished runs recorded another learning-rate curve than it would train with
         now, as ``label (was -> now)``: the config says the same (a null key: the recipe's default) while a
-        default changed under it, which the config comparison of an extension cannot see."""
-        was: dict[str, Any] = {}
-        runs = inside(self.out, RUNS_DIR)
-        for p in sorted(runs.glob("*.json")) if runs.is_dir() else []:
-            rec = json.loads(p.read_text())
-            if isinstance(rec.get("schedule"), dict):  # records older than the schedule field say nothing
-                was.setdefault(rec.get("arm"), rec["schedule"])
-        out = []
+        default changed under it, which the config comparison of an extension cannot see. The runs are read from
+        bench.json and from this bench's own run files; records without a schedule (older benches) say nothing."""
+        recs = [r for r in self.saved.get("runs") or [] if isinstance(r, dict)]
         for arm in self.arms:
-            if arm.label in was:
-                now = _as_read(schedule_record(full_budget_plan(arm)[-1].s2))
-                if now != was[arm.label]:
-                    diff = ", ".join(f"{k} {was[arm.label].get(k)} -> {now.get(k)}" for k in now
-                                     if was[arm.label].get(k) != now.get(k))
-                    out.append(f"{arm.label} ({diff})")
-        return out
+            for seed in bench_seeds(self.cfg):
+                for budget in self.cfg.bench.budgets:
+                    path = _run_file(self.out, arm.label, seed, budget)
+                    try:
+                        rec = json.loads(path.read_text()) if path.is_file() else None
+                    except (OSError, ValueError):
+                        rec = None  # unreadable: the resume retrains it, as it would a missing one
+                    if isinstance(rec, dict):
+                        recs.append(rec)
+        now = {a.label: _as_read(schedule_record(full_budget_plan(a)[-1].s2)) for a in self.arms}
+        out: dict[str, str] = {}
+        for rec in recs:
+            label, was = rec.get("arm"), rec.get("schedule")
+            if label not in now or label in out or not isinstance(was, dict):
+                continue
+            want = dict(now[label])
+            if isinstance(rec.get("epochs"), (int, float)) and isinstance(want.get("warmup_epochs"), (int, float)):
+                want["warmup_epochs"] = min(want["warmup_epochs"], rec["epochs"])  # a budget clips its warm-up
+            if want != was:
+                out[label] = f"{label} (" + ", ".join(f"{k} {was.get(k)} -> {want.get(k)}" for k in want
+                                                      if was.get(k) != want.get(k)) + ")"
+        return list(out.values())
 
     on_ready: Callable[[], None] | None = None  # run_bench's: told once every check has passed
 
