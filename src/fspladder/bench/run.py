@@ -335,16 +335,8 @@ class _Bench:
         default changed under it, which the config comparison of an extension cannot see. The runs are read from
         bench.json and from this bench's own run files; records without a schedule (older benches) say nothing."""
         recs = [r for r in self.saved.get("runs") or [] if isinstance(r, dict)]
-        for arm in self.arms:
-            for seed in bench_seeds(self.cfg):
-                for budget in self.cfg.bench.budgets:
-                    path = _run_file(self.out, arm.label, seed, budget)
-                    try:
-                        rec = json.loads(path.read_text()) if path.is_file() else None
-                    except (OSError, ValueError):
-                        rec = None  # unreadable: the resume retrains it, as it would a missing one
-                    if isinstance(rec, dict):
-                        recs.append(rec)
+        recs += [r for arm in self.arms for seed in bench_seeds(self.cfg) for budget in self.cfg.bench.budgets
+                 if isinstance(r := self.done(arm.label, seed, budget), dict)]  # what a resume would keep
         now = {a.label: _as_read(schedule_record(full_budget_plan(a)[-1].s2)) for a in self.arms}
         out: dict[str, str] = {}
         for rec in recs:
