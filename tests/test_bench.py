@@ -217,9 +217,17 @@ def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_f
     r = json.loads(rec.read_text())
     assert r["schedule"]["shape"] == "wsd" and r["schedule"]["decay_fraction"] == 0.5  # scratch's default now
     rec.write_text(json.dumps({**r, "schedule": {**r["schedule"], "shape": "cosine", "decay_fraction": None}}))
-    assert main(["bench", *common, "--arms", "scratch,direct", "--budgets", "1", "--extend", str(older)]) == 2
+    frozen_older = {p.name: p.read_bytes() for p in older.rglob("*") if p.is_file()}
+    assert main(["bench", *common, "--arms", "scratch,direct", "--budgets", "0.5,1", "--extend", str(older)]) == 2
     err = capsys.readouterr().err
     assert "scratch (shape cosine -> wsd, decay_fraction None -> 0.5)" in err and "start a new bench" in err
+    assert {p.name: p.read_bytes() for p in older.rglob("*") if p.is_file()} == frozen_older
+    # Nothing left to train under the old name: new arms may join it, and its run keeps its own schedule.
+    assert main(["bench", *common, "--arms", "scratch,direct", "--budgets", "0.5,1", "--extend", str(older),
+                 "--set", "bench.arm_budgets.scratch=[1]"]) == 0, capsys.readouterr().err
+    kept = json.loads((older / "bench.json").read_text())
+    assert [(r["arm"], r["schedule"]["shape"]) for r in kept["runs"]] == [
+        ("scratch", "cosine"), ("direct", "cosine"), ("direct", "cosine")]
     assert main(["bench", *common, "--arms", "direct", "--extend", str(tmp_path / "none")]) == 2
     assert "no bench-config.yaml there" in capsys.readouterr().err and not (tmp_path / "none").exists()
     assert main(["bench", "--resume", str(out)]) == 2 and "--extend" in capsys.readouterr().err

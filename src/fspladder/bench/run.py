@@ -330,14 +330,17 @@ class _Bench:
         return err
 
     def schedule_changes(self) -> list[str]:
-        """Each arm or variant whose finished runs recorded another learning-rate curve than it would train with
-        now, as ``label (was -> now)``: the config says the same (a null key: the recipe's default) while a
-        default changed under it, which the config comparison of an extension cannot see. The runs are read from
+        """Each arm or variant with runs still to train whose finished runs recorded another learning-rate curve
+        than it would train with now, as ``label (was -> now)``: the config says the same (a null key: the
+        recipe's default) while a default changed under it, which the config comparison of an extension cannot
+        see. An arm with nothing left to train adds no run under its name, and its finished runs keep their own
+        record of the schedule (the summary reads it), so it may stay beside new arms. The runs are read from
         bench.json and from this bench's own run files; records without a schedule (older benches) say nothing."""
         recs = [r for r in self.saved.get("runs") or [] if isinstance(r, dict)]
         recs += [r for arm in self.arms for seed in bench_seeds(self.cfg) for budget in self.cfg.bench.budgets
                  if isinstance(r := self.done(arm.label, seed, budget), dict)]  # what a resume would keep
-        now = {a.label: _as_read(schedule_record(full_budget_plan(a)[-1].s2)) for a in self.arms}
+        now = {a.label: _as_read(schedule_record(full_budget_plan(a)[-1].s2)) for a in self.arms
+               if any(self.budgets_to_run(a, seed) for seed in bench_seeds(self.cfg))}
         out: dict[str, str] = {}
         for rec in recs:
             label, was = rec.get("arm"), rec.get("schedule")
