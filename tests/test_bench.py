@@ -173,13 +173,18 @@ def test_extension_reads_each_run_schedule_at_its_own_budget(tmp_path, idx_folde
     assert main(["bench", "--out", str(out), "--arms", "scratch", "--budgets", "0.5,1", *common]) == 0
     runs = json.loads((out / "bench.json").read_text())["runs"]
     assert sorted(r["schedule"]["warmup_epochs"] for r in runs) == [1.0, 1.5]  # 0.5 of 2 epochs: 1 of warm-up
+    import shutil
+
+    shutil.rmtree(out / "runs")  # a bench kept without runs/ (a repository ignores it): bench.json holds them
+    (out / "runs").mkdir()
     (out / "runs" / "notes.json").write_text("[not a run")
     capsys.readouterr()
     assert main(["bench", "--out", str(out), "--arms", "scratch", "--budgets", "0.5,1", "--seeds", "2",
                  *common[2:], "--extend", str(out)]) == 2  # --out and --extend together: the usual refusal
     assert main(["bench", "--arms", "scratch", "--budgets", "0.5,1", "--seeds", "2", *common[2:],
                  "--extend", str(out)]) == 0, capsys.readouterr().err
-    assert len(json.loads((out / "bench.json").read_text())["runs"]) == 4
+    again = json.loads((out / "bench.json").read_text())["runs"]
+    assert len(again) == 4 and [r for r in again if r["seed"] == 0] == runs  # kept, not trained again
 
 
 def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_folder, capsys):

@@ -209,8 +209,13 @@ class _Bench:
         return rec
 
     def done(self, label: str, seed: int, budget: float) -> dict[str, Any] | None:
+        """The finished run's record: its run file, else the one bench.json holds (a bench kept without its runs/
+        folder, as one committed to a repository that ignores it, is extended without training its runs again)."""
         f = _run_file(self.out, label, seed, budget)
-        return json.loads(f.read_text()) if f.is_file() else None
+        if f.is_file():
+            return json.loads(f.read_text())
+        return next((r for r in self.saved.get("runs") or [] if isinstance(r, dict) and r.get("arm") == label
+                     and r.get("seed") == seed and r.get("budget") == budget), None)
 
     def budgets_to_run(self, arm: Arm, seed: int) -> list[float]:
         """The budgets ``arm`` still has to train at for ``seed``: its own (``bench.arm_budgets``), not yet done."""
