@@ -147,3 +147,48 @@ def test_a_run_killed_in_the_targets_stage2_resumes_to_a_report_and_counts_its_w
     from fspladder.cli import main
 
     assert main(["report", str(out)]) == 0
+
+
+@pytest.fixture(scope="module")
+def idx_and_teacher(tmp_path_factory):
+    """The tiny data and teacher alone (``setup`` also trains its reference run)."""
+    from conftest import make_idx_folder
+
+    root = tmp_path_factory.mktemp("resume-schedule")
+    teacher = root / "teacher.pt"
+    torch.manual_seed(0)
+    save_checkpoint(teacher, create_model("resnet8", in_chans=1, num_classes=4),
+                    {"name": "resnet8", "kwargs": {"in_chans": 1, "num_classes": 4}})
+    return root, make_idx_folder(root), teacher
+
+
+def test_resume_refuses_a_stage2_begun_on_another_schedule(idx_and_teacher):
+    """Issue 32 changed scratch's and grow's default schedule (cosine -> wsd): a run of them killed mid stage 2
+    under the old default must not continue on the new curve. Its state records the schedule the stage began
+    with; a state recording another one (the old default, simulated) is refused in one line, nothing changed,
+    and the untampered state resumes."""
+    root, idx, teacher = idx_and_teacher
+    out = root / "schedule-moved"
+    scratch = ("--set", "recipe=scratch", "--set", "rungs=[{name: target, model: resnet14}]")
+    killed = _run(_cmd(idx, teacher, out, *scratch), "kill:stage2:target:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["stage"] == 2 and state["result"]["schedule"]["shape"] == "wsd"  # scratch's default, recorded
+    original = (out / "state.pt").read_bytes()
+    old = {**state, "result": {**state["result"],
+                               "schedule": {**state["result"]["schedule"], "shape": "cosine", "decay_fraction": None}}}
+    torch.save(old, out / "state.pt")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    refused = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress", "--no-report"])
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]  # (the preflight's warnings on tiny data may come first)
+    assert line.startswith("fspladder run: error: ") and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.count("error") == 1 and "shape cosine -> wsd" in line
+    assert "fspladder version that started it" in line and "start a new run" in line and "nothing was changed" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # A state of an older version, without the record, says nothing; the untampered one resumes.
+    (out / "state.pt").write_bytes(original)
+    resumed = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress", "--no-report"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    target = json.loads((out / "summary.json").read_text())["rungs"][-1]["stage2"]
+    assert target["schedule"]["shape"] == "wsd" and len(target["val_acc"]) == 2

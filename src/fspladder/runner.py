@@ -31,7 +31,7 @@ from .checkpoint import (
 from .config import ConfigError, ModelConfig, RunConfig, config_to_dict
 from .data import DataSplits
 from .distributed import DistInfo
-from .engine import Stage1Result, evaluate, train_stage2
+from .engine import Stage1Result, evaluate, schedule_record, train_stage2
 from .estimate import EpochLines, RunClock, estimate_ladder, estimate_wanted
 from .faults import kill_point
 from .names import check_name, inside
@@ -190,6 +190,27 @@ class _Run:
                 raise ResumeError(f"{self.out}: the weights of the teacher passed now {why} those the run learned "
                                   f"from; resume it with {how}, or start a new run (nothing was changed)")
 
+    def check_schedule_resumes(self) -> None:
+        """A stage 2 continues on the learning-rate curve it started on: the resumed state's recorded schedule
+        (``Stage2Result.schedule``) must be the one its rung would train with now, else one line, nothing changed.
+        The config records a null key (the recipe's default) as null, so a default changed since (issue 32: scratch
+        and grow from one cosine to wsd) would bend the curve mid-stage unseen. A state of stage 1 starts its
+        stage 2 afresh, finished rungs are loaded, and a state saved before the record existed says nothing."""
+        st = self.state
+        if st is None or st["stage"] != 2:
+            return
+        was = (st.get("result") or {}).get("schedule")
+        if not isinstance(was, dict) or not was:
+            return
+        task = self.tasks[st["rung"] - 1]
+        now = schedule_record(task.s2)
+        if was != now:
+            diff = ", ".join(f"{k} {was.get(k)} -> {now.get(k)}" for k in now if was.get(k) != now.get(k))
+            raise ResumeError(f"{self.out}: rung {task.name}'s stage 2 started with another learning-rate schedule "
+                              f"than this fspladder version would continue it with ({diff}; a recipe default "
+                              "changed since); continue it with the fspladder version that started it, or start a "
+                              "new run (nothing was changed)")
+
     def seconds(self) -> float:
         """This run's seconds so far, earlier sessions of a resumed run included."""
         return self.prior + time.perf_counter() - self.t0
@@ -218,6 +239,7 @@ class _Run:
         problems += cfg.recipe_key_problems(recipes)
         if problems:
             raise ConfigError(problems)
+        self.check_schedule_resumes()
         for k, rc in enumerate(cfg.rungs, start=1):  # a RunConfig built in Python skipped the parser's name check
             self.rung_file("rung", k, rc.name, ".pt")
             self.rung_file("flow", k, rc.name, ".npz")
