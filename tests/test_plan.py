@@ -162,3 +162,49 @@ def test_auto_refuses_a_folder_that_holds_a_run_before_it_plans(idx_folder, tmp_
     with pytest.raises(ConfigError, match="plan_and_run"):
         run_ladder(cfg, tmp_path / "fresh")
     assert not (tmp_path / "fresh").exists()
+
+
+@pytest.mark.parametrize("key", ["stage2.decay_fraction=0.3", "stage2.growth_noise=0.2"])
+def test_auto_plans_only_recipes_that_read_the_stage2_keys_set(idx_folder, monkeypatch, capsys, key):
+    """What `check` accepts, `run` must not refuse later: with plan.intermediates auto the planner's recipe runs,
+    so a stage-2 key only some recipes read (decay_fraction: wsd, the plain recipes'; growth_noise: growth) makes
+    the others' candidates skipped, with the reason in the plan; check refuses only when no recipe is left."""
+    from types import SimpleNamespace
+
+    import fspladder.plan.measure as measure
+    import fspladder.rung as rung
+    from fspladder import create_model, load_config, save_checkpoint
+    from fspladder.cli import main
+    from fspladder.estimate import Phase
+    from fspladder.plan import run_plan
+    from fspladder.plan.auto import planned_config
+    from fspladder.session import load_data
+
+    monkeypatch.setattr(measure, "chain_phases", lambda prof, chain, tasks, *a, **kw: [
+        Phase(t.name, 2, 1, 1, 1.0, 0.1) for t in tasks])
+    monkeypatch.setattr(measure, "train_chain", lambda teacher, tasks, *a, **kw: [
+        SimpleNamespace(stage2=[SimpleNamespace(val_acc=[0.9 if t.recipe.stage1 == "fsp" else 0.5])]) for t in tasks])
+    save_checkpoint(idx_folder / "t.pt", create_model("resnet8", in_chans=1, num_classes=4),
+                    {"name": "resnet8", "kwargs": {"in_chans": 1, "num_classes": 4}})
+    sets = ["data.name=idx", f"data.root={idx_folder}", "data.val_size=100", "stage2.batch_size=50",
+            "stage1.batch_size=50", "plan.probe_train_images=500", "plan.intermediates=auto", "recipe=grow", key,
+            f"teacher.checkpoint={idx_folder / 't.pt'}"]
+    cfg = load_config(None, [*sets, "plan.recipes=[patent, grow]"])
+    teacher, ck = rung.load_teacher(cfg)
+    plan = run_plan(cfg, load_data(cfg), torch.device("cpu"), teacher, teacher_meta=ck)
+    patent = [c for c in plan["candidates"] if c["recipe"] == "patent"]
+    assert patent and all(c["probe_val_acc"] is None and c["note"].startswith(f"skipped: {key.split('=')[0]}")
+                          for c in patent), patent
+    # the patent's probe would have won (0.9 against 0.5): the choice is the recipe that can take the key
+    assert plan["choice"]["recipe"] == "grow"
+    assert planned_config(cfg, plan["choice"]).recipe_key_problems() == []  # what the run checks: no refusal
+    # check accepts it and says which candidates the planner will skip
+    assert main(["check", *(a for s in [*sets, "plan.recipes=[patent, grow]"] for a in ("--set", s))]) == 0
+    assert "the candidates of recipe patent will be skipped" in capsys.readouterr().out
+    # no recipe left: check refuses in one line naming the fix, and the planner refuses before measuring
+    assert main(["check", *(a for s in [*sets, "plan.recipes=[patent, w2s]"] for a in ("--set", s))]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  - ")]  # the problems list
+    assert len(err) == 1 and "no recipe of plan.recipes (patent, w2s)" in err[0] and "to plan.recipes" in err[0]
+    with pytest.raises(measure.PlanError, match="no recipe of plan.recipes"):
+        run_plan(load_config(None, [*sets, "plan.recipes=[patent, w2s]"]), load_data(cfg), torch.device("cpu"),
+                 teacher, teacher_meta=ck)

@@ -50,7 +50,8 @@ from .rung import (
 from .session import load_data, resolve_device
 from .teacher_source import with_teacher_preprocessing
 
-__all__ = ["check_config", "preflight", "Preflight", "MIN_STEPS", "MIN_PER_CLASS"]
+__all__ = ["check_config", "preflight", "Preflight", "MIN_STEPS", "MIN_PER_CLASS", "planned_key_refusal",
+           "key_problem_words"]
 
 MIN_STEPS = 10  # an epoch with fewer optimiser steps than this barely trains: warned about
 MIN_PER_CLASS = 10  # fewer training images per class than this: warned about
@@ -89,6 +90,26 @@ def _output_problem(model: torch.nn.Module, data: DataSplits, where: str) -> str
         return (f"{where}: the model returns logits of dtype {out.dtype}; cross-entropy needs floating-point logits: "
                 "return the classifier's output, not class indices")
     return None
+
+
+def key_problem_words(problems: list[str]) -> str:
+    """:meth:`RunConfig.recipe_key_problems`'s lines in a few words each (what is set and why it is not read, without
+    the fix), for a planner candidate's note."""
+    return "; ".join(p.split("; ")[0] for p in problems)
+
+
+def planned_key_refusal(cfg: RunConfig) -> str | None:
+    """With ``plan.intermediates: auto`` (or ``fspladder plan``): one line when no recipe of ``plan.recipes`` can take
+    the stage-2 keys set (:meth:`RunConfig.planned_key_problems`), naming a recipe that could; None when one can
+    (the planner then skips only the others' candidates)."""
+    found = cfg.planned_key_problems()
+    if not found or any(not p for p in found.values()):
+        return None
+    takers = [n for n, p in cfg.planned_key_problems([n for n in PRESETS if n not in found]).items() if not p]
+    fix = (f"add {' or '.join(takers[:2])} to plan.recipes, or remove those keys" if takers
+           else "remove those keys")
+    return (f"no recipe of plan.recipes ({', '.join(found)}) can take the stage-2 keys set here, so the planner would "
+            f"have no candidate ({key_problem_words(next(iter(found.values())))}): {fix}")
 
 
 @dataclass
@@ -286,7 +307,15 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
     _memory(pf, chain_memory(tasks, rungs, device or resolve_device(cfg.device)))
     try:
         _, found = chain_problems(rungs, recipes, s1s, (splits.in_chans, *splits.image_size), other)
-        problems += found + cfg.recipe_key_problems(recipes)
+        problems += found
+        if cfg.plan.intermediates == "auto":  # the planner's recipe runs, not the config's: keys are checked per
+            # candidate recipe (the planner skips those that cannot take them), refused only when none can
+            refusal = planned_key_refusal(cfg)
+            problems += [refusal] if refusal else []
+            pf.notes += [f"note: plan: the candidates of recipe {n} will be skipped: {key_problem_words(p)}"
+                         for n, p in cfg.planned_key_problems().items() if p]
+        else:
+            problems += cfg.recipe_key_problems(recipes)
     except LadderError as e:  # the bench's arms are still checked: they build their own chains
         problems += [f"ladder: {p}" for p in e.problems]
         if not bench:

@@ -8,6 +8,7 @@ each other.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -476,6 +477,26 @@ class RunConfig:
                     problems.append(f"rungs[{i}].stage2.{key} is set, but rung {r.name}'s recipe "
                                     f"({self.recipe_for(r)}) does not use it ({_users(key)}); remove it")
         return problems
+
+    def planned_key_problems(self, recipes: list[str] | None = None) -> dict[str, list[str]]:
+        """``plan.intermediates: auto``: each recipe of ``recipes`` (default ``plan.recipes``, as named there) with
+        the stage-2 keys set here that a chain planned with it would not read (:meth:`recipe_key_problems` of the
+        config the planner hands the run, ``plan.auto.planned_config``: its rungs by that recipe; ``[]``: it takes
+        them all). The planner skips the candidates of a recipe with problems, and ``check`` refuses only when every
+        recipe has some, so a planned run never refuses the chain it was handed. Unparsable names are left out
+        (refused on their own)."""
+        if not self.rungs:
+            return {}
+        out: dict[str, list[str]] = {}
+        for name in self.plan.recipes if recipes is None else recipes:
+            if parse_recipe(name)[0] is None:
+                continue
+            # the planned intermediates' stage 2 sets its epochs only, never a recipe's key: the target stands for all
+            planned = copy.copy(self)
+            planned.recipe, planned.rungs = name, [copy.copy(self.rungs[-1])]
+            planned.rungs[0].recipe = None
+            out[name] = planned.recipe_key_problems(nobody=f"recipe {name} does not use it")
+        return out
 
 
 def _users(key: str) -> str:

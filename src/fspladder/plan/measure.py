@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..chain import build_chain, probe_tasks, run_tasks, train_chain
+from ..check import key_problem_words, planned_key_refusal
 from ..config import PlanConfig, RunConfig, RungConfig
 from ..data import DataSplits
 from ..estimate import StageProfiler, chain_phases, forked_rng
@@ -79,10 +80,17 @@ def run_plan(cfg: RunConfig, data: DataSplits, device: torch.device, teacher: Ru
         if parsed is None:  # the config's check refuses these first; a Python caller hears the same line
             raise PlanError("; ".join(problems))
         recipes[r] = parsed
+    # A recipe that would not read a stage-2 key set here is never a candidate: the run would refuse its chain
+    # after planning (e.g. stage2.decay_fraction under patent's cosine, growth_noise without growth).
+    refusal = planned_key_refusal(cfg)
+    if refusal:
+        raise PlanError(refusal)
+    unread = cfg.planned_key_problems()
     cands: list[Candidate] = []
     cand_recipe: list[Recipe] = []
     for name, recipe in recipes.items():
         why = _applies(recipe, teacher, probe_target, other, (data.in_chans, *data.image_size))
+        why = why or (key_problem_words(unread[name]) if unread.get(name) else None)
         for ch in chains:
             c = Candidate(list(ch.intermediates), list(ch.params), recipe_name(recipe) or name)
             c.note = f"skipped: {why}" if why else ""
