@@ -199,7 +199,8 @@ class _Run:
         st = self.state
         if st is None or st["stage"] != 2:
             return
-        was = (st.get("result") or {}).get("schedule")
+        rec = st.get("result")  # read back from a file: untrusted, so a foreign shape says nothing here
+        was = rec.get("schedule") if isinstance(rec, dict) else None
         if not isinstance(was, dict) or not was:
             return
         task = self.tasks[st["rung"] - 1]
