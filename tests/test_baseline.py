@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fspladder.arms import Arm, baseline_warnings
+from fspladder.arms import Arm, baseline_warnings, fair_baseline
 from fspladder.bench.results import format_frontier, frontier
 from fspladder.bench.summary import baseline_line, format_bench_md, summarize
 from fspladder.cli import main
@@ -248,7 +248,39 @@ def test_family_configs_and_the_presets_give_scratch_every_schedule(config):
     arms = _config_arms(cfg)
     assert any(a.base == "scratch" and a.label != "scratch" for a in arms)  # a scratch variant beside the arm
     assert baseline_warnings(arms) == []
+    assert fair_baseline(cfg)[1] == {}  # the shipped configs name their scratch variants: the rule adds none
     if path is not None:  # a preset adds its variants to the config's own, never replaces them
         assert set(load_config(path).bench.variants) <= set(cfg.bench.variants)
     # a user's wsd decay is not refused on the presets' cosine variants (they leave it to the recipe)
     load_config(path, [*(BENCH_PRESETS[preset] if preset else []), "stage2.decay_fraction=0.3"])
+
+
+def test_the_fair_baseline_rule_adds_the_scratch_variants_a_bench_lacks():
+    """Issue 32, item 1, in code: every schedule a transfer arm gets, scratch gets too; the bench adds what lacks."""
+    cfg = load_config(None)  # arms scratch, direct, ladder, soft, grow: the patent's and soft's cosine is not scratch's
+    fair, added = fair_baseline(cfg)
+    assert added == {"scratch-cosine": "the schedule of direct, ladder, soft"}
+    assert fair.bench.variants["scratch-cosine"] == {
+        "arm": "scratch", "set": {"stage2.schedule": "cosine", "stage2.decay_fraction": None}}
+    assert baseline_warnings(_config_arms(cfg)) and baseline_warnings(_config_arms(fair)) == []
+    assert fair_baseline(fair)[1] == {} and fair_baseline(fair)[0] == fair  # adding again adds nothing
+    assert cfg.bench.variants == {}  # the config given is not changed
+    # Opted out: nothing added, the warning stays. Without a scratch arm: no scratch baseline to complete.
+    assert fair_baseline(load_config(None, ["bench.fair_baseline=false"]))[1] == {}
+    assert fair_baseline(load_config(None, ["bench.arms=[direct, grow]"]))[1] == {}
+    # Each lever a variant changes is named and set; the added variant runs at its users' budgets and the full one;
+    # a name a user took for another schedule is not overwritten.
+    cfg = load_config(None, ["bench.arms=[scratch, grow]", "bench.budgets=[0.25, 0.5, 1.0]",
+                             "bench.variants={grow-ema: {arm: grow, set: {stage2.ema: 0.99}}, "
+                             "grow-lr: {arm: grow, set: {stage2.lr: 0.02, stage2.schedule: cosine}}, "
+                             "scratch-cosine-lr0.02: {arm: scratch, set: {stage2.warmup_epochs: 0}}}",
+                             "bench.arm_budgets={grow-ema: [0.25]}"])
+    fair, added = fair_baseline(cfg)
+    assert set(added) == {"scratch-wsd-ema0.99", "scratch-cosine-lr0.02-fair"}
+    assert fair.bench.variants["scratch-wsd-ema0.99"]["set"] == {
+        "stage2.schedule": "wsd", "stage2.decay_fraction": 0.5, "stage2.ema": 0.99}
+    assert fair.bench.variants["scratch-cosine-lr0.02-fair"]["set"] == {
+        "stage2.schedule": "cosine", "stage2.decay_fraction": None, "stage2.lr": 0.02}
+    assert fair.bench.variants["scratch-cosine-lr0.02"] == cfg.bench.variants["scratch-cosine-lr0.02"]
+    assert fair.bench.arm_budgets == {"grow-ema": [0.25], "scratch-wsd-ema0.99": [0.25, 1.0]}
+    assert baseline_warnings(_config_arms(fair)) == []

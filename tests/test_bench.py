@@ -58,12 +58,19 @@ def test_bench_end_to_end_small(tmp_path, idx_folder):
                                                                  "teacher_amp": "off"}}}),
                  "--set", "teacher_amp=bf16", *common]) == 0
     bench = json.loads((out / "bench.json").read_text())
-    assert bench["arms"] == ["scratch", "direct", "ladder", "soft", "grow", "ladder-cached"]
+    # The fair baseline (issue 32): scratch gets the cosine of direct, ladder and soft, and ladder-cached's peak.
+    assert bench["arms"] == ["scratch", "direct", "ladder", "soft", "grow", "ladder-cached", "scratch-cosine",
+                             "scratch-cosine-lr0.02"]
+    assert bench["fair_baseline_added"] == {"scratch-cosine": "the schedule of direct, ladder, soft",
+                                            "scratch-cosine-lr0.02": "the schedule of ladder-cached"}
+    assert "The fair-baseline rule added these scratch variants" in (out / "bench.md").read_text()
+    assert set(bench["summary"]["baseline"]["compared"]) == {"scratch", "scratch-cosine", "scratch-cosine-lr0.02"}
+    assert not bench["summary"]["baseline"]["unmatched"]
     # The teacher trained on all 500 training images, the arms on the same 500: equal fingerprints.
     prot = bench["protocol"]
     assert prot["same_training_images"] and prot["arms_fingerprint"] == prot["teacher_fingerprint"]
     assert set(bench["summary"]["thresholds"]) == {"scratch", "teacher"}
-    assert len(bench["runs"]) == 6 * 2 * 2
+    assert len(bench["runs"]) == 8 * 2 * 2
     cached = [r for r in bench["runs"] if r["arm"] == "ladder-cached"]
     assert all(r["base_arm"] == "ladder" and r["stage1_seconds"] > 0 for r in cached)
     # A variant's engine settings take effect: each arm trains under its own resolved precision.
@@ -133,7 +140,7 @@ def test_a_bench_killed_by_sigkill_resumes_to_the_same_runs(tmp_path, idx_folder
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = (json.loads((d / "bench.json").read_text()) for d in (ref, out))
     key = lambda r: (r["arm"], r["seed"], r["budget"], r["val_acc"], r["test_acc"], r["train_acc"])  # noqa: E731
-    assert [key(r) for r in a["runs"]] == [key(r) for r in b["runs"]] and len(a["runs"]) == 6
+    assert [key(r) for r in a["runs"]] == [key(r) for r in b["runs"]] and len(a["runs"]) == 8  # + scratch-cosine
     assert b["summary"]["arms"].keys() == a["summary"]["arms"].keys()
     # A finished bench is not resumed again, and nothing in it changes.
     before = (out / "bench.json").read_bytes()
@@ -232,7 +239,8 @@ def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_f
                  "--set", "bench.arm_budgets.scratch=[1]"]) == 0, capsys.readouterr().err
     kept = json.loads((older / "bench.json").read_text())
     assert [(r["arm"], r["schedule"]["shape"]) for r in kept["runs"]] == [
-        ("scratch", "cosine"), ("direct", "cosine"), ("direct", "cosine")]
+        ("scratch", "cosine"), ("direct", "cosine"), ("direct", "cosine"),
+        ("scratch-cosine", "cosine"), ("scratch-cosine", "cosine")]  # the fair baseline: direct's cosine
     assert main(["bench", *common, "--arms", "direct", "--extend", str(tmp_path / "none")]) == 2
     assert "no bench-config.yaml there" in capsys.readouterr().err and not (tmp_path / "none").exists()
     assert main(["bench", "--resume", str(out)]) == 2 and "--extend" in capsys.readouterr().err
@@ -253,12 +261,13 @@ def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_f
     resumed = bench("--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     bench_ = json.loads((out / "bench.json").read_text())
-    assert bench_["arms"] == ["scratch", "direct"] and set(bench_["summary"]["arms"]) == {"scratch", "direct"}
-    assert [r["arm"] for r in bench_["runs"]] == ["scratch", "direct"]
+    trio = ["scratch", "direct", "scratch-cosine"]  # the extension added the fair baseline's scratch-cosine
+    assert bench_["arms"] == trio and set(bench_["summary"]["arms"]) == set(trio)
+    assert [r["arm"] for r in bench_["runs"]] == trio
     assert bench_["runs"][0] == first["runs"][0]  # the finished run is kept, not retrained
     assert bench_["seconds"] >= first["seconds"] + bench_["runs"][1]["pipeline_seconds"]  # every session counts
     # An extension that runs through counts the sessions before it too.
     assert main(["bench", "--extend", str(out), "--arms", "scratch,direct,soft", "--no-report", "--no-progress"]) == 0
     third = json.loads((out / "bench.json").read_text())
-    assert [r["arm"] for r in third["runs"]] == ["scratch", "direct", "soft"] and "summary" in third
+    assert [r["arm"] for r in third["runs"]] == ["scratch", "direct", "soft", "scratch-cosine"] and "summary" in third
     assert third["seconds"] >= bench_["seconds"] + third["runs"][2]["pipeline_seconds"]

@@ -98,7 +98,8 @@ def test_bench_grow_fsp_arm_and_joint_variants(tmp_path, idx_folder):
                  "--set", "stage2.epochs=1", "--set", "stage1.epochs=0.5", "--set", f"teacher.checkpoint={teacher}",
                  "--set", "bench.variants=" + json.dumps(variants), *common]) == 0
     bench = json.loads((out / "bench.json").read_text())
-    assert bench["arms"] == ["scratch", "grow-fsp", "grow-joint", "direct-joint"]
+    # scratch-cosine: the fair baseline gives scratch the cosine its other arms train with (scratch's own is wsd)
+    assert bench["arms"] == ["scratch", "grow-fsp", "grow-joint", "direct-joint", "scratch-cosine"]
     runs = {r["arm"]: r for r in bench["runs"]}
     g = runs["grow-fsp"]
     assert g["base_arm"] == "grow-fsp" and g["stage1_seconds"] > 0 and g["pipeline_seconds"] > g["target_seconds"]

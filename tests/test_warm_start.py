@@ -90,8 +90,10 @@ def test_keys_are_recorded_in_summary_and_bench(tiny_teacher):
                  *bench_args(idx), "--no-report"]) == 0
     bench = json.loads((out / "bench.json").read_text())
     assert sorted((r["arm"], r["budget"]) for r in bench["runs"]) == \
-        [("grow", 1), ("grow-ema", 0.5), ("grow-ema", 1), ("scratch", 1)]  # arm_budgets: the full budget only
-    assert bench["summary"]["thresholds"]["scratch"] == bench["runs"][0]["val_acc"][-1]
+        [("grow", 1), ("grow-ema", 0.5), ("grow-ema", 1), ("scratch", 1),  # arm_budgets: the full budget only
+         ("scratch-wsd-ema0.9", 0.5), ("scratch-wsd-ema0.9", 1)]  # the fair baseline: grow-ema's weight average
+    assert bench["summary"]["thresholds"]["scratch"] == max(
+        r["val_acc"][-1] for r in bench["runs"] if r["arm"].startswith("scratch") and r["budget"] == 1)
     runs = {r["arm"]: r for r in bench["runs"] if r["budget"] == 1}
     assert runs["grow"]["ema"] is None and runs["grow"]["schedule"]["shape"] == "wsd"
     assert runs["grow-ema"]["ema"] == 0.9 and runs["grow-ema"]["growth_noise"] == 0

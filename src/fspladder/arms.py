@@ -3,16 +3,16 @@ reports their problems, so a config that check accepts is not refused by the ben
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .chain import RungTask, arm_tasks, build_student, full_epochs
-from .config import RunConfig, variant_config
+from .config import ConfigError, RunConfig, variant_config
 from .ladder import LadderError, Rung
-from .recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, Recipe, schedule_defaults
+from .recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, WSD_DECAY, Recipe, schedule_defaults
 from .rung import chain_problems
 
-__all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings"]
+__all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings", "fair_baseline"]
 
 # The stage-2 levers of a schedule (recipes.schedule_defaults, Stage2Config): a transfer arm given one of them must
 # find scratch given it too, or its time to scratch's accuracy measures the schedule as well as the recipe (issue 32).
@@ -50,12 +50,10 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
     a chain (ladder, recipe, keys). A base arm whose recipe cannot apply here (growth across families, soft
     targets across classes) is skipped, not a problem; a variant is the user's explicit ask, so it is one."""
     b = cfg.bench
-    arms = [Arm(a, a, ARMS[a][0], cfg.recipe_for(cfg.rungs[-1], ARMS[a][1]), cfg) for a in b.arms]
+    arms = [_arm(cfg, a) for a in b.arms]
     problems: list[str] = []
     for name, v in b.variants.items():
-        chain, recipe = ARMS[v["arm"]]
-        vc = variant_config(cfg, v.get("set") or {})
-        arm = Arm(name, v["arm"], chain, vc.recipe_for(vc.rungs[-1], v.get("recipe") or recipe), vc)
+        arm = _variant(cfg, name, v)
         arms.append(arm)
         defaults = schedule_defaults(arm.recipe)
         for key in v.get("set") or {}:  # a key the variant sets but its recipe does not read would do nothing
@@ -89,6 +87,16 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
         problems.append("no arm of this bench can run here: " + "; ".join(f"{k}: {v}" for k, v in out.skipped.items()))
     out.warnings = baseline_warnings(out.arms)
     return out
+
+
+def _arm(cfg: RunConfig, name: str) -> Arm:
+    return Arm(name, name, ARMS[name][0], cfg.recipe_for(cfg.rungs[-1], ARMS[name][1]), cfg)
+
+
+def _variant(cfg: RunConfig, name: str, v: dict[str, Any]) -> Arm:
+    chain, recipe = ARMS[v["arm"]]
+    vc = variant_config(cfg, v.get("set") or {})
+    return Arm(name, v["arm"], chain, vc.recipe_for(vc.rungs[-1], v.get("recipe") or recipe), vc)
 
 
 def arm_plan(arm: Arm, seed: int = 0) -> list[RungTask]:
@@ -134,3 +142,58 @@ def baseline_warnings(arms: list[Arm]) -> list[str]:
         out.append(f"bench: the baseline lacks {body} (given to {', '.join(labels)}), so their times to scratch's "
                    f"accuracy would measure the schedule too: add a scratch variant {{arm: scratch, set: {{{body}}}}}")
     return out
+
+
+def _lever_name(lv: dict[str, Any], ref: dict[str, Any]) -> str:
+    """A variant name for scratch with levers ``lv``: its schedule, then each lever that differs from ``ref``
+    (scratch's own), e.g. ``scratch-cosine``, ``scratch-wsd0.3``, ``scratch-cosine-ema0.99``."""
+    parts = [str(lv["schedule"])]
+    if lv["schedule"] == "wsd" and lv["decay_fraction"] != WSD_DECAY:
+        parts[0] += f"{lv['decay_fraction']:g}"
+    short = {"lr": "lr", "warmup_epochs": "warmup", "ema": "ema"}
+    parts += [f"{short[k]}{lv[k]:g}" for k in short if lv[k] != ref[k] and lv[k] is not None]
+    parts += [f"no{short[k]}" for k in short if lv[k] != ref[k] and lv[k] is None]
+    return "scratch-" + "-".join(parts)
+
+
+def fair_baseline(cfg: RunConfig) -> tuple[RunConfig, dict[str, str]]:
+    """``cfg`` with a scratch variant added for every schedule a transfer arm or variant of its bench gets and no
+    scratch arm or variant gets (issue 32's fair baseline: the threshold "scratch's accuracy" is then the best
+    scratch over every schedule the bench offers anything), and what was added: ``{name: why}``.
+
+    A schedule is the target's stage-2 levers (:data:`SCHEDULE_LEVERS`): shape, wsd's decay, peak learning rate,
+    warm-up and weight average. Each added variant sets only what differs from the config's own scratch, and runs
+    at the budgets of the arms that get that schedule. Nothing is added to a bench without a scratch arm or variant
+    (it has no scratch baseline), with ``bench.fair_baseline: false`` (then :func:`baseline_warnings` warns), or to
+    a config whose arms do not build (the checks that follow report why). Adding again adds nothing."""
+    b = cfg.bench
+    if not b.fair_baseline:
+        return cfg, {}
+    try:
+        arms = [_arm(cfg, a) for a in b.arms] + [_variant(cfg, k, v) for k, v in b.variants.items()]
+        have = [_levers(a) for a in arms if a.base == "scratch" and a.recipe == PRESETS["scratch"]]
+        if not have:
+            return cfg, {}
+        ref = _levers(_arm(cfg, "scratch"))  # what a variant's settings apply on top of: the config's own scratch
+        missing: dict[tuple[tuple[str, Any], ...], list[Arm]] = {}
+        for a in arms:
+            if not (a.base == "scratch" and a.recipe == PRESETS["scratch"]) and (lv := _levers(a)) not in have:
+                missing.setdefault(tuple(lv.items()), []).append(a)
+    except (ConfigError, LadderError, KeyError):
+        return cfg, {}
+    variants, budgets, added = dict(b.variants), dict(b.arm_budgets), {}
+    for key, users in missing.items():
+        lv = dict(key)
+        sets: dict[str, Any] = {"stage2.schedule": lv["schedule"],
+                                "stage2.decay_fraction": lv["decay_fraction"] if lv["schedule"] == "wsd" else None}
+        sets |= {f"stage2.{k}": lv[k] for k in ("lr", "warmup_epochs", "ema") if lv[k] != ref[k]}
+        name, n = _lever_name(lv, ref), 1
+        while name in variants or name in ARMS or name in b.arms:
+            n += 1
+            name = f"{_lever_name(lv, ref)}-fair{n if n > 2 else ''}"
+        variants[name] = {"arm": "scratch", "set": sets}
+        own = [b.arm_budgets.get(a.label) for a in users]
+        if all(own):  # and the full budget, where the threshold is read
+            budgets[name] = [x for x in b.budgets if x == max(b.budgets) or any(x in o for o in own if o)]
+        added[name] = "the schedule of " + ", ".join(a.label for a in users)
+    return replace(cfg, bench=replace(b, variants=variants, arm_budgets=budgets)), added

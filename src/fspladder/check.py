@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .arms import BenchArms, bench_arms
+from .arms import BenchArms, bench_arms, fair_baseline
 from .chain import RungTask, run_tasks
 from .checkpoint import CheckpointError
 from .config import ConfigError, ModelConfig, RunConfig, parse_config_lenient
@@ -208,7 +208,7 @@ def _stages(tasks: list[RungTask], n: int) -> list[tuple[str, int, int, str]]:
 
 def preflight(cfg: RunConfig | dict[str, Any], *, bench: bool = False, train: ModelConfig | None = None,
               data: DataSplits | None = None, device: torch.device | None = None,
-              teacher_module: torch.nn.Module | None = None) -> Preflight:
+              teacher_module: torch.nn.Module | None = None, baseline: bool = True) -> Preflight:
     """Every check ``fspladder check`` makes, before any work: the one function ``check``, ``run``, ``train``,
     ``bench`` and ``plan`` call, so that what one accepts no other refuses later.
 
@@ -216,8 +216,11 @@ def preflight(cfg: RunConfig | dict[str, Any], *, bench: bool = False, train: Mo
     every arm and variant of the bench. ``train``: the network ``fspladder train`` trains (then the data and that
     network are checked, not the teacher or the rungs). ``data``: splits passed from Python instead of
     ``cfg.data``. ``device``: where the data path is planned for (default ``cfg.device``). ``teacher_module``: a
-    trained network passed from Python instead of ``teacher.checkpoint``. Nothing is written."""
-    pf = _preflight(cfg, bench, train, data, device, teacher_module)
+    trained network passed from Python instead of ``teacher.checkpoint``. ``baseline``: with ``bench``, add the
+    fair baseline's scratch variants first (:func:`fspladder.arms.fair_baseline`; ``pf.cfg`` holds them) as a new
+    bench or an extension does; the bench passes False, having added them itself (or not, resuming its saved
+    config as it was). Nothing is written."""
+    pf = _preflight(cfg, bench, train, data, device, teacher_module, baseline)
     # One line per problem: some messages (a tap's, torch's) span lines; the CLI prints each problem on one.
     # The same problem found twice (the run's chain and a bench arm's) is reported once.
     pf.problems[:] = dict.fromkeys(" ".join(ln.strip() for ln in p.splitlines() if ln.strip()) for p in pf.problems)
@@ -225,12 +228,16 @@ def preflight(cfg: RunConfig | dict[str, Any], *, bench: bool = False, train: Mo
 
 
 def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig | None, data: DataSplits | None,
-               device: torch.device | None, teacher_module: torch.nn.Module | None) -> Preflight:
+               device: torch.device | None, teacher_module: torch.nn.Module | None, baseline: bool) -> Preflight:
     if isinstance(cfg, RunConfig):
         pf = Preflight(cfg, [])
     else:
         parsed, problems = parse_config_lenient(cfg)
         pf = Preflight(parsed, problems)
+    if bench and baseline:
+        pf.cfg, added = fair_baseline(pf.cfg)
+        pf.notes += [f"bench: adds the scratch variant {k} ({why}): the fair baseline (bench.fair_baseline)"
+                     for k, why in added.items()]
     cfg, problems = pf.cfg, pf.problems
     splits = data
     if splits is not None:  # the teacher's normalisation, as load_data applies it to cfg.data

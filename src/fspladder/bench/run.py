@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ..arms import Arm
+from ..arms import Arm, fair_baseline
 from ..arms import arm_plan as full_budget_plan
 from ..chain import RungTask, Stage2Run, TaskOutcome, arm_tasks, bench_seeds, full_epochs, train_chain
 from ..check import preflight
@@ -149,8 +149,12 @@ class _Bench:
                  teacher: Any = None) -> None:
         self.t0 = time.perf_counter()
         self.own_teacher = teacher  # a trained nn.Module from Python instead of teacher.checkpoint
-        self.cfg, self.out, self.extend = cfg, out, extend
         self.resume = resume or extend  # an extension is a resume with a larger config
+        # A new bench or an extension gets the fair baseline's scratch variants; a resume continues its saved config.
+        self.added: dict[str, str] = {}
+        if extend or not resume:
+            cfg, self.added = fair_baseline(cfg)
+        self.cfg, self.out, self.extend = cfg, out, extend
         check_out_dir(out)
         # The bench already in ``out`` (read once; empty for a new bench): what a resume or extension continues.
         path = out / "bench.json"
@@ -174,9 +178,12 @@ class _Bench:
         cfg = self.cfg
         self.device = resolve_device(cfg.device)
         # Every check `check --bench` makes, the bench's arms included, before any work.
-        pf = preflight(cfg, bench=True, device=self.device, teacher_module=self.own_teacher)
+        pf = preflight(cfg, bench=True, device=self.device, teacher_module=self.own_teacher, baseline=False)
         pf.raise_problems()
         pf.print_warnings()
+        for k, why in self.added.items():  # recorded in bench.json too (fair_baseline_added)
+            print(f"bench: adds the scratch variant {k} ({why}): the fair baseline; bench.fair_baseline: false to "
+                  "run without it", file=sys.stderr)
         assert pf.data is not None and pf.teacher is not None and pf.arms is not None  # no problem: all built
         self.data = pf.data.to(self.device)
         self.log: Any = MetricsLog(inside(self.out, "metrics.jsonl"), hold=True)
@@ -282,7 +289,9 @@ class _Bench:
                  "precision": {a.label: {"amp": c.amp, "teacher_amp": c.teacher_amp} for a, c in
                                zip(self.arms, self.ctxs.values())},
                  "arms": [a.label for a in self.arms], "recipes": {a.label: a.recipe.as_dict() for a in self.arms},
-                 "skipped": self.skipped, "budgets": b.budgets, "full_epochs": self.full, "teacher": self.teacher_rec,
+                 "skipped": self.skipped, "fair_baseline_added": {**self.saved.get("fair_baseline_added", {}),
+                                                                  **self.added},
+                 "budgets": b.budgets, "full_epochs": self.full, "teacher": self.teacher_rec,
                  "protocol": self.protocol(), "runs": self.all_runs(),
                  "seconds": self.prior + time.perf_counter() - self.t0}
         if final:

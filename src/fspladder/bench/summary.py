@@ -276,6 +276,9 @@ def format_bench_md(bench: dict[str, Any]) -> str:
                   f"{verdict} the teacher by the {MARGIN * 100:.1f} points this bench needs to measure targets that "
                   "end above their teacher.", ""]
     lines += [baseline_line(s), ""]
+    if bench.get("fair_baseline_added"):
+        lines += ["The fair-baseline rule added these scratch variants (`bench.fair_baseline`): "
+                  + "; ".join(f"{k} ({why})" for k, why in bench["fair_baseline_added"].items()) + ".", ""]
     th = s.get("thresholds", {})
     base_arm = (s.get("ratio_base") or {}).get("arm", "scratch")
     if th:

@@ -273,6 +273,10 @@ class BenchConfig:
     # Arms or variants that run at only some of the budgets, e.g. {scratch: [1.0]}: scratch's full budget sets the
     # threshold the others are timed to, and its shorter budgets only draw its curve (the growth-schedule bench).
     arm_budgets: dict[str, list[float]] = field(default_factory=dict)
+    # The fair baseline (issue 32): a scratch variant is added for every schedule (shape, decay, peak, warm-up,
+    # weight average) a transfer arm gets and no scratch arm gets, so "scratch's accuracy" is scratch at its best.
+    # false: none is added, and the bench warns that its baseline lacks them.
+    fair_baseline: bool = True
 
     def _check(self, p: str, err: list[str]) -> None:
         for name, bs in self.arm_budgets.items():
