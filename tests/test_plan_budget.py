@@ -43,13 +43,15 @@ def _agrees(fams, curves, budget):
 
 
 def test_planner_agrees_with_the_fair_frontier_of_the_realistic_preset():
-    # docs/results/realistic-fair: scratch and grow each with cosine and wsd, 1/2/5/10 epochs, 3 seeds; scratch-wsd
-    # is the best scratch (a candidate with each of its schedules). Short, middle and full budget, as the frontier.
+    # docs/results/realistic-fair: scratch and grow each with cosine, wsd and a weight average (cosine, ema 0.99),
+    # 1/2/3/5/8/10 epochs, 3 seeds; scratch-wsd is the best scratch (a candidate with each of its schedules).
+    # Short, middle and full budget, as the frontier.
     fair = ROOT / "docs/results/realistic-fair"
     benches = [(str(fair), load_bench(fair, "--measured"))]
     fams, curves = frontier(benches), curves_from_benches(benches)
-    assert {c.label for c in curves if c.scratch} == {"scratch", "scratch-wsd"}
-    for budget, (label, epochs) in {15.0: ("grow", 1), 60.0: ("grow", 5), 110.0: ("grow-wsd", 10)}.items():
+    assert {c.label for c in curves if c.scratch} == {"scratch", "scratch-wsd", "scratch-cosine", "scratch-ema"}
+    for budget, (label, epochs) in {15.0: ("grow-ema", 1), 35.0: ("grow-cosine", 3), 60.0: ("grow", 5),
+                                    110.0: ("grow-wsd", 10)}.items():
         pick, point, _ = choose_by_budget(curves, budget)
         assert (pick.label, point[1]) == (label, epochs), budget
         chosen, _, frontier_pick = _agrees(fams, curves, budget)
