@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fspladder.arms import Arm, baseline_warnings, fair_baseline
+from fspladder.arms import Arm, baseline_warnings, fair_baseline, recorded_levers
 from fspladder.bench.results import format_frontier, frontier
 from fspladder.bench.summary import baseline_line, format_bench_md, summarize
 from fspladder.cli import main
@@ -284,3 +284,29 @@ def test_the_fair_baseline_rule_adds_the_scratch_variants_a_bench_lacks():
     assert fair.bench.variants["scratch-cosine-lr0.02"] == cfg.bench.variants["scratch-cosine-lr0.02"]
     assert fair.bench.arm_budgets == {"grow-ema": [0.25], "scratch-wsd-ema0.99": [0.25, 1.0]}
     assert baseline_warnings(_config_arms(fair)) == []
+
+
+def test_the_fair_baseline_reads_the_schedules_finished_runs_trained_with():
+    """A bench trained before scratch's default became wsd holds cosine scratch runs: extended, it needs no
+    scratch-cosine; its wsd scratch would be missing for a new wsd transfer arm."""
+    cfg = load_config(None, ["bench.arms=[scratch, direct, grow]"])
+    cos = {"lr": 0.05, "min_lr": 0.0, "shape": "cosine", "warmup_epochs": 0.0, "decay_fraction": None}
+    runs = [{"arm": "scratch", "budget": b, "schedule": cos} for b in (0.5, 1.0)] + [{"arm": "grow", "budget": 1.0,
+                                                                                      "schedule": cos}]
+    rec = recorded_levers([*runs, {"arm": "x"}, "not a record"])
+    assert rec["scratch"] == {"schedule": "cosine", "lr": 0.05, "warmup_epochs": 0.0, "decay_fraction": None}
+    assert set(rec) == {"scratch", "grow"}
+    assert fair_baseline(cfg)[1] == {"scratch-cosine": "the schedule of direct"}  # by the config alone
+    assert fair_baseline(cfg, rec)[1] == {}  # scratch ran the cosine; grow's cosine runs need nothing either
+    wsd = load_config(None, ["bench.arms=[scratch, direct, grow]",
+                             "bench.variants={grow-wsd: {arm: grow, set: {stage2.schedule: wsd}}}"])
+    assert fair_baseline(wsd, rec)[1] == {"scratch-wsd": "the schedule of grow-wsd"}
+
+
+def test_the_fair_baseline_adds_no_variant_that_would_not_train_with_its_schedule():
+    # the target rung's own wsd decay: a scratch variant with the cosine would be refused (its rung keeps the
+    # decay); the rule leaves it to the checks (which name the arm that has the problem) instead of raising
+    cfg = load_config(None, ["recipe=grow", "bench.arms=[scratch, grow, direct]",
+                             "rungs=[{name: target, model: resnet20, stage2: {decay_fraction: 0.3}}]"])
+    assert baseline_warnings(_config_arms(cfg))  # direct's cosine: scratch lacks it, and the bench says so
+    assert fair_baseline(cfg) == (cfg, {})

@@ -12,7 +12,8 @@ from .ladder import LadderError, Rung
 from .recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, WSD_DECAY, Recipe, schedule_defaults
 from .rung import chain_problems
 
-__all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings", "fair_baseline"]
+__all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings", "fair_baseline",
+           "recorded_levers"]
 
 # The stage-2 levers of a schedule (recipes.schedule_defaults, Stage2Config): a transfer arm given one of them must
 # find scratch given it too, or its time to scratch's accuracy measures the schedule as well as the recipe (issue 32).
@@ -156,28 +157,55 @@ def _lever_name(lv: dict[str, Any], ref: dict[str, Any]) -> str:
     return "scratch-" + "-".join(parts)
 
 
-def fair_baseline(cfg: RunConfig) -> tuple[RunConfig, dict[str, str]]:
+def recorded_levers(runs: list[Any]) -> dict[str, dict[str, Any]]:
+    """The learning-rate levers each label's finished runs recorded (their ``schedule``; at the longest budget,
+    whose warm-up is not clipped; the first of equal budgets), for :func:`fair_baseline`: a bench trained before a
+    default changed keeps the schedules it ran with. Records without a schedule (older benches) give nothing."""
+    best: dict[str, tuple[float, dict[str, Any]]] = {}
+    for r in runs:
+        sch = r.get("schedule") if isinstance(r, dict) else None
+        if not isinstance(sch, dict) or not isinstance(r.get("arm"), str) or "shape" not in sch:
+            continue
+        budget = r.get("budget") if isinstance(r.get("budget"), (int, float)) else 0.0
+        if r["arm"] not in best or budget > best[r["arm"]][0]:
+            lv = {"schedule": sch.get("shape"), "lr": sch.get("lr"), "warmup_epochs": sch.get("warmup_epochs"),
+                  "decay_fraction": sch.get("decay_fraction") if sch.get("shape") == "wsd" else None}
+            best[r["arm"]] = (budget, lv)
+    return {k: v for k, (_, v) in best.items()}
+
+
+def fair_baseline(cfg: RunConfig, recorded: dict[str, dict[str, Any]] | None = None
+                  ) -> tuple[RunConfig, dict[str, str]]:
     """``cfg`` with a scratch variant added for every schedule a transfer arm or variant of its bench gets and no
     scratch arm or variant gets (issue 32's fair baseline: the threshold "scratch's accuracy" is then the best
     scratch over every schedule the bench offers anything), and what was added: ``{name: why}``.
 
     A schedule is the target's stage-2 levers (:data:`SCHEDULE_LEVERS`): shape, wsd's decay, peak learning rate,
-    warm-up and weight average. Each added variant sets only what differs from the config's own scratch, and runs
-    at the budgets of the arms that get that schedule. Nothing is added to a bench without a scratch arm or variant
-    (it has no scratch baseline), with ``bench.fair_baseline: false`` (then :func:`baseline_warnings` warns), or to
-    a config whose arms do not build (the checks that follow report why). Adding again adds nothing."""
+    warm-up and weight average. ``recorded``: the levers an arm's finished runs trained with
+    (:func:`recorded_levers`), which count instead of the config's for that arm (a bench extended after a default
+    changed). Each added variant sets only what differs from the config's own scratch, and runs at the budgets of
+    the arms that get that schedule and the full one. Nothing is added to a bench without a scratch arm or variant
+    (it has no scratch baseline), with ``bench.fair_baseline: false`` (then :func:`baseline_warnings` warns), to
+    a config whose arms do not build (the checks that follow report why), or where the variant would not build
+    or not train with that schedule (a rung's own stage-2 keys override it; the warning stays). Adding again
+    adds nothing."""
     b = cfg.bench
     if not b.fair_baseline:
         return cfg, {}
+    recorded = recorded or {}
+
+    def levers(a: Arm) -> dict[str, Any]:
+        return {**_levers(a), **recorded.get(a.label, {})}
+
     try:
         arms = [_arm(cfg, a) for a in b.arms] + [_variant(cfg, k, v) for k, v in b.variants.items()]
-        have = [_levers(a) for a in arms if a.base == "scratch" and a.recipe == PRESETS["scratch"]]
+        have = [levers(a) for a in arms if a.base == "scratch" and a.recipe == PRESETS["scratch"]]
         if not have:
             return cfg, {}
         ref = _levers(_arm(cfg, "scratch"))  # what a variant's settings apply on top of: the config's own scratch
         missing: dict[tuple[tuple[str, Any], ...], list[Arm]] = {}
         for a in arms:
-            if not (a.base == "scratch" and a.recipe == PRESETS["scratch"]) and (lv := _levers(a)) not in have:
+            if not (a.base == "scratch" and a.recipe == PRESETS["scratch"]) and (lv := levers(a)) not in have:
                 missing.setdefault(tuple(lv.items()), []).append(a)
     except (ConfigError, LadderError, KeyError):
         return cfg, {}
@@ -187,11 +215,17 @@ def fair_baseline(cfg: RunConfig) -> tuple[RunConfig, dict[str, str]]:
         sets: dict[str, Any] = {"stage2.schedule": lv["schedule"],
                                 "stage2.decay_fraction": lv["decay_fraction"] if lv["schedule"] == "wsd" else None}
         sets |= {f"stage2.{k}": lv[k] for k in ("lr", "warmup_epochs", "ema") if lv[k] != ref[k]}
+        v = {"arm": "scratch", "set": sets}
+        try:  # it must build and train with exactly that schedule, or it is no baseline for it
+            if _levers(_variant(cfg, "scratch-fair", v)) != lv:
+                continue
+        except (ConfigError, LadderError):
+            continue
         name, n = _lever_name(lv, ref), 1
         while name in variants or name in ARMS or name in b.arms:
             n += 1
             name = f"{_lever_name(lv, ref)}-fair{n if n > 2 else ''}"
-        variants[name] = {"arm": "scratch", "set": sets}
+        variants[name] = v
         own = [b.arm_budgets.get(a.label) for a in users]
         if all(own):  # and the full budget, where the threshold is read
             budgets[name] = [x for x in b.budgets if x == max(b.budgets) or any(x in o for o in own if o)]

@@ -234,7 +234,7 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
     else:
         parsed, problems = parse_config_lenient(cfg)
         pf = Preflight(parsed, problems)
-    if bench and baseline:
+    if bench and baseline and not pf.problems:  # a config that parsed cleanly: the rule builds its arms
         pf.cfg, added = fair_baseline(pf.cfg)
         pf.notes += [f"bench: adds the scratch variant {k} ({why}): the fair baseline (bench.fair_baseline)"
                      for k, why in added.items()]

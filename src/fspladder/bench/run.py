@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ..arms import Arm, fair_baseline
+from ..arms import Arm, fair_baseline, recorded_levers
 from ..arms import arm_plan as full_budget_plan
 from ..chain import RungTask, Stage2Run, TaskOutcome, arm_tasks, bench_seeds, full_epochs, train_chain
 from ..check import preflight
@@ -140,6 +140,19 @@ def _as_read(obj: Any) -> Any:
     return json.loads(json.dumps(json_safe(obj), default=str, allow_nan=False))
 
 
+def _finished_records(out: Path, saved: dict[str, Any]) -> list[Any]:
+    """Every finished run record of the bench in ``out``: the run files first (what :meth:`_Bench.done` reads
+    first; a killed bench's newest), then bench.json's."""
+    recs: list[Any] = []
+    folder = out / RUNS_DIR
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            recs.append(json.loads(f.read_text()))
+        except (OSError, ValueError):  # not a run file of this bench: the bench never reads it either
+            continue
+    return recs + list(saved.get("runs") or [])
+
+
 def _run_file(out: Path, label: str, seed: int, budget: float) -> Path:
     return inside(out, RUNS_DIR, f"{check_name(label, 'bench arm or variant name')}__seed{seed}__budget{budget:g}.json")
 
@@ -150,15 +163,16 @@ class _Bench:
         self.t0 = time.perf_counter()
         self.own_teacher = teacher  # a trained nn.Module from Python instead of teacher.checkpoint
         self.resume = resume or extend  # an extension is a resume with a larger config
-        # A new bench or an extension gets the fair baseline's scratch variants; a resume continues its saved config.
-        self.added: dict[str, str] = {}
-        if extend or not resume:
-            cfg, self.added = fair_baseline(cfg)
-        self.cfg, self.out, self.extend = cfg, out, extend
         check_out_dir(out)
         # The bench already in ``out`` (read once; empty for a new bench): what a resume or extension continues.
         path = out / "bench.json"
         self.saved: dict[str, Any] = json.loads(path.read_text()) if self.resume and path.is_file() else {}
+        # The fair baseline's scratch variants, judged by the schedules finished runs trained with where there are
+        # some: a new bench and an extension add them; a resume adds none to a config saved with them (a config
+        # given again from Python gets them back, and one saved before the rule gets what it lacks).
+        found = _finished_records(out, self.saved) if self.resume else []
+        cfg, self.added = fair_baseline(cfg, recorded_levers(found))
+        self.cfg, self.out, self.extend = cfg, out, extend
         if extend:
             old = resume_config(out, "--extend")  # refuses a directory that holds no bench
             problems = extend_problems(old, cfg)
@@ -391,7 +405,7 @@ class _Bench:
             # Unfinished again, before the config changes: a kill from here on is continued by `--resume`.
             unfinished = {k: v for k, v in self.saved.items() if k not in ("summary", "estimate")}
             atomic_write_json(inside(self.out, "bench.json"), unfinished)
-        if not self.resume or self.extend:  # every check has passed: the bench's config is now this one
+        if not self.resume or self.extend or self.added:  # every check has passed: the bench's config is now this
             atomic_write_bytes(inside(self.out, BENCH_CONFIG),
                                yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False).encode())
         if self.clock is not None:
