@@ -217,9 +217,9 @@ def preflight(cfg: RunConfig | dict[str, Any], *, bench: bool = False, train: Mo
     network are checked, not the teacher or the rungs). ``data``: splits passed from Python instead of
     ``cfg.data``. ``device``: where the data path is planned for (default ``cfg.device``). ``teacher_module``: a
     trained network passed from Python instead of ``teacher.checkpoint``. ``baseline``: with ``bench``, add the
-    fair baseline's scratch variants first (:func:`fspladder.arms.fair_baseline`; ``pf.cfg`` holds them) as a new
-    bench or an extension does; the bench passes False, having added them itself (or not, resuming its saved
-    config as it was). Nothing is written."""
+    fair baseline's scratch variants first (:func:`fspladder.arms.fair_baseline`; ``pf.cfg`` holds them) as the
+    bench does; the bench passes False, having added them itself (judged by its finished runs' schedules).
+    Nothing is written."""
     pf = _preflight(cfg, bench, train, data, device, teacher_module, baseline)
     # One line per problem: some messages (a tap's, torch's) span lines; the CLI prints each problem on one.
     # The same problem found twice (the run's chain and a bench arm's) is reported once.

@@ -364,9 +364,7 @@ class _Bench:
         see. An arm with nothing left to train adds no run under its name, and its finished runs keep their own
         record of the schedule (the summary reads it), so it may stay beside new arms. The runs are read from
         bench.json and from this bench's own run files; records without a schedule (older benches) say nothing."""
-        recs = [r for r in self.saved.get("runs") or [] if isinstance(r, dict)]
-        recs += [r for arm in self.arms for seed in bench_seeds(self.cfg) for budget in self.cfg.bench.budgets
-                 if isinstance(r := self.done(arm.label, seed, budget), dict)]  # what a resume would keep
+        recs = [r for r in _finished_records(self.out, self.saved) if isinstance(r, dict)]
         now = {a.label: _as_read(schedule_record(full_budget_plan(a)[-1].s2)) for a in self.arms
                if any(self.budgets_to_run(a, seed) for seed in bench_seeds(self.cfg))}
         out: dict[str, str] = {}
