@@ -208,3 +208,15 @@ def test_auto_plans_only_recipes_that_read_the_stage2_keys_set(idx_folder, monke
     with pytest.raises(measure.PlanError, match="no recipe of plan.recipes"):
         run_plan(load_config(None, [*sets, "plan.recipes=[patent, w2s]"]), load_data(cfg), torch.device("cpu"),
                  teacher, teacher_meta=ck)
+
+
+def test_a_key_the_planner_cannot_take_is_named_at_the_users_rung():
+    # a planned chain holds the user's target only; the line names it where the user set it (rungs[1] here)
+    from fspladder import load_config
+
+    cfg = load_config(None, ["plan.intermediates=auto", "plan.recipes=[patent, grow]", "recipe=grow",
+                             "rungs=[{name: mid, model: resnet14}, {name: target, model: resnet20, "
+                             "stage2: {decay_fraction: 0.3}}]"])
+    found = cfg.planned_key_problems()
+    assert found["grow"] == [] and len(found["patent"]) == 1, found
+    assert found["patent"][0].startswith("rungs[1].stage2.decay_fraction is set"), found

@@ -448,12 +448,14 @@ class RunConfig:
         return out.resolved(self.recipe_for(rung, recipe)) if stage == "stage2" else out
 
     def recipe_key_problems(self, recipes: list[Recipe] | None = None,
-                            nobody: str = "no recipe here uses it", rungs_train: bool = True) -> list[str]:
+                            nobody: str = "no recipe here uses it", rungs_train: bool = True,
+                            first: int = 0) -> list[str]:
         """Stage-2 keys set to a value that no recipe here reads (they would change nothing).
 
         ``recipes``: every recipe the run or bench trains with (default: the rungs'). A run-wide key must
         be read by one of them; with ``rungs_train`` (a run: every rung trains by its own recipe) a rung's own
-        key must be read by that rung's recipe.
+        key must be read by that rung's recipe. ``first``: the index, in the user's ``rungs``, of this config's
+        first rung, which the lines name (a planned config holds the user's target only).
         """
         used = recipes if recipes is not None else [self.recipe_for(r) for r in self.rungs]
         problems = []
@@ -467,7 +469,7 @@ class RunConfig:
             if merged.get("decay_fraction") is not None and merged.get("schedule") is None:
                 rs = used if recipes is not None else [self.recipe_for(r)]
                 if not any(schedule_defaults(x)["schedule"] == "wsd" for x in rs):
-                    where = f"rungs[{i}].stage2" if r.stage2.get("decay_fraction") is not None else "stage2"
+                    where = f"rungs[{first + i}].stage2" if r.stage2.get("decay_fraction") is not None else "stage2"
                     problems.append(f"{where}.decay_fraction is set, but the schedule is cosine (the recipe's); it is "
                                     "read by schedule wsd only: set stage2.schedule: wsd or remove decay_fraction")
                     break
@@ -478,7 +480,7 @@ class RunConfig:
         for i, r in enumerate(self.rungs):
             for key in RECIPE_DEFAULT_KEYS:
                 if r.stage2.get(key) is not None and rungs_train and not reader_of(key, [self.recipe_for(r)]):
-                    problems.append(f"rungs[{i}].stage2.{key} is set, but rung {r.name}'s recipe "
+                    problems.append(f"rungs[{first + i}].stage2.{key} is set, but rung {r.name}'s recipe "
                                     f"({self.recipe_for(r)}) does not use it ({_users(key)}); remove it")
         return problems
 
@@ -499,7 +501,7 @@ class RunConfig:
             planned = copy.copy(self)
             planned.recipe, planned.rungs = name, [copy.copy(self.rungs[-1])]
             planned.rungs[0].recipe = None
-            out[name] = planned.recipe_key_problems(nobody=f"recipe {name} does not use it")
+            out[name] = planned.recipe_key_problems(nobody=f"recipe {name} does not use it", first=len(self.rungs) - 1)
         return out
 
 
