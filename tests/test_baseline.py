@@ -2,6 +2,7 @@
 warning of the bench's arms, re-summarising finished benches and the frontier, all on synthetic records."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -303,6 +304,50 @@ def test_the_fair_baseline_reads_the_schedules_finished_runs_trained_with():
     assert fair_baseline(wsd, rec)[1] == {"scratch-wsd": "the schedule of grow-wsd"}
 
 
+def test_an_extension_widens_the_budgets_of_a_variant_the_rule_added_before():
+    """A variant the rule added runs at its users' budgets of that time; an extension that widens theirs widens its
+    own (bench.json's ``fair_baseline_added`` names it), keeps every budget it ran, and leaves a user's own scratch
+    variant as it is."""
+    sets = ["bench.arms=[scratch, grow]", "bench.budgets=[0.25, 0.5, 1.0]",
+            "bench.variants={grow-ema: {arm: grow, set: {stage2.ema: 0.99}}, "
+            "scratch-cosine: {arm: scratch, set: {stage2.schedule: cosine}}}",
+            "bench.arm_budgets={grow-ema: [0.25], scratch-cosine: [1.0]}"]
+    first, added = fair_baseline(load_config(None, sets))
+    name = "scratch-wsd-ema0.99"
+    assert set(added) == {name} and first.bench.arm_budgets[name] == [0.25, 1.0]
+    owned = {name: [0.25, 1.0]}  # what bench.json records (fair_baseline_added, its config's arm_budgets)
+
+    def with_budgets(cfg, budgets, arm_budgets):
+        return replace(cfg, bench=replace(cfg.bench, budgets=budgets, arm_budgets=arm_budgets))
+
+    assert fair_baseline(first, owned=owned) == (first, {})  # the same budgets: nothing to widen
+    wider = with_budgets(first, [0.25, 0.5, 1.0], {**first.bench.arm_budgets, "grow-ema": [0.25, 0.5]})
+    fair, again = fair_baseline(wider, owned=owned)
+    assert fair.bench.arm_budgets[name] == [0.25, 0.5, 1.0]
+    assert again == {name: "its budgets widened to 0.25, 0.5, 1 (those of grow-ema)"}
+    assert fair.bench.arm_budgets["scratch-cosine"] == [1.0]  # the user's own: not the rule's to change
+    assert fair_baseline(wider)[1] == {}  # without the record of what it added, the rule changes nothing
+    # a larger full budget: it runs there too, where the threshold is read, and keeps what it ran
+    short = [*sets[:1], "bench.budgets=[0.25, 0.5]", sets[2], "bench.arm_budgets={grow-ema: [0.25], "
+             "scratch-cosine: [0.5]}"]
+    first_short, added = fair_baseline(load_config(None, short))
+    assert first_short.bench.arm_budgets[name] == [0.25, 0.5]
+    longer = with_budgets(first_short, [0.25, 0.5, 1.0], {**first_short.bench.arm_budgets, "scratch-cosine": [1.0]})
+    assert fair_baseline(longer, owned={name: [0.25, 0.5]})[0].bench.arm_budgets[name] == [0.25, 0.5, 1.0]
+    # its user now at every budget: so is it
+    every = with_budgets(first, [0.25, 0.5, 1.0], {"scratch-cosine": [1.0], name: [0.25, 1.0]})
+    fair, again = fair_baseline(every, owned=owned)
+    assert name not in fair.bench.arm_budgets and again[name].startswith("its budgets widened to every budget")
+    # a config given without it (an extension's own CONFIG): added again, with every budget it ran kept
+    mine = replace(first, bench=replace(first.bench, variants={k: v for k, v in first.bench.variants.items()
+                                                                if k != name},
+                                        arm_budgets={"grow-ema": [0.5], "scratch-cosine": [1.0]}))
+    fair, again = fair_baseline(mine, owned=owned)
+    assert fair.bench.arm_budgets[name] == [0.25, 0.5, 1.0] and again[name] == "the schedule of grow-ema"
+    # a name the record holds that is the user's own arm, or no scratch variant, is not the rule's
+    assert fair_baseline(first, owned={"scratch": [1.0], "grow-ema": [0.25]}) == (first, {})
+
+
 def test_the_fair_baseline_adds_no_variant_that_would_not_train_with_its_schedule():
     # the target rung's own wsd decay: a scratch variant with the cosine would be refused (its rung keeps the
     # decay); the rule leaves it to the checks (which name the arm that has the problem) instead of raising
@@ -310,3 +355,25 @@ def test_the_fair_baseline_adds_no_variant_that_would_not_train_with_its_schedul
                              "rungs=[{name: target, model: resnet20, stage2: {decay_fraction: 0.3}}]"])
     assert baseline_warnings(_config_arms(cfg))  # direct's cosine: scratch lacks it, and the bench says so
     assert fair_baseline(cfg) == (cfg, {})
+
+
+def test_what_a_bench_recorded_of_the_rule_is_read_back_defensively():
+    from fspladder.bench.run import _added_record, _owned_budgets
+
+    saved = {"config": {"bench": {"variants": {"scratch-cosine": {}, "scratch-ema": {}, "other": {}},
+                                  "arm_budgets": {"scratch-cosine": [0.5, 1], "scratch-ema": [True]}}}}
+    # named in fair_baseline_added and held by the saved config: its budgets (None: every budget); a foreign shape
+    # or a name the config lacks: left out
+    owned = {"scratch-cosine": "the schedule of grow-cosine", "scratch-ema": "x", "gone": "y", "other": "z"}
+    assert _owned_budgets(saved, owned) == {"scratch-cosine": [0.5, 1.0], "other": None}
+    for foreign in ({}, {"config": []}, {"config": {"bench": {"variants": []}}}, {"config": {"bench": 3}}):
+        assert _owned_budgets(foreign, owned) == {}
+    # a widening is said after why the variant was added, the last widening only
+    before = {"scratch-cosine": "the schedule of grow-cosine"}
+    once = _added_record(before, {"scratch-cosine": "its budgets widened to 0.5, 1 (those of grow-cosine)"})
+    assert once == {"scratch-cosine": "the schedule of grow-cosine; its budgets widened to 0.5, 1 (those of "
+                                      "grow-cosine)"}
+    twice = _added_record(once, {"scratch-cosine": "its budgets widened to every budget (those of grow-cosine)",
+                                 "scratch-wsd": "the schedule of grow-wsd"})
+    assert twice == {"scratch-cosine": "the schedule of grow-cosine; its budgets widened to every budget (those of "
+                                       "grow-cosine)", "scratch-wsd": "the schedule of grow-wsd"}

@@ -234,6 +234,12 @@ def test_extend_adds_arms_to_a_finished_bench_and_keeps_its_runs(tmp_path, idx_f
     err = capsys.readouterr().err
     assert "scratch (shape cosine -> wsd, decay_fraction None -> 0.5)" in err and "start a new bench" in err
     assert {p.name: p.read_bytes() for p in older.rglob("*") if p.is_file()} == frozen_older
+    # The weight average is part of it: a run recorded with one (the same curve) is not continued without one.
+    rec.write_text(json.dumps({**r, "ema": 0.99}))
+    assert main(["bench", *common, "--arms", "scratch,direct", "--budgets", "0.5,1", "--extend", str(older)]) == 2
+    err = capsys.readouterr().err
+    assert "scratch (ema 0.99 -> None)" in err and "shape" not in err.split("scratch (ema")[1].split(")")[0]
+    rec.write_text(json.dumps({**r, "schedule": {**r["schedule"], "shape": "cosine", "decay_fraction": None}}))
     # Nothing left to train under the old name: new arms may join it, and its run keeps its own schedule.
     assert main(["bench", *common, "--arms", "scratch,direct", "--budgets", "0.5,1", "--extend", str(older),
                  "--set", "bench.arm_budgets.scratch=[1]"]) == 0, capsys.readouterr().err

@@ -186,6 +186,17 @@ def test_resume_refuses_a_stage2_begun_on_another_schedule(idx_and_teacher):
     assert refused.stderr.count("error") == 1 and "shape cosine -> wsd" in line
     assert "fspladder version that started it" in line and "start a new run" in line and "nothing was changed" in line
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # A stage begun with a weight average (its weights among the state's modules, its decay recorded) is not
+    # continued without one either.
+    averaged = {**state, "modules": {**state["modules"], "ema": state["modules"]["model"]},
+                "result": {**state["result"], "ema": 0.99}}
+    torch.save(averaged, out / "state.pt")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    refused = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress", "--no-report"])
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "ema 0.99 -> None" in line and "shape" not in line and "nothing was changed" in line, line
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     # A state of an older version, without the record, says nothing; the untampered one resumes.
     (out / "state.pt").write_bytes(original)
     resumed = _run([sys.executable, "-m", "fspladder", "run", "--resume", str(out), "--no-progress", "--no-report"])

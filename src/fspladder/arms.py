@@ -3,6 +3,8 @@ reports their problems, so a config that check accepts is not refused by the ben
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -157,10 +159,14 @@ def _lever_name(lv: dict[str, Any], ref: dict[str, Any]) -> str:
     return "scratch-" + "-".join(parts)
 
 
+WIDENED = "its budgets widened"  # how fair_baseline says it widened a variant's budgets (bench.json, messages)
+
+
 def recorded_levers(runs: list[Any]) -> dict[str, dict[str, Any]]:
     """The learning-rate levers each label's finished runs recorded (their ``schedule``; at the longest budget,
     whose warm-up is not clipped; the first of equal budgets), for :func:`fair_baseline`: a bench trained before a
-    default changed keeps the schedules it ran with. Records without a schedule (older benches) give nothing."""
+    default changed keeps the schedules it ran with. The weight average is read from a record's ``ema`` (None:
+    none); a record without it leaves the config's. Records without a schedule (older benches) give nothing."""
     best: dict[str, tuple[float, dict[str, Any]]] = {}
     for r in runs:
         sch = r.get("schedule") if isinstance(r, dict) else None
@@ -170,12 +176,15 @@ def recorded_levers(runs: list[Any]) -> dict[str, dict[str, Any]]:
         if r["arm"] not in best or budget > best[r["arm"]][0]:
             lv = {"schedule": sch.get("shape"), "lr": sch.get("lr"), "warmup_epochs": sch.get("warmup_epochs"),
                   "decay_fraction": sch.get("decay_fraction") if sch.get("shape") == "wsd" else None}
+            ema = r.get("ema", False)  # False: not recorded (older records) -> the config's value counts
+            if ema is None or (isinstance(ema, (int, float)) and not isinstance(ema, bool) and math.isfinite(ema)):
+                lv["ema"] = float(ema or 0.0)  # the run's weight average (None: none)
             best[r["arm"]] = (budget, lv)
     return {k: v for k, (_, v) in best.items()}
 
 
-def fair_baseline(cfg: RunConfig, recorded: dict[str, dict[str, Any]] | None = None
-                  ) -> tuple[RunConfig, dict[str, str]]:
+def fair_baseline(cfg: RunConfig, recorded: dict[str, dict[str, Any]] | None = None,
+                  owned: Mapping[str, list[float] | None] | None = None) -> tuple[RunConfig, dict[str, str]]:
     """``cfg`` with a scratch variant added for every schedule a transfer arm or variant of its bench gets and no
     scratch arm or variant gets (issue 32's fair baseline: the threshold "scratch's accuracy" is then the best
     scratch over every schedule the bench offers anything), and what was added: ``{name: why}``.
@@ -188,7 +197,11 @@ def fair_baseline(cfg: RunConfig, recorded: dict[str, dict[str, Any]] | None = N
     (it has no scratch baseline), with ``bench.fair_baseline: false`` (then :func:`baseline_warnings` warns), to
     a config whose arms do not build (the checks that follow report why), or where the variant would not build
     or not train with that schedule (a rung's own stage-2 keys override it; the warning stays). Adding again
-    adds nothing."""
+    adds nothing. ``owned``: the variants this rule added to the bench before (bench.json's
+    ``fair_baseline_added``), each with the budgets it was given then (None: every budget). Such a variant keeps
+    them, and an extension that widens its users' budgets or the full one widens its own alike (``{name: "its
+    budgets widened to those of ..."}`` in the result), so the baseline runs wherever its schedule does and no
+    budget it already ran is dropped."""
     b = cfg.bench
     if not b.fair_baseline:
         return cfg, {}
@@ -230,4 +243,27 @@ def fair_baseline(cfg: RunConfig, recorded: dict[str, dict[str, Any]] | None = N
         if all(own):  # and the full budget, where the threshold is read
             budgets[name] = [x for x in b.budgets if x == max(b.budgets) or any(x in o for o in own if o)]
         added[name] = "the schedule of " + ", ".join(a.label for a in users)
+    for name, before in (owned or {}).items():  # added by this rule before, with the budgets it had then
+        v = variants.get(name)
+        if not isinstance(v, dict) or v.get("arm") != "scratch" or name not in budgets:
+            continue  # gone from the config (or never a scratch variant), or at every budget already
+        try:
+            mine = _levers(_variant(cfg, name, v))
+        except (ConfigError, LadderError):  # the checks that follow say why
+            continue
+        users = [a for a in arms if not (a.base == "scratch" and a.recipe == PRESETS["scratch"])
+                 and levers(a) == mine]
+        own = [b.arm_budgets.get(a.label) for a in users]
+        if before is None or not all(own):  # it ran at every budget, or a user now does: so does it
+            del budgets[name]
+            to = "every budget"
+        else:
+            now = [x for x in b.budgets if x == max(b.budgets) or x in budgets[name] or x in before
+                   or any(x in o for o in own if o)]
+            if now == budgets[name]:
+                continue
+            budgets[name] = now
+            to = ", ".join(f"{x:g}" for x in now)
+        if name not in added:  # re-added by the loop above: "added" says so already
+            added[name] = f"{WIDENED} to {to}" + (f" (those of {', '.join(a.label for a in users)})" if users else "")
     return replace(cfg, bench=replace(b, variants=variants, arm_budgets=budgets)), added

@@ -191,26 +191,37 @@ class _Run:
                                   f"from; resume it with {how}, or start a new run (nothing was changed)")
 
     def check_schedule_resumes(self) -> None:
-        """A stage 2 continues on the learning-rate curve it started on: the resumed state's recorded schedule
-        (``Stage2Result.schedule``) must be the one its rung would train with now, else one line, nothing changed.
-        The config records a null key (the recipe's default) as null, so a default changed since (issue 32: scratch
-        and grow from one cosine to wsd) would bend the curve mid-stage unseen. A state of stage 1 starts its
-        stage 2 afresh, finished rungs are loaded, and a state saved before the record existed says nothing."""
+        """A stage 2 continues on the learning-rate curve and with the weight average it started with: the resumed
+        state's recorded schedule (``Stage2Result.schedule``) must be the one its rung would train with now, and its
+        weight average (the "ema" weights among its modules, their decay ``Stage2Result.ema``) the one it would
+        keep now, else one line, nothing changed. The config records a null key (the recipe's default) as null, so
+        a default changed since (issue 32: scratch and grow from one cosine to wsd) would bend the curve mid-stage
+        unseen. A state of stage 1 starts its stage 2 afresh, finished rungs are loaded, and a state saved before
+        a record existed says nothing on what it lacks."""
         st = self.state
         if st is None or st["stage"] != 2:
             return
-        rec = st.get("result")  # read back from a file: untrusted, so a foreign shape says nothing here
-        was = rec.get("schedule") if isinstance(rec, dict) else None
-        if not isinstance(was, dict) or not was:
-            return
         task = self.tasks[st["rung"] - 1]
-        now = schedule_record(task.s2)
-        if was != now:
-            diff = ", ".join(f"{k} {was.get(k)} -> {now.get(k)}" for k in now if was.get(k) != now.get(k))
+        rec = st.get("result")  # read back from a file: untrusted, so a foreign shape says nothing here
+        rec = rec if isinstance(rec, dict) else {}
+        was, now = rec.get("schedule"), schedule_record(task.s2)
+        moved = ({k: (was.get(k), now.get(k)) for k in now if was.get(k) != now.get(k)}
+                 if isinstance(was, dict) and was else {})
+        mods, had = st.get("modules"), rec.get("ema")
+        if isinstance(mods, dict):  # every state has its modules: an average's weights are there, or none are
+            want = task.s2.ema or None
+            if "ema" not in mods:
+                had = None
+            elif not isinstance(had, (int, float)) or isinstance(had, bool):
+                had = "on" if want is None else want  # an older state: on, its decay unrecorded
+            if had != want:
+                moved["ema"] = (had, want)
+        if moved:
+            diff = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items())
             raise ResumeError(f"{self.out}: rung {task.name}'s stage 2 started with another learning-rate schedule "
-                              f"than this fspladder version would continue it with ({diff}; a recipe default "
-                              "changed since); continue it with the fspladder version that started it, or start a "
-                              "new run (nothing was changed)")
+                              f"or weight average than this fspladder version would continue it with ({diff}; a "
+                              "recipe default changed since); continue it with the fspladder version that started "
+                              "it, or start a new run (nothing was changed)")
 
     def seconds(self) -> float:
         """This run's seconds so far, earlier sessions of a resumed run included."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ..arms import Arm, fair_baseline, recorded_levers
+from ..arms import WIDENED, Arm, fair_baseline, recorded_levers
 from ..arms import arm_plan as full_budget_plan
 from ..chain import RungTask, Stage2Run, TaskOutcome, arm_tasks, bench_seeds, full_epochs, train_chain
 from ..check import preflight
@@ -153,6 +153,35 @@ def _finished_records(out: Path, saved: dict[str, Any]) -> list[Any]:
     return recs + list(saved.get("runs") or [])
 
 
+def _owned_budgets(saved: dict[str, Any], owned: dict[str, Any]) -> dict[str, list[float] | None]:
+    """The scratch variants the fair-baseline rule added to the saved bench, each with the budgets its config gave
+    it (None: every budget), for :func:`fair_baseline`'s ``owned``. Read back from a file: a name the saved config
+    does not hold, or budgets of a foreign shape, are left out."""
+    bench = (saved.get("config") or {}).get("bench") if isinstance(saved.get("config"), dict) else None
+    if not isinstance(bench, dict):
+        return {}
+    variants, budgets = bench.get("variants") or {}, bench.get("arm_budgets") or {}
+    if not isinstance(variants, dict) or not isinstance(budgets, dict):
+        return {}
+    out: dict[str, list[float] | None] = {}
+    for name in owned:
+        b = budgets.get(name)
+        if name in variants and (b is None or (isinstance(b, list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in b))):
+            out[name] = None if b is None else [float(x) for x in b]
+    return out
+
+
+def _added_record(before: dict[str, Any], now: dict[str, str]) -> dict[str, Any]:
+    """bench.json's ``fair_baseline_added``: what the rule added, ever, and why; a widening is said after the reason
+    the variant was added (the last widening only)."""
+    out = dict(before)
+    for k, why in now.items():
+        first = str(out.get(k, "")).split(f"; {WIDENED}")[0]
+        out[k] = f"{first}; {why}" if why.startswith(WIDENED) and first and not first.startswith(WIDENED) else why
+    return out
+
+
 def _run_file(out: Path, label: str, seed: int, budget: float) -> Path:
     return inside(out, RUNS_DIR, f"{check_name(label, 'bench arm or variant name')}__seed{seed}__budget{budget:g}.json")
 
@@ -171,7 +200,9 @@ class _Bench:
         # some: a new bench and an extension add them; a resume adds none to a config saved with them (a config
         # given again from Python gets them back, and one saved before the rule gets what it lacks).
         found = _finished_records(out, self.saved) if self.resume else []
-        cfg, self.added = fair_baseline(cfg, recorded_levers(found))
+        owned = self.saved.get("fair_baseline_added")  # read back from a file: a foreign shape owns nothing
+        self.owned: dict[str, Any] = owned if isinstance(owned, dict) else {}
+        cfg, self.added = fair_baseline(cfg, recorded_levers(found), owned=_owned_budgets(self.saved, self.owned))
         self.cfg, self.out, self.extend = cfg, out, extend
         if extend:
             old = resume_config(out, "--extend")  # refuses a directory that holds no bench
@@ -196,8 +227,9 @@ class _Bench:
         pf.raise_problems()
         pf.print_warnings()
         for k, why in self.added.items():  # recorded in bench.json too (fair_baseline_added)
-            print(f"bench: adds the scratch variant {k} ({why}): the fair baseline; bench.fair_baseline: false to "
-                  "run without it", file=sys.stderr)
+            what = f"the scratch variant {k}: {why}" if why.startswith(WIDENED) else \
+                f"adds the scratch variant {k} ({why})"
+            print(f"bench: {what}: the fair baseline; bench.fair_baseline: false to run without it", file=sys.stderr)
         assert pf.data is not None and pf.teacher is not None and pf.arms is not None  # no problem: all built
         self.data = pf.data.to(self.device)
         self.log: Any = MetricsLog(inside(self.out, "metrics.jsonl"), hold=True)
@@ -303,8 +335,7 @@ class _Bench:
                  "precision": {a.label: {"amp": c.amp, "teacher_amp": c.teacher_amp} for a, c in
                                zip(self.arms, self.ctxs.values())},
                  "arms": [a.label for a in self.arms], "recipes": {a.label: a.recipe.as_dict() for a in self.arms},
-                 "skipped": self.skipped, "fair_baseline_added": {**self.saved.get("fair_baseline_added", {}),
-                                                                  **self.added},
+                 "skipped": self.skipped, "fair_baseline_added": _added_record(self.owned, self.added),
                  "budgets": b.budgets, "full_epochs": self.full, "teacher": self.teacher_rec,
                  "protocol": self.protocol(), "runs": self.all_runs(),
                  "seconds": self.prior + time.perf_counter() - self.t0}
@@ -359,20 +390,27 @@ class _Bench:
 
     def schedule_changes(self) -> list[str]:
         """Each arm or variant with runs still to train whose finished runs recorded another learning-rate curve
-        than it would train with now, as ``label (was -> now)``: the config says the same (a null key: the
-        recipe's default) while a default changed under it, which the config comparison of an extension cannot
-        see. An arm with nothing left to train adds no run under its name, and its finished runs keep their own
-        record of the schedule (the summary reads it), so it may stay beside new arms. The runs are read from
-        bench.json and from this bench's own run files; records without a schedule (older benches) say nothing."""
+        or weight average than it would train with now, as ``label (was -> now)``: the config says the same (a
+        null key: the recipe's default) while a default changed under it, which the config comparison of an
+        extension cannot see. An arm with nothing left to train adds no run under its name, and its finished runs
+        keep their own record of the schedule (the summary reads it), so it may stay beside new arms. The runs are
+        read from bench.json and from this bench's own run files; records without a schedule (older benches) say
+        nothing, and records without ``ema`` nothing on the average."""
         recs = [r for r in _finished_records(self.out, self.saved) if isinstance(r, dict)]
-        now = {a.label: _as_read(schedule_record(full_budget_plan(a)[-1].s2)) for a in self.arms
-               if any(self.budgets_to_run(a, seed) for seed in bench_seeds(self.cfg))}
+        # the curve and the weight average (a run records its decay as ``ema``, None without one)
+        now = {a.label: _as_read({**schedule_record(s2), "ema": s2.ema or None}) for a in self.arms
+               if any(self.budgets_to_run(a, seed) for seed in bench_seeds(self.cfg))
+               for s2 in [full_budget_plan(a)[-1].s2]}
         out: dict[str, str] = {}
         for rec in recs:
             label, was = rec.get("arm"), rec.get("schedule")
             if label not in now or label in out or not isinstance(was, dict):
                 continue
             want = dict(now[label])
+            if "ema" in rec:  # older records lack it: they say nothing on the average
+                was = {**was, "ema": rec["ema"]}
+            else:
+                del want["ema"]
             if isinstance(rec.get("epochs"), (int, float)) and isinstance(want.get("warmup_epochs"), (int, float)):
                 want["warmup_epochs"] = min(want["warmup_epochs"], rec["epochs"])  # a budget clips its warm-up
             if want != was:

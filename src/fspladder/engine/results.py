@@ -61,6 +61,6 @@ class Stage2Result(StageResult):
     fsp_weight: float | None = None  # guidance joint
     previous_val_acc: float | None = None  # guidance kd-early: the accuracy the student must pass
     kd_off: dict[str, Any] | None = None  # guidance kd-early: where the soft targets were switched off, and why
-    ema: float | None = None  # the weight average's per-step decay when the stage scored and kept it
+    ema: float | None = None  # the weight average's per-step decay (None: none), recorded from the stage's start
     schedule: dict[str, Any] = field(default_factory=dict)  # the learning-rate curve: peak, shape, warm-up, decay
     val_acc_raw: list[float] = field(default_factory=list)  # with ema: the raw weights' accuracy per epoch

@@ -296,7 +296,10 @@ def train_stage2(model: nn.Module, cfg: Stage2Config, ctx: TrainContext, name: s
     total = cfg.epochs * steps_per_epoch
     kind = ("kd-early" if guidance.early else "kd") if isinstance(guidance, SoftTargets) else \
         "joint" if isinstance(guidance, FlowTarget) else "ce"
-    result = Stage2Result(epochs=cfg.epochs, steps=total, guidance=kind, schedule=schedule_record(cfg))
+    # the average's decay from the start (not only once the stage kept it): a state saved mid-stage says which
+    # average it runs, which a resume must continue (runner's schedule guard)
+    result = Stage2Result(epochs=cfg.epochs, steps=total, guidance=kind, schedule=schedule_record(cfg),
+                          ema=cfg.ema or None)
     obj = TaskObjective(model, cfg, ctx, name, result, guidance, eval_test, total, steps_per_epoch)
     fit(obj, cfg, train, ctx, name=name, seed=seed * 1000 + 2, epochs=cfg.epochs, result=result,
         warmup_epochs=cfg.warmup_epochs, resume=resume, on_epoch_end=on_epoch_end,
