@@ -15,7 +15,7 @@ from .recipes import ARMS, PRESETS, RECIPE_DEFAULT_KEYS, WSD_DECAY, Recipe, sche
 from .rung import chain_problems
 
 __all__ = ["Arm", "BenchArms", "bench_arms", "SCHEDULE_LEVERS", "baseline_warnings", "fair_baseline",
-           "recorded_levers"]
+           "recorded_levers", "fair_baseline_line", "WIDENED"]
 
 # The stage-2 levers of a schedule (recipes.schedule_defaults, Stage2Config): a transfer arm given one of them must
 # find scratch given it too, or its time to scratch's accuracy measures the schedule as well as the recipe (issue 32).
@@ -92,6 +92,11 @@ def bench_arms(cfg: RunConfig, teacher: Rung, data: Any, other_classes: str | No
     return out
 
 
+def _is_scratch(a: Arm) -> bool:
+    """A scratch arm or variant with scratch's own recipe: a baseline (one given another recipe is not)."""
+    return a.base == "scratch" and a.recipe == PRESETS["scratch"]
+
+
 def _arm(cfg: RunConfig, name: str) -> Arm:
     return Arm(name, name, ARMS[name][0], cfg.recipe_for(cfg.rungs[-1], ARMS[name][1]), cfg)
 
@@ -122,7 +127,7 @@ def baseline_warnings(arms: list[Arm]) -> list[str]:
 
     A warning, not a refusal: a bench that lacks it still runs and its summary says its baseline is not scratch
     at its best (``summary.baseline.unmatched``)."""
-    scratch = [a for a in arms if a.base == "scratch" and a.recipe == PRESETS["scratch"]]
+    scratch = [a for a in arms if _is_scratch(a)]
     if not scratch:
         return []
     have = [_levers(a) for a in scratch]
@@ -160,6 +165,13 @@ def _lever_name(lv: dict[str, Any], ref: dict[str, Any]) -> str:
 
 
 WIDENED = "its budgets widened"  # how fair_baseline says it widened a variant's budgets (bench.json, messages)
+
+
+def fair_baseline_line(name: str, why: str) -> str:
+    """What ``check --bench`` and the bench say of a variant :func:`fair_baseline` added or widened."""
+    what = (f"the scratch variant {name}: {why}" if why.startswith(WIDENED)
+            else f"adds the scratch variant {name} ({why})")
+    return f"bench: {what}: the fair baseline; bench.fair_baseline: false to run without it"
 
 
 def recorded_levers(runs: list[Any]) -> dict[str, dict[str, Any]]:
@@ -207,18 +219,17 @@ def fair_baseline(cfg: RunConfig, recorded: dict[str, dict[str, Any]] | None = N
         return cfg, {}
     recorded = recorded or {}
 
-    def levers(a: Arm) -> dict[str, Any]:
-        return {**_levers(a), **recorded.get(a.label, {})}
-
     try:
         arms = [_arm(cfg, a) for a in b.arms] + [_variant(cfg, k, v) for k, v in b.variants.items()]
-        have = [levers(a) for a in arms if a.base == "scratch" and a.recipe == PRESETS["scratch"]]
+        # each arm's levers, resolved once (its chain plan): a finished arm's recorded ones win
+        levers = {a.label: {**_levers(a), **recorded.get(a.label, {})} for a in arms}
+        have = [levers[a.label] for a in arms if _is_scratch(a)]
         if not have:
             return cfg, {}
         ref = _levers(_arm(cfg, "scratch"))  # what a variant's settings apply on top of: the config's own scratch
         missing: dict[tuple[tuple[str, Any], ...], list[Arm]] = {}
         for a in arms:
-            if not (a.base == "scratch" and a.recipe == PRESETS["scratch"]) and (lv := levers(a)) not in have:
+            if not _is_scratch(a) and (lv := levers[a.label]) not in have:
                 missing.setdefault(tuple(lv.items()), []).append(a)
     except (ConfigError, LadderError, KeyError):
         return cfg, {}
@@ -247,12 +258,11 @@ def fair_baseline(cfg: RunConfig, recorded: dict[str, dict[str, Any]] | None = N
         v = variants.get(name)
         if not isinstance(v, dict) or v.get("arm") != "scratch" or name not in budgets:
             continue  # gone from the config (or never a scratch variant), or at every budget already
-        try:
-            mine = _levers(_variant(cfg, name, v))
+        try:  # re-added by the loop above, it is not among the arms built
+            mine = levers[name] if name in levers else _levers(_variant(cfg, name, v))
         except (ConfigError, LadderError):  # the checks that follow say why
             continue
-        users = [a for a in arms if not (a.base == "scratch" and a.recipe == PRESETS["scratch"])
-                 and levers(a) == mine]
+        users = [a for a in arms if not _is_scratch(a) and levers[a.label] == mine]
         own = [b.arm_budgets.get(a.label) for a in users]
         if before is None or not all(own):  # it ran at every budget, or a user now does: so does it
             del budgets[name]

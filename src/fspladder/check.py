@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .arms import BenchArms, bench_arms, fair_baseline
+from .arms import BenchArms, bench_arms, fair_baseline, fair_baseline_line
 from .chain import RungTask, run_tasks
 from .checkpoint import CheckpointError
 from .config import ConfigError, ModelConfig, RunConfig, parse_config_lenient
@@ -236,8 +236,7 @@ def _preflight(cfg: RunConfig | dict[str, Any], bench: bool, train: ModelConfig 
         pf = Preflight(parsed, problems)
     if bench and baseline and not pf.problems:  # a config that parsed cleanly: the rule builds its arms
         pf.cfg, added = fair_baseline(pf.cfg)
-        pf.notes += [f"bench: adds the scratch variant {k} ({why}): the fair baseline (bench.fair_baseline)"
-                     for k, why in added.items()]
+        pf.notes += [fair_baseline_line(k, why) for k, why in added.items()]
     cfg, problems = pf.cfg, pf.problems
     splits = data
     if splits is not None:  # the teacher's normalisation, as load_data applies it to cfg.data

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ..arms import WIDENED, Arm, fair_baseline, recorded_levers
+from ..arms import WIDENED, Arm, fair_baseline, fair_baseline_line, recorded_levers
 from ..arms import arm_plan as full_budget_plan
 from ..chain import RungTask, Stage2Run, TaskOutcome, arm_tasks, bench_seeds, full_epochs, train_chain
 from ..check import preflight
@@ -227,9 +227,7 @@ class _Bench:
         pf.raise_problems()
         pf.print_warnings()
         for k, why in self.added.items():  # recorded in bench.json too (fair_baseline_added)
-            what = f"the scratch variant {k}: {why}" if why.startswith(WIDENED) else \
-                f"adds the scratch variant {k} ({why})"
-            print(f"bench: {what}: the fair baseline; bench.fair_baseline: false to run without it", file=sys.stderr)
+            print(fair_baseline_line(k, why), file=sys.stderr)
         assert pf.data is not None and pf.teacher is not None and pf.arms is not None  # no problem: all built
         self.data = pf.data.to(self.device)
         self.log: Any = MetricsLog(inside(self.out, "metrics.jsonl"), hold=True)
